@@ -1,0 +1,40 @@
+//! The command line: one subcommand per job.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use model::backend::BackendKind;
+use model::AttentionSpec;
+
+#[derive(Parser)]
+#[command(name = "harness", version, about = "Evaluate Llama/Mistral-family checkpoints on benchmark suites")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Print per-token log-probabilities and top-k alternatives for a text or token ids.
+    Logprobs(crate::logprobs::LogprobsArgs),
+}
+
+/// How to load and run a model: shared by every subcommand.
+#[derive(Args, Clone, Debug)]
+pub struct ModelArgs {
+    /// An HF folder (config.json + safetensors [+ tokenizer.json]) or a .gguf file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Attention variant: native, mha, mqa, gqa:G, swa:W, full (comma-combinable).
+    #[arg(long, default_value = "native")]
+    pub attention: AttentionSpec,
+    /// Compute backend: flex (CPU, default), ndarray (CPU) or wgpu (GPU), as compiled in.
+    #[arg(long, default_value = "flex")]
+    pub backend: BackendKind,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Logprobs(args) => crate::logprobs::run(&args),
+    }
+}

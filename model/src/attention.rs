@@ -1,0 +1,74 @@
+//! One attention module for MHA, MQA, GQA and sliding-window attention: `num_heads` query
+//! heads share `kv_heads` key/value heads, and an optional window limits how far back a query
+//! looks. Also the checkpoint conversions between head layouts.
+
+use burn::tensor::{Bool, Tensor, activation::softmax};
+
+use crate::attention_spec::ResolvedAttention;
+use crate::cache::KvCache;
+use crate::linear::Linear;
+use crate::rope::RotaryTables;
+
+pub struct Attention {
+    pub q: Linear,
+    pub k: Linear,
+    pub v: Linear,
+    pub o: Linear,
+    pub num_heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+impl Attention {
+    /// x: [batch, seq, hidden]; `mask` from `cache::blocked_mask` ([batch, 1, groups*seq, keys]).
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        rotary: &RotaryTables,
+        mask: &Tensor<4, Bool>,
+        cache: Option<(&mut KvCache, usize)>,
+    ) -> Tensor<3> {
+        let [b, s, _] = x.dims();
+        let (h, kvh, d) = (self.num_heads, self.kv_heads, self.head_dim);
+        let groups = h / kvh;
+        let split = |t: Tensor<3>, heads: usize| t.reshape([b, s, heads, d]).swap_dims(1, 2);
+        let q = rotary.apply(split(self.q.forward(x.clone()), h));
+        let k = rotary.apply(split(self.k.forward(x.clone()), kvh));
+        let v = split(self.v.forward(x), kvh);
+        let (k, v) = match cache {
+            Some((cache, layer)) => cache.attend_and_store(layer, k, v),
+            None => (k, v),
+        };
+        let keys = k.dims()[2];
+        // Query head g*kvh.. shares kv head g: fold each group's heads into the row dimension
+        // so one batched matmul serves the whole group without copying K/V per head.
+        let q = q.reshape([b, kvh, groups * s, d]);
+        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar((d as f64).powf(-0.5));
+        let scores = scores.mask_fill(mask.clone().expand([b, kvh, groups * s, keys]), f32::MIN);
+        let context = softmax(scores, 3).matmul(v);
+        let context = context.reshape([b, h, s, d]).swap_dims(1, 2).reshape([b, s, h * d]);
+        self.o.forward(context)
+    }
+}
+
+/// Converts a K or V projection ([hidden, native_kv * d], stored [in, out]) to the resolved
+/// head count: repeat each head to one per query head (exact, GQA → MHA), then mean-pool
+/// consecutive heads into groups (Ainslie et al. 2023, "GQA", §2.1).
+pub fn convert_kv_projection(weight: Tensor<2>, attention: &ResolvedAttention, head_dim: usize) -> Tensor<2> {
+    let (native, target, n) = (attention.native_kv_heads, attention.kv_heads, attention.num_heads);
+    if native == target {
+        return weight;
+    }
+    let [hidden, _] = weight.dims();
+    let per_query = weight
+        .reshape([hidden, native, 1, head_dim])
+        .expand([hidden, native, n / native, head_dim])
+        .reshape([hidden, n, head_dim]);
+    if target == n {
+        return per_query.reshape([hidden, n * head_dim]);
+    }
+    per_query
+        .reshape([hidden, target, n / target, head_dim])
+        .mean_dim(2)
+        .reshape([hidden, target * head_dim])
+}

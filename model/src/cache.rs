@@ -1,0 +1,222 @@
+//! The key/value cache: a growing cache for full attention, and for a sliding window W a
+//! rolling buffer of W slots (stream index t lives in slot t mod W), so memory stays bounded
+//! by W however long the sequence grows (Mistral 7B paper, §2 "Rolling Buffer Cache").
+//!
+//! Keys are cached after rotation, at their absolute positions, so a wrapped buffer still holds
+//! correctly rotated keys. Attention does not care about the order of keys, only about which
+//! ones a query may see, so the buffer is never unrolled: each slot remembers its position and
+//! whether it holds a real token, and the mask is built from that.
+
+use burn::tensor::{Bool, Device, Tensor, TensorData};
+
+use crate::input::StepInput;
+
+pub struct KvCache {
+    /// Some(W): rolling buffer of W slots. None: grows without bound.
+    capacity: Option<usize>,
+    batch: usize,
+    layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+    /// Per slot, row-major [batch, slots]: the token's position, and false for empty/padding.
+    slot_pos: Vec<i64>,
+    slot_valid: Vec<bool>,
+    slots: usize,
+    /// Tokens fed so far (the same for every row: padding counts).
+    stream_len: usize,
+}
+
+impl KvCache {
+    pub fn new(num_layers: usize, batch: usize, window: Option<usize>) -> Self {
+        Self {
+            capacity: window,
+            batch,
+            layers: (0..num_layers).map(|_| None).collect(),
+            slot_pos: Vec::new(),
+            slot_valid: Vec::new(),
+            slots: 0,
+            stream_len: 0,
+        }
+    }
+
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Tokens fed so far.
+    pub fn len(&self) -> usize {
+        self.stream_len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.stream_len == 0
+    }
+
+    /// Slots held per layer (≤ W for a rolling buffer).
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// Bytes of key and value tensors held now, all layers.
+    pub fn bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.shape().num_elements() + v.shape().num_elements()) * k.dtype().size())
+            .sum()
+    }
+
+    /// Positions and validity of the slots now held, for the mask.
+    pub(crate) fn past(&self) -> PastKeys<'_> {
+        PastKeys { slots: self.slots, pos: &self.slot_pos, valid: &self.slot_valid }
+    }
+
+    /// Keys and values to attend over for `layer`: the cached slots followed by the new ones.
+    /// Also stores the new keys and values. The new tokens' metadata is recorded by `commit`.
+    pub(crate) fn attend_and_store(&mut self, layer: usize, k: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let [_, _, new, _] = k.dims();
+        let (k_all, v_all) = match self.layers[layer].take() {
+            Some((k_old, v_old)) => (Tensor::cat(vec![k_old, k.clone()], 2), Tensor::cat(vec![v_old, v.clone()], 2)),
+            None => (k.clone(), v.clone()),
+        };
+        let stored = match self.capacity {
+            Some(cap) if self.stream_len + new > cap => {
+                let (k_ring, v_ring) = self.ring_of(&k_all, &v_all, cap);
+                (self.write_ring(k_ring, k, cap), self.write_ring(v_ring, v, cap))
+            }
+            _ => (k_all.clone(), v_all.clone()),
+        };
+        self.layers[layer] = Some(stored);
+        (k_all, v_all)
+    }
+
+    /// The buffer of `cap` slots as it was before this call (the first `slots` of `all`),
+    /// padded with empty slots up to `cap`.
+    fn ring_of(&self, k_all: &Tensor<4>, v_all: &Tensor<4>, cap: usize) -> (Tensor<4>, Tensor<4>) {
+        let [b, h, _, d] = k_all.dims();
+        let take = |t: &Tensor<4>| {
+            let empty = || Tensor::zeros([b, h, cap - self.slots, d], &t.device());
+            match self.slots {
+                0 => empty(),
+                s if s == cap => t.clone().narrow(2, 0, s),
+                s => Tensor::cat(vec![t.clone().narrow(2, 0, s), empty()], 2),
+            }
+        };
+        (take(k_all), take(v_all))
+    }
+
+    /// Writes the last min(new, cap) tokens of `fresh` at slots t mod cap.
+    fn write_ring(&self, mut ring: Tensor<4>, fresh: Tensor<4>, cap: usize) -> Tensor<4> {
+        let [b, h, new, d] = fresh.dims();
+        for (src, dst, len) in ring_runs(self.stream_len, new, cap) {
+            let part = fresh.clone().narrow(2, src, len);
+            ring = ring.slice_assign([0..b, 0..h, dst..dst + len, 0..d], part);
+        }
+        ring
+    }
+
+    /// Records the positions and validity of the tokens just fed (after every layer stored them).
+    pub(crate) fn commit(&mut self, input: &StepInput) {
+        let (b, new) = (self.batch, input.seq);
+        let old_slots = self.slots;
+        let total = match self.capacity {
+            Some(cap) if self.stream_len + new > cap => cap,
+            _ => old_slots + new,
+        };
+        let mut pos = vec![0i64; b * total];
+        let mut valid = vec![false; b * total];
+        for row in 0..b {
+            for s in 0..old_slots.min(total) {
+                pos[row * total + s] = self.slot_pos[row * old_slots + s];
+                valid[row * total + s] = self.slot_valid[row * old_slots + s];
+            }
+        }
+        let runs: Vec<(usize, usize, usize)> = match self.capacity {
+            Some(cap) if self.stream_len + new > cap => ring_runs(self.stream_len, new, cap),
+            _ => vec![(0, old_slots, new)],
+        };
+        for row in 0..b {
+            for &(src, dst, len) in &runs {
+                for i in 0..len {
+                    pos[row * total + dst + i] = input.positions[row * new + src + i];
+                    valid[row * total + dst + i] = input.valid[row * new + src + i];
+                }
+            }
+        }
+        self.slot_pos = pos;
+        self.slot_valid = valid;
+        self.slots = total;
+        self.stream_len += new;
+    }
+}
+
+/// Metadata of cached keys, row-major [batch, slots].
+pub(crate) struct PastKeys<'a> {
+    pub slots: usize,
+    pub pos: &'a [i64],
+    pub valid: &'a [bool],
+}
+
+impl PastKeys<'_> {
+    pub fn none() -> PastKeys<'static> {
+        PastKeys { slots: 0, pos: &[], valid: &[] }
+    }
+}
+
+/// Where the last min(new, cap) of `new` tokens starting at stream index `start` land in a
+/// ring of `cap` slots: (index in the new tokens, slot, length), at most two runs.
+fn ring_runs(start: usize, new: usize, cap: usize) -> Vec<(usize, usize, usize)> {
+    let skip = new.saturating_sub(cap);
+    let mut runs = Vec::new();
+    let mut src = skip;
+    while src < new {
+        let slot = (start + src) % cap;
+        let len = (cap - slot).min(new - src);
+        runs.push((src, slot, len));
+        src += len;
+    }
+    runs
+}
+
+/// The blocked-key mask for `input`'s queries over `past` keys followed by the new keys,
+/// shaped [batch, 1, groups * seq, past + seq] (query rows repeated once per head in a group).
+/// Query i sees key j iff j is a real token, pos_j ≤ pos_i and, with a window W, pos_i − pos_j < W.
+pub(crate) fn blocked_mask(past: &PastKeys, input: &StepInput, window: Option<usize>, groups: usize, device: &Device) -> Tensor<4, Bool> {
+    let (b, s) = (input.batch, input.seq);
+    let keys = past.slots + s;
+    let mut rows = Vec::with_capacity(b * s * keys);
+    for row in 0..b {
+        for i in 0..s {
+            let qpos = input.positions[row * s + i];
+            let key = |pos: i64, valid: bool| {
+                let allowed = valid && pos <= qpos && window.is_none_or(|w| qpos - pos < w as i64);
+                !allowed
+            };
+            for slot in 0..past.slots {
+                rows.push(key(past.pos[row * past.slots + slot], past.valid[row * past.slots + slot]));
+            }
+            for j in 0..s {
+                rows.push(key(input.positions[row * s + j], input.valid[row * s + j]));
+            }
+        }
+    }
+    // Repeat each batch row's [seq, keys] block once per query head of a group.
+    let mut mask = Vec::with_capacity(b * groups * s * keys);
+    for block in rows.chunks(s * keys.max(1)).take(b) {
+        for _ in 0..groups {
+            mask.extend_from_slice(block);
+        }
+    }
+    Tensor::from_data(TensorData::new(mask, [b, 1, groups * s, keys]), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ring_runs;
+
+    #[test]
+    fn ring_runs_wrap_and_keep_the_last_tokens() {
+        assert_eq!(ring_runs(0, 3, 8), vec![(0, 0, 3)]);
+        assert_eq!(ring_runs(6, 4, 8), vec![(0, 6, 2), (2, 0, 2)]);
+        // 20 new tokens into 8 slots: only the last 8 are written, wrapping once.
+        assert_eq!(ring_runs(5, 20, 8), vec![(12, 1, 7), (19, 0, 1)]);
+    }
+}

@@ -1,0 +1,265 @@
+//! One `ModelConfig` for every Llama/Mistral-family checkpoint, built from an HF `config.json`
+//! or from GGUF metadata, and validated once so the layers can trust it.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::{ModelError, Result};
+use crate::load::gguf::GgufFile;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelConfig {
+    /// "llama" or "mistral": only the default sliding window differs.
+    pub model_type: String,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    pub max_position_embeddings: usize,
+    pub tie_word_embeddings: bool,
+    /// Mistral's native sliding window (W keys per query, the query included).
+    pub sliding_window: Option<usize>,
+    pub bos_token_id: Option<u32>,
+    pub eos_token_ids: Vec<u32>,
+}
+
+impl ModelConfig {
+    /// Reads an HF `config.json` (transformers 4.x `rope_theta` or 5.x `rope_parameters`).
+    pub fn from_hf_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+        let json: Value = serde_json::from_str(&text)
+            .map_err(|e| ModelError::format(path, format!("not valid JSON: {e}")))?;
+        Self::from_hf_json(&json, path)
+    }
+
+    pub fn from_hf_json(json: &Value, path: &Path) -> Result<Self> {
+        let cfg = HfFields { json, path };
+        let model_type = cfg.string("model_type")?;
+        if model_type != "llama" && model_type != "mistral" {
+            return Err(ModelError::unsupported(
+                path,
+                format!("model_type `{model_type}` (supported: llama, mistral)"),
+            ));
+        }
+        if let Some(archs) = json.get("architectures").and_then(Value::as_array) {
+            let known = ["LlamaForCausalLM", "MistralForCausalLM"];
+            if let Some(other) = archs.iter().filter_map(Value::as_str).find(|a| !known.contains(a)) {
+                return Err(ModelError::unsupported(path, format!("architecture `{other}`")));
+            }
+        }
+        reject_rope_scaling(json, path)?;
+        let hidden_size = cfg.usize("hidden_size")?;
+        let num_heads = cfg.usize("num_attention_heads")?;
+        let num_kv_heads = cfg.opt_usize("num_key_value_heads")?.unwrap_or(num_heads);
+        let head_dim = match cfg.opt_usize("head_dim")? {
+            Some(d) => d,
+            None if num_heads > 0 && hidden_size % num_heads == 0 => hidden_size / num_heads,
+            None => {
+                return Err(ModelError::config(
+                    path,
+                    format!("num_attention_heads {num_heads} does not divide hidden_size {hidden_size}"),
+                ));
+            }
+        };
+        let rope_theta = json
+            .get("rope_parameters")
+            .and_then(|p| p.get("rope_theta"))
+            .or_else(|| json.get("rope_theta"))
+            .and_then(Value::as_f64)
+            .unwrap_or(10_000.0);
+        let sliding_window = if model_type == "mistral" { cfg.opt_usize("sliding_window")? } else { None };
+        let config = Self {
+            vocab_size: cfg.usize("vocab_size")?,
+            intermediate_size: cfg.usize("intermediate_size")?,
+            num_layers: cfg.usize("num_hidden_layers")?,
+            rms_norm_eps: json.get("rms_norm_eps").and_then(Value::as_f64).unwrap_or(1e-6),
+            max_position_embeddings: cfg.opt_usize("max_position_embeddings")?.unwrap_or(4096),
+            tie_word_embeddings: json
+                .get("tie_word_embeddings")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            bos_token_id: cfg.opt_usize("bos_token_id")?.map(|v| v as u32),
+            eos_token_ids: ids_of(json.get("eos_token_id")),
+            model_type,
+            hidden_size,
+            num_heads,
+            num_kv_heads,
+            head_dim,
+            rope_theta,
+            sliding_window,
+        };
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Builds the config from `llama.*` GGUF metadata, as transformers' GGUF loader does.
+    pub fn from_gguf(gguf: &GgufFile) -> Result<Self> {
+        let path = gguf.path.as_path();
+        let arch = gguf
+            .get("general.architecture")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| ModelError::format(path, "metadata key `general.architecture` is missing"))?
+            .to_string();
+        if arch != "llama" && arch != "mistral" {
+            return Err(ModelError::unsupported(path, format!("GGUF architecture `{arch}` (supported: llama)")));
+        }
+        let key = |k: &str| format!("{arch}.{k}");
+        let req = |k: &str| -> Result<usize> {
+            gguf.get(&key(k))
+                .and_then(|v| v.as_u64())
+                .map(|v| v as usize)
+                .ok_or_else(|| ModelError::config(path, format!("metadata key `{}` is missing or not an integer", key(k))))
+        };
+        let opt_f = |k: &str| gguf.get(&key(k)).and_then(|v| v.as_f64());
+        let hidden_size = req("embedding_length")?;
+        let num_heads = req("attention.head_count")?;
+        let num_kv_heads = gguf
+            .get(&key("attention.head_count_kv"))
+            .and_then(|v| v.as_u64())
+            .map(|v| v as usize)
+            .unwrap_or(num_heads);
+        let head_dim = match gguf.get(&key("rope.dimension_count")).and_then(|v| v.as_u64()) {
+            Some(d) => d as usize,
+            None if num_heads > 0 && hidden_size % num_heads == 0 => hidden_size / num_heads,
+            None => {
+                return Err(ModelError::config(
+                    path,
+                    format!("head_count {num_heads} does not divide embedding_length {hidden_size}"),
+                ));
+            }
+        };
+        let vocab_size = match gguf.get(&key("vocab_size")).and_then(|v| v.as_u64()) {
+            Some(v) => v as usize,
+            None => gguf
+                .get("tokenizer.ggml.tokens")
+                .and_then(|v| v.as_array())
+                .map(|a| a.len())
+                .or_else(|| gguf.tensor_info("token_embd.weight").and_then(|t| t.ne.get(1).map(|&n| n as usize)))
+                .ok_or_else(|| ModelError::config(path, "cannot tell the vocabulary size"))?,
+        };
+        let name = gguf.get("general.name").and_then(|v| v.as_str()).unwrap_or("").to_lowercase();
+        let model_type = if arch == "mistral" || name.contains("mistral") { "mistral" } else { "llama" };
+        let token_id = |k: &str| gguf.get(k).and_then(|v| v.as_u64()).map(|v| v as u32);
+        let config = Self {
+            model_type: model_type.to_string(),
+            vocab_size,
+            hidden_size,
+            intermediate_size: req("feed_forward_length")?,
+            num_layers: req("block_count")?,
+            num_heads,
+            num_kv_heads,
+            head_dim,
+            // transformers widens the stored f32 epsilon to f64.
+            rms_norm_eps: opt_f("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
+            rope_theta: opt_f("rope.freq_base").unwrap_or(10_000.0),
+            max_position_embeddings: gguf
+                .get(&key("context_length"))
+                .and_then(|v| v.as_u64())
+                .map(|v| v as usize)
+                .unwrap_or(4096),
+            tie_word_embeddings: gguf.tensor_info("output.weight").is_none(),
+            sliding_window: None,
+            bos_token_id: token_id("tokenizer.ggml.bos_token_id"),
+            eos_token_ids: token_id("tokenizer.ggml.eos_token_id").into_iter().collect(),
+        };
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// The checks every layer relies on; run once at load time.
+    pub fn validate(&self, path: &Path) -> Result<()> {
+        let fail = |m: String| Err(ModelError::config(path, m));
+        for (name, v) in [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_hidden_layers", self.num_layers),
+            ("num_attention_heads", self.num_heads),
+            ("num_key_value_heads", self.num_kv_heads),
+            ("head_dim", self.head_dim),
+        ] {
+            if v == 0 {
+                return fail(format!("{name} must be positive"));
+            }
+        }
+        if self.num_heads % self.num_kv_heads != 0 {
+            return fail(format!(
+                "num_key_value_heads {} does not divide num_attention_heads {}",
+                self.num_kv_heads, self.num_heads
+            ));
+        }
+        if self.head_dim % 2 != 0 {
+            return fail(format!("head_dim {} must be even for rotary embeddings", self.head_dim));
+        }
+        if self.sliding_window == Some(0) {
+            return fail("sliding_window must be positive".into());
+        }
+        if !(self.rms_norm_eps > 0.0 && self.rope_theta > 0.0) {
+            return fail("rms_norm_eps and rope_theta must be positive".into());
+        }
+        Ok(())
+    }
+
+    pub fn q_dim(&self) -> usize {
+        self.num_heads * self.head_dim
+    }
+    pub fn kv_dim(&self) -> usize {
+        self.num_kv_heads * self.head_dim
+    }
+}
+
+/// Typed access to the fields of one config.json, with errors naming the field.
+struct HfFields<'a> {
+    json: &'a Value,
+    path: &'a Path,
+}
+
+impl HfFields<'_> {
+    fn string(&self, key: &str) -> Result<String> {
+        self.json
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| ModelError::config(self.path, format!("missing string field `{key}`")))
+    }
+    fn usize(&self, key: &str) -> Result<usize> {
+        self.opt_usize(key)?
+            .ok_or_else(|| ModelError::config(self.path, format!("missing field `{key}`")))
+    }
+    fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
+        match self.json.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(|n| Some(n as usize))
+                .ok_or_else(|| ModelError::config(self.path, format!("field `{key}` must be a non-negative integer, found {v}"))),
+        }
+    }
+}
+
+/// Only the default RoPE is implemented: scaled variants would silently give wrong logits.
+fn reject_rope_scaling(json: &Value, path: &Path) -> Result<()> {
+    let kind = json
+        .get("rope_parameters")
+        .and_then(|p| p.get("rope_type"))
+        .or_else(|| json.get("rope_scaling").and_then(|s| s.get("rope_type").or_else(|| s.get("type"))))
+        .and_then(Value::as_str);
+    match kind {
+        None | Some("default") => Ok(()),
+        Some(other) => Err(ModelError::unsupported(path, format!("rope scaling `{other}`"))),
+    }
+}
+
+fn ids_of(value: Option<&Value>) -> Vec<u32> {
+    match value {
+        Some(Value::Number(n)) => n.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|v| v as u32).collect(),
+        _ => Vec::new(),
+    }
+}

@@ -1,0 +1,85 @@
+//! What one forward call is fed: a rectangular batch of token ids with explicit positions and
+//! a validity flag per slot (false on padding).
+
+use crate::error::ModelError;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepInput {
+    pub batch: usize,
+    pub seq: usize,
+    /// Row-major [batch, seq].
+    pub ids: Vec<u32>,
+    /// Row-major [batch, seq]: the rotary position of each token.
+    pub positions: Vec<i64>,
+    /// Row-major [batch, seq]: false where the slot is padding (never attended to).
+    pub valid: Vec<bool>,
+}
+
+impl StepInput {
+    /// One unpadded sequence whose first token sits at `start`.
+    pub fn single(ids: &[u32], start: usize) -> Self {
+        Self {
+            batch: 1,
+            seq: ids.len(),
+            ids: ids.to_vec(),
+            positions: (start..start + ids.len()).map(|p| p as i64).collect(),
+            valid: vec![true; ids.len()],
+        }
+    }
+
+    /// Rows padded on the right with `pad`; positions 0.. from each row's start.
+    pub fn right_padded(rows: &[Vec<u32>], pad: u32) -> Self {
+        let seq = rows.iter().map(Vec::len).max().unwrap_or(0);
+        let mut input = Self::empty(rows.len(), seq);
+        for row in rows {
+            for t in 0..seq {
+                input.ids.push(row.get(t).copied().unwrap_or(pad));
+                input.positions.push(t as i64);
+                input.valid.push(t < row.len());
+            }
+        }
+        input
+    }
+
+    /// Rows padded on the left with `pad`; positions count real tokens only, as
+    /// `generate()` does: clamp(cumsum(mask) - 1, 0).
+    pub fn left_padded(rows: &[Vec<u32>], pad: u32) -> Self {
+        let seq = rows.iter().map(Vec::len).max().unwrap_or(0);
+        let mut input = Self::empty(rows.len(), seq);
+        for row in rows {
+            let pad_len = seq - row.len();
+            for t in 0..seq {
+                let real = t >= pad_len;
+                input.ids.push(if real { row[t - pad_len] } else { pad });
+                input.positions.push(t.saturating_sub(pad_len) as i64);
+                input.valid.push(real);
+            }
+        }
+        input
+    }
+
+    /// A general batch from explicit rows of (id, position, valid).
+    pub fn from_parts(batch: usize, seq: usize, ids: Vec<u32>, positions: Vec<i64>, valid: Vec<bool>) -> Result<Self, ModelError> {
+        let n = batch * seq;
+        if ids.len() != n || positions.len() != n || valid.len() != n {
+            return Err(ModelError::Invalid(format!(
+                "batch of {batch}×{seq} needs {n} ids, positions and flags; got {}, {}, {}",
+                ids.len(),
+                positions.len(),
+                valid.len()
+            )));
+        }
+        Ok(Self { batch, seq, ids, positions, valid })
+    }
+
+    fn empty(batch: usize, seq: usize) -> Self {
+        let n = batch * seq;
+        Self {
+            batch,
+            seq,
+            ids: Vec::with_capacity(n),
+            positions: Vec::with_capacity(n),
+            valid: Vec::with_capacity(n),
+        }
+    }
+}

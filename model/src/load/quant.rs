@@ -1,0 +1,288 @@
+//! ggml tensor element types and their dequantisation to f32.
+//!
+//! Every formula follows gguf-py's `gguf/quants.py` operation by operation (same operand
+//! order, f32 arithmetic, one rounding per numpy operation), so the results are bit-identical to
+//! what transformers loads. Rust never contracts `a * b + c` into a fused multiply-add, which
+//! is what keeps e.g. Q4_1's `d * q + m` bit-exact.
+
+use half::f16;
+
+/// The ggml type of a tensor, as stored (as a u32 id) in a GGUF tensor-info record.
+///
+/// The types this crate can dequantize have their own variant; every other id is `Other(id)`.
+/// Build values with [`GgmlType::from_u32`] so that an id always maps to one variant.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GgmlType {
+    F32,
+    F16,
+    BF16,
+    Q4_0,
+    Q4_1,
+    Q8_0,
+    Q4_K,
+    Q6_K,
+    Other(u32),
+}
+
+/// Elements per super-block of the k-quants.
+const QK_K: u64 = 256;
+
+/// Every type gguf-py 0.19 knows: (id, name, elements per block, bytes per block).
+/// Knowing the sizes of types we cannot dequantize still lets a file be validated at open.
+const KNOWN_TYPES: &[(u32, &str, u64, u64)] = &[
+    (0, "F32", 1, 4),
+    (1, "F16", 1, 2),
+    (2, "Q4_0", 32, 2 + 16),
+    (3, "Q4_1", 32, 2 + 2 + 16),
+    (6, "Q5_0", 32, 2 + 4 + 16),
+    (7, "Q5_1", 32, 2 + 2 + 4 + 16),
+    (8, "Q8_0", 32, 2 + 32),
+    (9, "Q8_1", 32, 4 + 4 + 32),
+    (10, "Q2_K", QK_K, 2 + 2 + QK_K / 16 + QK_K / 4),
+    (11, "Q3_K", QK_K, 2 + QK_K / 4 + QK_K / 8 + 12),
+    (12, "Q4_K", QK_K, 2 + 2 + QK_K / 2 + 12),
+    (13, "Q5_K", QK_K, 2 + 2 + QK_K / 2 + QK_K / 8 + 12),
+    (14, "Q6_K", QK_K, 2 + QK_K / 2 + QK_K / 4 + QK_K / 16),
+    (15, "Q8_K", QK_K, 4 + QK_K + QK_K / 8),
+    (16, "IQ2_XXS", QK_K, 2 + QK_K / 4),
+    (17, "IQ2_XS", QK_K, 2 + QK_K / 4 + QK_K / 32),
+    (18, "IQ3_XXS", QK_K, 2 + QK_K / 4 + QK_K / 8),
+    (19, "IQ1_S", QK_K, 2 + QK_K / 8 + QK_K / 16),
+    (20, "IQ4_NL", 32, 2 + 16),
+    (21, "IQ3_S", QK_K, 2 + QK_K / 4 + QK_K / 8 + QK_K / 32 + 4),
+    (22, "IQ2_S", QK_K, 2 + QK_K / 4 + QK_K / 16),
+    (23, "IQ4_XS", QK_K, 2 + 2 + QK_K / 2 + QK_K / 64),
+    (24, "I8", 1, 1),
+    (25, "I16", 1, 2),
+    (26, "I32", 1, 4),
+    (27, "I64", 1, 8),
+    (28, "F64", 1, 8),
+    (29, "IQ1_M", QK_K, QK_K / 8 + QK_K / 16 + QK_K / 32),
+    (30, "BF16", 1, 2),
+    (34, "TQ1_0", QK_K, 2 + 4 * 13),
+    (35, "TQ2_0", QK_K, 2 + 64),
+    (39, "MXFP4", 32, 1 + 16),
+    (40, "NVFP4", 64, 4 + 32),
+    (41, "Q1_0", 128, 2 + 16),
+];
+
+impl GgmlType {
+    pub fn from_u32(v: u32) -> Self {
+        match v {
+            0 => Self::F32,
+            1 => Self::F16,
+            2 => Self::Q4_0,
+            3 => Self::Q4_1,
+            8 => Self::Q8_0,
+            12 => Self::Q4_K,
+            14 => Self::Q6_K,
+            30 => Self::BF16,
+            other => Self::Other(other),
+        }
+    }
+
+    /// The numeric id GGUF stores for this type.
+    pub fn id(&self) -> u32 {
+        match self {
+            Self::F32 => 0,
+            Self::F16 => 1,
+            Self::Q4_0 => 2,
+            Self::Q4_1 => 3,
+            Self::Q8_0 => 8,
+            Self::Q4_K => 12,
+            Self::Q6_K => 14,
+            Self::BF16 => 30,
+            Self::Other(v) => *v,
+        }
+    }
+
+    fn known(&self) -> Option<&'static (u32, &'static str, u64, u64)> {
+        let id = self.id();
+        KNOWN_TYPES.iter().find(|t| t.0 == id)
+    }
+
+    /// gguf-py's name for the type (`"Q4_1"`), or `"unknown type <id>"`.
+    pub fn name(&self) -> String {
+        match self.known() {
+            Some(t) => t.1.to_string(),
+            None => format!("unknown type {}", self.id()),
+        }
+    }
+
+    /// Elements per block (1 for plain float types); `None` for an unknown id.
+    pub fn block_size(&self) -> Option<u64> {
+        self.known().map(|t| t.2)
+    }
+
+    /// Bytes per block; `None` for an unknown id.
+    pub fn type_size(&self) -> Option<u64> {
+        self.known().map(|t| t.3)
+    }
+
+    /// Bytes needed for `n_elements`; `None` for an unknown id, for a count that is not a
+    /// whole number of blocks, or on overflow.
+    pub fn byte_size(&self, n_elements: u64) -> Option<u64> {
+        let (block, size) = (self.block_size()?, self.type_size()?);
+        if n_elements % block != 0 {
+            return None;
+        }
+        (n_elements / block).checked_mul(size)
+    }
+
+    /// Whether [`dequantize`] handles this type.
+    pub fn can_dequantize(&self) -> bool {
+        block_decoder(*self).is_some()
+    }
+}
+
+impl std::fmt::Display for GgmlType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// Dequantize `n` elements stored as `ty` in `bytes` to f32, bit-exactly as gguf-py's
+/// gguf/quants.py does. `bytes` must hold exactly `ty.byte_size(n)` bytes.
+pub fn dequantize(ty: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>, String> {
+    let Some(decode) = block_decoder(ty) else {
+        return Err(format!("dequantizing ggml type {} is not supported", ty.name()));
+    };
+    let block = ty.block_size().unwrap_or(1) as usize;
+    let size = ty.type_size().unwrap_or(1) as usize;
+    let expected = ty.byte_size(n as u64).ok_or_else(|| {
+        format!("{n} elements is not a whole number of {} blocks of {block}", ty.name())
+    })?;
+    if bytes.len() as u64 != expected {
+        return Err(format!(
+            "{n} elements of {} need {expected} bytes, got {}",
+            ty.name(),
+            bytes.len()
+        ));
+    }
+    let mut out = vec![0.0f32; n];
+    // The length check above guarantees both sides split into the same number of whole blocks,
+    // so every block function sees exactly `size` input bytes and `block` output slots.
+    for (src, dst) in bytes.chunks_exact(size).zip(out.chunks_exact_mut(block)) {
+        decode(src, dst);
+    }
+    Ok(out)
+}
+
+/// Decodes one block of `type_size` bytes into `block_size` values.
+type BlockDecoder = fn(&[u8], &mut [f32]);
+
+fn block_decoder(ty: GgmlType) -> Option<BlockDecoder> {
+    Some(match ty {
+        GgmlType::F32 => f32_block,
+        GgmlType::F16 => f16_block,
+        GgmlType::BF16 => bf16_block,
+        GgmlType::Q4_0 => q4_0_block,
+        GgmlType::Q4_1 => q4_1_block,
+        GgmlType::Q8_0 => q8_0_block,
+        GgmlType::Q4_K => q4_k_block,
+        GgmlType::Q6_K => q6_k_block,
+        GgmlType::Other(_) => return None,
+    })
+}
+
+fn read_f16(b: &[u8], at: usize) -> f32 {
+    f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
+}
+
+fn f32_block(b: &[u8], out: &mut [f32]) {
+    // from_bits keeps NaN payloads, like numpy's `view(np.float32)`.
+    out[0] = f32::from_bits(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+}
+
+fn f16_block(b: &[u8], out: &mut [f32]) {
+    out[0] = read_f16(b, 0);
+}
+
+fn bf16_block(b: &[u8], out: &mut [f32]) {
+    // bf16 is the top half of an f32.
+    out[0] = f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16);
+}
+
+/// 18 bytes: f16 d, 16 bytes of nibbles; element k < 16 is the low nibble of byte k, element
+/// 16 + k the high one. Value `d * (q - 8)`.
+fn q4_0_block(b: &[u8], out: &mut [f32]) {
+    let d = read_f16(b, 0);
+    let qs = &b[2..18];
+    for (k, &q) in qs.iter().enumerate() {
+        out[k] = d * ((q & 0x0F) as i8 - 8) as f32;
+        out[k + 16] = d * ((q >> 4) as i8 - 8) as f32;
+    }
+}
+
+/// 20 bytes: f16 d, f16 m, 16 bytes of nibbles (same order as Q4_0). Value `d * q + m`,
+/// rounded after the multiply and again after the add.
+fn q4_1_block(b: &[u8], out: &mut [f32]) {
+    let d = read_f16(b, 0);
+    let m = read_f16(b, 2);
+    let qs = &b[4..20];
+    for (k, &q) in qs.iter().enumerate() {
+        out[k] = d * (q & 0x0F) as f32 + m;
+        out[k + 16] = d * (q >> 4) as f32 + m;
+    }
+}
+
+/// 34 bytes: f16 d, 32 signed bytes. Value `q * d`.
+fn q8_0_block(b: &[u8], out: &mut [f32]) {
+    let d = read_f16(b, 0);
+    for (k, &q) in b[2..34].iter().enumerate() {
+        out[k] = (q as i8) as f32 * d;
+    }
+}
+
+/// Q4_K's eight 6-bit scales and mins, packed into 12 bytes (gguf-py `get_scale_min`):
+/// bytes 0..4 hold scales 0..4 in their low 6 bits, bytes 4..8 mins 0..4; scales and mins
+/// 4..8 take their low 4 bits from bytes 8..12 and their top 2 bits from the spare top bits
+/// of bytes 0..4 and 4..8 respectively.
+fn q4_k_scale_min(s: &[u8]) -> ([u8; 8], [u8; 8]) {
+    let mut sc = [0u8; 8];
+    let mut mn = [0u8; 8];
+    for i in 0..4 {
+        sc[i] = s[i] & 0x3F;
+        mn[i] = s[4 + i] & 0x3F;
+        sc[4 + i] = (s[8 + i] & 0x0F) | ((s[i] >> 2) & 0x30);
+        mn[4 + i] = (s[8 + i] >> 4) | ((s[4 + i] >> 2) & 0x30);
+    }
+    (sc, mn)
+}
+
+/// 144 bytes: f16 d, f16 dmin, 12 bytes of scales/mins, 128 bytes of nibbles. Sub-block s
+/// (32 elements) reads byte `32 * (s / 2) + l`, low nibble for even s, high for odd.
+/// Value `(d * sc) * q - (dmin * m)`.
+fn q4_k_block(b: &[u8], out: &mut [f32]) {
+    let d = read_f16(b, 0);
+    let dmin = read_f16(b, 2);
+    let (sc, mn) = q4_k_scale_min(&b[4..16]);
+    let qs = &b[16..144];
+    for s in 0..8 {
+        let dl = d * sc[s] as f32;
+        let ml = dmin * mn[s] as f32;
+        let shift = 4 * (s % 2);
+        let bytes = &qs[32 * (s / 2)..32 * (s / 2) + 32];
+        for (l, &q) in bytes.iter().enumerate() {
+            out[32 * s + l] = dl * ((q >> shift) & 0x0F) as f32 - ml;
+        }
+    }
+}
+
+/// 210 bytes: 128 bytes `ql` (low 4 bits), 64 bytes `qh` (high 2 bits), 16 signed scales,
+/// f16 d. Element e, in half c = e / 128 at r = e % 128, takes nibble r / 64 of
+/// `ql[64c + r % 64]` and bit pair r / 32 of `qh[32c + r % 32]`. Value `(d * scale) * (q - 32)`
+/// with one scale per 16 elements.
+fn q6_k_block(b: &[u8], out: &mut [f32]) {
+    let (ql, qh, scales) = (&b[0..128], &b[128..192], &b[192..208]);
+    let d = read_f16(b, 208);
+    for (e, slot) in out.iter_mut().enumerate().take(256) {
+        let (c, r) = (e / 128, e % 128);
+        let lo = (ql[64 * c + r % 64] >> (4 * (r / 64))) & 0x0F;
+        let hi = (qh[32 * c + r % 32] >> (2 * (r / 32))) & 0x03;
+        let q = (lo | (hi << 4)) as i8 - 32;
+        let dl = d * (scales[e / 16] as i8) as f32;
+        *slot = dl * q as f32;
+    }
+}

@@ -1,0 +1,186 @@
+//! The tiny random Llama/Mistral models against HF transformers' float32 goldens
+//! (../shared/fixtures/tiny, README §3): full forward, padded batches, cached decoding,
+//! chunked pre-fill, the sliding-window rule and the attention conversions.
+
+mod common;
+
+use common::{GoldenFile, device, fixtures, max_diff, max_diff_where, to_vec};
+use model::{AttentionSpec, LoadedModel, StepInput, load_model};
+
+const ATOL: f64 = 1e-4;
+const MODELS: [&str; 3] = ["tiny-llama-gqa", "tiny-llama-mha", "tiny-mistral-swa"];
+
+fn load(name: &str, attention: &str) -> LoadedModel {
+    let spec: AttentionSpec = attention.parse().unwrap();
+    load_model(&fixtures().join("tiny").join(name), &spec, &device()).unwrap()
+}
+
+fn golden(name: &str) -> GoldenFile {
+    GoldenFile::open(fixtures().join("tiny").join(name).join("golden.safetensors"))
+}
+
+fn logits(model: &LoadedModel, ids: &[u32]) -> Vec<f64> {
+    to_vec(model.decoder.forward(&StepInput::single(ids, 0), None).unwrap())
+}
+
+#[test]
+fn full_forward_matches_at_lengths_1_7_40() {
+    for name in MODELS {
+        let (model, gold) = (load(name, "native"), golden(name));
+        for len in [1, 7, 40] {
+            let ids = gold.ids(&format!("len{len}.input_ids"));
+            let diff = max_diff(&logits(&model, &ids), &gold.get(&format!("len{len}.logits")).values);
+            println!("{name} len{len}: max |Δlogit| = {diff:.2e}");
+            assert!(diff < ATOL, "{name} len{len}: {diff}");
+        }
+    }
+}
+
+#[test]
+fn final_hidden_state_matches() {
+    for name in MODELS {
+        let (model, gold) = (load(name, "native"), golden(name));
+        let ids = gold.ids("len40.input_ids");
+        let hidden = to_vec(model.decoder.hidden_states(&StepInput::single(&ids, 0), None).unwrap());
+        let all = gold.get("len40.hidden_states");
+        let per = 40 * 64;
+        let last = &all.values[all.values.len() - per..];
+        let diff = max_diff(&hidden, last);
+        assert!(diff < ATOL, "{name}: {diff}");
+    }
+}
+
+/// Padded batches: only real-token logits are compared (HF zeroes the padded ones).
+#[test]
+fn padded_batches_match_left_and_right() {
+    for name in MODELS {
+        let (model, gold) = (load(name, "native"), golden(name));
+        for side in ["right", "left"] {
+            let ids = gold.ids(&format!("batch_{side}.input_ids"));
+            let mask: Vec<bool> = gold.get(&format!("batch_{side}.attention_mask")).values.iter().map(|&m| m > 0.5).collect();
+            let positions: Vec<i64> = if side == "left" {
+                gold.get("batch_left.position_ids").values.iter().map(|&p| p as i64).collect()
+            } else {
+                (0..3).flat_map(|_| 0..40i64).collect()
+            };
+            let input = StepInput::from_parts(3, 40, ids, positions, mask.clone()).unwrap();
+            let ours = to_vec(model.decoder.forward(&input, None).unwrap());
+            let diff = max_diff_where(&ours, &gold.get(&format!("batch_{side}.logits")).values, |i| mask[i / 512]);
+            println!("{name} batch_{side}: {diff:.2e}");
+            assert!(diff < ATOL, "{name} batch_{side}: {diff}");
+        }
+    }
+}
+
+/// The StepInput padding helpers give the same real-token logits as unpadded rows.
+#[test]
+fn padding_helpers_agree_with_single_rows() {
+    let model = load("tiny-mistral-swa", "native");
+    let rows = vec![(1..30).collect::<Vec<u32>>(), (100..109).collect(), (7..27).collect()];
+    for left in [false, true] {
+        let input = if left { StepInput::left_padded(&rows, 0) } else { StepInput::right_padded(&rows, 0) };
+        let batch = to_vec(model.decoder.forward(&input, None).unwrap());
+        for (r, row) in rows.iter().enumerate() {
+            let single = logits(&model, row);
+            let offset = if left { input.seq - row.len() } else { 0 };
+            for t in 0..row.len() {
+                let at = (r * input.seq + offset + t) * 512;
+                let diff = max_diff(&batch[at..at + 512], &single[t * 512..(t + 1) * 512]);
+                assert!(diff < ATOL, "left={left} row {r} token {t}: {diff}");
+            }
+        }
+    }
+}
+
+/// Feeds `ids` through the cache in chunks of the given sizes; returns all logits.
+fn cached_logits(model: &LoadedModel, ids: &[u32], chunks: &[usize]) -> Vec<f64> {
+    let mut cache = model.decoder.new_cache(1);
+    let mut out = Vec::new();
+    let mut start = 0;
+    for &len in chunks {
+        let step = StepInput::single(&ids[start..start + len], start);
+        out.extend(to_vec(model.decoder.forward(&step, Some(&mut cache)).unwrap()));
+        start += len;
+    }
+    assert_eq!(start, ids.len());
+    out
+}
+
+#[test]
+fn mistral_decoding_with_rolling_buffer_matches_goldens() {
+    let (model, gold) = (load("tiny-mistral-swa", "native"), golden("tiny-mistral-swa"));
+    let ids = gold.ids("len40.input_ids");
+    let steps = cached_logits(&model, &ids, &[1; 40]);
+    let diff = max_diff(&steps, &gold.get("len40.decode_logits").values);
+    assert!(diff < ATOL, "40 single steps: {diff}");
+    let mut chunks = vec![16];
+    chunks.extend([1; 24]);
+    let diff = max_diff(&cached_logits(&model, &ids, &chunks), &gold.get("len40.prefill16_decode24_logits").values);
+    assert!(diff < ATOL, "prefill 16 + decode 24: {diff}");
+    // The buffer never holds more than W = 8 slots.
+    let mut cache = model.decoder.new_cache(1);
+    model.decoder.forward(&StepInput::single(&ids, 0), Some(&mut cache)).unwrap();
+    assert_eq!((cache.slots(), cache.len()), (8, 40));
+}
+
+#[test]
+fn chunked_prefill_equals_one_pass() {
+    for name in MODELS {
+        let (model, gold) = (load(name, "native"), golden(name));
+        let ids = gold.ids("len40.input_ids");
+        let full = logits(&model, &ids);
+        for chunks in [vec![5; 8], vec![13, 13, 14], vec![3, 20, 1, 16]] {
+            let diff = max_diff(&cached_logits(&model, &ids, &chunks), &full);
+            assert!(diff < ATOL, "{name} chunks {chunks:?}: {diff}");
+        }
+    }
+}
+
+/// Negative control: the i − j ≤ W reading (a window of W + 1 keys) must not match.
+#[test]
+fn window_off_by_one_is_detected() {
+    let gold = golden("tiny-mistral-swa");
+    let ids = gold.ids("len40.input_ids");
+    let wide = logits(&load("tiny-mistral-swa", "swa:9"), &ids);
+    let diff = max_diff(&wide, &gold.get("len40.logits").values);
+    assert!(diff > 0.1, "a 9-key window should differ from the golden, differs by {diff}");
+    let diff = max_diff(&wide, &gold.get("len40.logits_window_inclusive").values);
+    assert!(diff < ATOL, "and should equal HF's inclusive-window logits: {diff}");
+    let full = logits(&load("tiny-mistral-swa", "full"), &ids);
+    assert!(max_diff(&full, &gold.get("len40.logits").values) > 0.1);
+}
+
+#[test]
+fn mha_conversion_is_exact_and_mqa_is_an_approximation() {
+    let gold = golden("tiny-llama-gqa");
+    let ids = gold.ids("len40.input_ids");
+    let native = logits(&load("tiny-llama-gqa", "native"), &ids);
+    let mha = logits(&load("tiny-llama-gqa", "mha"), &ids);
+    let diff = max_diff(&mha, &native);
+    assert!(diff < 1e-5, "GQA → MHA must be exact: {diff}");
+    let mqa = logits(&load("tiny-llama-gqa", "mqa"), &ids);
+    assert!(max_diff(&mqa, &native) > 1e-2, "MQA pools heads and must differ");
+    assert!(mqa.iter().all(|v| v.is_finite()));
+    // gqa:1 is mqa; gqa:2 is this checkpoint's own layout.
+    assert_eq!(logits(&load("tiny-llama-gqa", "gqa:1"), &ids), mqa);
+    assert_eq!(logits(&load("tiny-llama-gqa", "gqa:2"), &ids), native);
+}
+
+#[test]
+fn sliding_window_decoding_past_the_window_equals_windowed_forward() {
+    // A window imposed on a model without one, with a GQA checkpoint.
+    let model = load("tiny-llama-gqa", "swa:6");
+    let ids: Vec<u32> = (0..40).map(|i| (i * 37 % 500) as u32).collect();
+    let full = logits(&model, &ids);
+    let mut chunks = vec![10];
+    chunks.extend([1; 30]);
+    let diff = max_diff(&cached_logits(&model, &ids, &chunks), &full);
+    assert!(diff < ATOL, "{diff}");
+}
+
+#[test]
+fn out_of_vocabulary_ids_are_an_error() {
+    let model = load("tiny-llama-gqa", "native");
+    let err = model.decoder.forward(&StepInput::single(&[1, 512], 0), None).err().unwrap();
+    assert!(err.to_string().contains("512"), "{err}");
+}
