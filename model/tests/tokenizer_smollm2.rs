@@ -16,9 +16,13 @@ fn from_file() -> TextTokenizer {
 }
 
 fn from_gguf() -> TextTokenizer {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(path.exists(), "{} is missing: run scripts/fetch-model.sh", path.display());
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/fetch-model.sh",
+        path.display()
+    );
     let gguf = GgufFile::open(&path).expect("open the SmolLM2 GGUF");
     TextTokenizer::from_gguf(&gguf).expect("tokenizer from the SmolLM2 GGUF")
 }
@@ -32,7 +36,9 @@ fn fixture_items() -> Vec<Value> {
 
 fn ids(value: &Value) -> Vec<u32> {
     let ids = value.as_array().expect("an id list");
-    ids.iter().map(|id| id.as_u64().expect("an id") as u32).collect()
+    ids.iter()
+        .map(|id| id.as_u64().expect("an id") as u32)
+        .collect()
 }
 
 /// Every fixture string: both id lists, the token spellings and the decode. Reports all misses.
@@ -44,15 +50,24 @@ fn check_fixture(tokenizer: &TextTokenizer, loader: &str) {
         let text = item["text"].as_str().expect("text");
         let with = tokenizer.encode(text, true).expect("encode");
         let without = tokenizer.encode(text, false).expect("encode");
-        let tokens: Vec<String> = without.iter().map(|&id| tokenizer.id_to_token(id).unwrap()).collect();
+        let tokens: Vec<String> = without
+            .iter()
+            .map(|&id| tokenizer.id_to_token(id).unwrap())
+            .collect();
         let decoded = tokenizer.decode(&without, false).expect("decode");
-        let expected_tokens: Vec<&str> =
-            item["tokens"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+        let expected_tokens: Vec<&str> = item["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
         if with != ids(&item["ids_add_special_tokens_true"]) {
             misses.push(format!("{text:?}: add_special_tokens=true gave {with:?}"));
         }
         if without != ids(&item["ids_add_special_tokens_false"]) {
-            misses.push(format!("{text:?}: add_special_tokens=false gave {without:?}"));
+            misses.push(format!(
+                "{text:?}: add_special_tokens=false gave {without:?}"
+            ));
         }
         if tokens != expected_tokens {
             misses.push(format!("{text:?}: tokens {tokens:?}"));
@@ -61,7 +76,12 @@ fn check_fixture(tokenizer: &TextTokenizer, loader: &str) {
             misses.push(format!("{text:?}: decoded to {decoded:?}"));
         }
     }
-    assert!(misses.is_empty(), "{loader}: {} misses:\n{}", misses.len(), misses.join("\n"));
+    assert!(
+        misses.is_empty(),
+        "{loader}: {} misses:\n{}",
+        misses.len(),
+        misses.join("\n")
+    );
 }
 
 #[test]
@@ -93,17 +113,28 @@ fn special_ids_and_chat_template() {
 
     let gguf = from_gguf();
     assert_smollm2_specials(&gguf);
-    let template = gguf.chat_template().expect("the GGUF has tokenizer.chat_template");
-    assert!(template.starts_with("{% for message in messages %}"), "{template}");
+    let template = gguf
+        .chat_template()
+        .expect("the GGUF has tokenizer.chat_template");
+    assert!(
+        template.starts_with("{% for message in messages %}"),
+        "{template}"
+    );
     assert_eq!(template.trim_end(), jinja.trim_end());
 }
 
 #[test]
 fn gguf_and_tokenizer_json_have_the_same_vocabulary() {
     let (file, gguf) = (from_file(), from_gguf());
-    let differ: Vec<u32> =
-        (0..49152).filter(|&id| file.id_to_token(id) != gguf.id_to_token(id)).collect();
-    assert!(differ.is_empty(), "{} ids differ, first {:?}", differ.len(), &differ[..differ.len().min(10)]);
+    let differ: Vec<u32> = (0..49152)
+        .filter(|&id| file.id_to_token(id) != gguf.id_to_token(id))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{} ids differ, first {:?}",
+        differ.len(),
+        &differ[..differ.len().min(10)]
+    );
 }
 
 #[test]
@@ -111,7 +142,10 @@ fn control_tokens_are_special() {
     for tokenizer in [from_file(), from_gguf()] {
         let text = "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n";
         let ids = tokenizer.encode(text, false).unwrap();
-        assert_eq!(tokenizer.decode(&ids, true).unwrap(), "user\nWhat is 2+2?\nassistant\n");
+        assert_eq!(
+            tokenizer.decode(&ids, true).unwrap(),
+            "user\nWhat is 2+2?\nassistant\n"
+        );
         // A control token's text inside a word is still cut out whole.
         let ids = tokenizer.encode("a<|im_end|>b", false).unwrap();
         assert!(ids.contains(&2), "{ids:?}");
@@ -120,8 +154,77 @@ fn control_tokens_are_special() {
 
 #[test]
 fn decoding_an_unknown_id_is_an_error_naming_the_file() {
-    let error = from_file().decode(&[19556, 49152], false).unwrap_err().to_string();
-    assert!(error.contains("tokenizer.json") && error.contains("49152"), "{error}");
-    let error = from_gguf().decode(&[u32::MAX], false).unwrap_err().to_string();
+    let error = from_file()
+        .decode(&[19556, 49152], false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("tokenizer.json") && error.contains("49152"),
+        "{error}"
+    );
+    let error = from_gguf()
+        .decode(&[u32::MAX], false)
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("SmolLM2-135M-Instruct.Q4_1.gguf"), "{error}");
+}
+
+/// A folder holding the fixture tokenizer.json and the given tokenizer_config.json.
+fn folder_with_config(name: &str, config: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tokenizer-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        fixtures().join("tokenizer.json"),
+        dir.join("tokenizer.json"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("tokenizer_config.json"), config).unwrap();
+    dir
+}
+
+#[test]
+fn tokenizer_config_flags_are_honoured() {
+    let config = r#"{
+        "bos_token": {"content": "<|im_start|>", "special": true},
+        "eos_token": "<|im_end|>",
+        "add_bos_token": true,
+        "add_eos_token": true,
+        "clean_up_tokenization_spaces": true,
+        "chat_template": [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "D"}]
+    }"#;
+    let dir = folder_with_config("flags", config);
+    let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json")).unwrap();
+    assert_eq!(
+        tokenizer.encode("Hello world", true).unwrap(),
+        [1, 19556, 905, 2]
+    );
+    assert_eq!(
+        tokenizer.encode("Hello world", false).unwrap(),
+        [19556, 905]
+    );
+    assert_eq!((tokenizer.pad_id(), tokenizer.unk_id()), (None, None));
+    assert_eq!(tokenizer.chat_template(), Some("D"));
+    let ids = tokenizer.encode("it 's ok .", false).unwrap();
+    assert_eq!(tokenizer.decode(&ids, false).unwrap(), "it's ok.");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_bad_tokenizer_config_is_an_error_naming_it() {
+    let dir = folder_with_config("bad-config", r#"{"add_bos_token": "yes"}"#);
+    let error = TextTokenizer::from_file(&dir.join("tokenizer.json"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("tokenizer_config.json") && error.contains("add_bos_token"),
+        "{error}"
+    );
+    std::fs::write(dir.join("tokenizer_config.json"), "[").unwrap();
+    let error = TextTokenizer::from_file(&dir.join("tokenizer.json"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("tokenizer_config.json"), "{error}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -55,7 +55,10 @@ struct NamedTokens {
 
 impl NamedTokens {
     fn all(&self) -> impl Iterator<Item = &str> {
-        [&self.bos, &self.eos, &self.unk, &self.pad].into_iter().flatten().map(String::as_str)
+        [&self.bos, &self.eos, &self.unk, &self.pad]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
     }
 }
 
@@ -99,7 +102,9 @@ impl TextTokenizer {
             prefix_id: bos_id.filter(|_| add_bos == Some(true)),
             suffix_id: eos_id.filter(|_| add_eos == Some(true)),
             chat_template,
-            clean_up_spaces: config.flag("clean_up_tokenization_spaces")?.unwrap_or(false),
+            clean_up_spaces: config
+                .flag("clean_up_tokenization_spaces")?
+                .unwrap_or(false),
         })
     }
 
@@ -168,7 +173,11 @@ impl TextTokenizer {
             .inner
             .decode(ids, skip_special_tokens)
             .map_err(|e| self.error(format!("cannot decode: {e}")))?;
-        Ok(if self.clean_up_spaces { clean_up_tokenization(&text) } else { text })
+        Ok(if self.clean_up_spaces {
+            clean_up_tokenization(&text)
+        } else {
+            text
+        })
     }
 
     pub fn bos_id(&self) -> Option<u32> {
@@ -209,8 +218,11 @@ impl TextTokenizer {
 /// transformers adds the named special tokens (BOS, EOS, ...) as special added tokens when they
 /// are not added tokens already, so they are matched whole and skipped when decoding.
 fn add_named_special_tokens(inner: &mut Tokenizer, named: &NamedTokens) {
-    let added: HashSet<String> =
-        inner.get_added_tokens_decoder().into_values().map(|t| t.content).collect();
+    let added: HashSet<String> = inner
+        .get_added_tokens_decoder()
+        .into_values()
+        .map(|t| t.content)
+        .collect();
     let missing: Vec<AddedToken> = named
         .all()
         .filter(|token| !added.contains(*token))
@@ -241,7 +253,9 @@ fn clean_up_tokenization(text: &str) -> String {
         (" 've", "'ve"),
         (" 're", "'re"),
     ];
-    RULES.iter().fold(text.to_string(), |text, (from, to)| text.replace(from, to))
+    RULES
+        .iter()
+        .fold(text.to_string(), |text, (from, to)| text.replace(from, to))
 }
 
 /// `tokenizer_config.json`, or an empty one when the folder has none.
@@ -260,7 +274,10 @@ impl HfTokenizerConfig {
         if !json.is_object() {
             return Err(ModelError::format(path, "expected a JSON object"));
         }
-        Ok(Self { path: path.to_path_buf(), json })
+        Ok(Self {
+            path: path.to_path_buf(),
+            json,
+        })
     }
 
     fn flag(&self, key: &str) -> Result<Option<bool>> {
@@ -349,7 +366,8 @@ impl<'a> GgufVocab<'a> {
         };
         Ok(Self {
             model,
-            scores: reader.per_token("tokenizer.ggml.scores", n, |v| v.as_f64().map(|f| f as f32))?,
+            scores: reader
+                .per_token("tokenizer.ggml.scores", n, |v| v.as_f64().map(|f| f as f32))?,
             token_types: reader.per_token("tokenizer.ggml.token_type", n, GgufValue::as_i64)?,
             merges,
             bos_id: reader.token_id("tokenizer.ggml.bos_token_id", n)?,
@@ -419,9 +437,16 @@ impl<'a> GgufVocab<'a> {
                 ));
             }
         };
-        let vocab: Vocab =
-            self.tokens.iter().enumerate().map(|(id, t)| (t.clone(), id as u32)).collect();
-        let mut builder = BPE::builder().vocab_and_merges(vocab, merges).fuse_unk(true).byte_fallback(true);
+        let vocab: Vocab = self
+            .tokens
+            .iter()
+            .enumerate()
+            .map(|(id, t)| (t.clone(), id as u32))
+            .collect();
+        let mut builder = BPE::builder()
+            .vocab_and_merges(vocab, merges)
+            .fuse_unk(true)
+            .byte_fallback(true);
         // With no `<0xNN>` token for a byte, an unknown piece becomes UNK instead of vanishing.
         if let Some(unk) = self.token(self.unk_id) {
             builder = builder.unk_token(unk.to_string());
@@ -431,7 +456,11 @@ impl<'a> GgufVocab<'a> {
             .map_err(|e| ModelError::format(self.path, format!("bad SentencePiece BPE: {e}")))?;
 
         let add_prefix_space = self.add_space_prefix.unwrap_or(true);
-        let scheme = if add_prefix_space { PrependScheme::First } else { PrependScheme::Never };
+        let scheme = if add_prefix_space {
+            PrependScheme::First
+        } else {
+            PrependScheme::Never
+        };
         let mut tokenizer = Tokenizer::new(bpe);
         tokenizer
             .with_pre_tokenizer(Some(Metaspace::new(SPIECE_UNDERLINE, scheme, false)))
@@ -444,7 +473,9 @@ impl<'a> GgufVocab<'a> {
     fn special_tokens(&self) -> Vec<AddedToken> {
         let spelling = (self.model == "gpt2").then(ByteSpelling::new);
         let control = self.tokens.iter().enumerate().filter(|(id, _)| {
-            self.token_types.as_ref().is_some_and(|types| types[*id] == CONTROL_TOKEN)
+            self.token_types
+                .as_ref()
+                .is_some_and(|types| types[*id] == CONTROL_TOKEN)
         });
         let control = control.map(|(_, token)| token.as_str());
         let named = self.named_tokens();
@@ -462,8 +493,11 @@ impl<'a> GgufVocab<'a> {
 fn sentencepiece_decoder(strip_prefix_space: bool) -> Result<DecoderWrapper> {
     let replace = Replace::new(SPIECE_UNDERLINE.to_string(), " ")
         .map_err(|e| ModelError::Invalid(format!("tokenizer decoder: {e}")))?;
-    let mut steps: Vec<DecoderWrapper> =
-        vec![replace.into(), ByteFallback::new().into(), Fuse::new().into()];
+    let mut steps: Vec<DecoderWrapper> = vec![
+        replace.into(),
+        ByteFallback::new().into(),
+        Fuse::new().into(),
+    ];
     if strip_prefix_space {
         steps.push(Strip::new(' ', 1, 0).into());
     }
@@ -484,7 +518,11 @@ impl MetaReader<'_> {
     fn string(&self, key: &str) -> Result<Option<String>> {
         self.meta
             .get(key)
-            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| self.wrong_type(key, "a string")))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| self.wrong_type(key, "a string"))
+            })
             .transpose()
     }
 
@@ -503,10 +541,16 @@ impl MetaReader<'_> {
     }
 
     fn strings(&self, key: &str) -> Result<Option<Vec<String>>> {
-        let Some(items) = self.array(key)? else { return Ok(None) };
-        let strings: Option<Vec<String>> =
-            items.iter().map(|v| v.as_str().map(str::to_string)).collect();
-        strings.map(Some).ok_or_else(|| self.wrong_type(key, "an array of strings"))
+        let Some(items) = self.array(key)? else {
+            return Ok(None);
+        };
+        let strings: Option<Vec<String>> = items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect();
+        strings
+            .map(Some)
+            .ok_or_else(|| self.wrong_type(key, "an array of strings"))
     }
 
     /// An array with one entry per token, each converted by `convert`.
@@ -516,18 +560,26 @@ impl MetaReader<'_> {
         n_tokens: usize,
         convert: impl Fn(&GgufValue) -> Option<T>,
     ) -> Result<Option<Vec<T>>> {
-        let Some(items) = self.array(key)? else { return Ok(None) };
+        let Some(items) = self.array(key)? else {
+            return Ok(None);
+        };
         if items.len() != n_tokens {
             let message = format!("{key} has {} entries for {n_tokens} tokens", items.len());
             return Err(ModelError::format(self.path, message));
         }
         let values: Option<Vec<T>> = items.iter().map(convert).collect();
-        values.map(Some).ok_or_else(|| self.wrong_type(key, "an array of numbers"))
+        values
+            .map(Some)
+            .ok_or_else(|| self.wrong_type(key, "an array of numbers"))
     }
 
     fn token_id(&self, key: &str, n_tokens: usize) -> Result<Option<u32>> {
-        let Some(value) = self.meta.get(key) else { return Ok(None) };
-        let id = value.as_u64().ok_or_else(|| self.wrong_type(key, "an unsigned integer"))?;
+        let Some(value) = self.meta.get(key) else {
+            return Ok(None);
+        };
+        let id = value
+            .as_u64()
+            .ok_or_else(|| self.wrong_type(key, "an unsigned integer"))?;
         if id >= n_tokens as u64 {
             let message = format!("{key} = {id} is out of range for {n_tokens} tokens");
             return Err(ModelError::format(self.path, message));
@@ -556,7 +608,11 @@ fn parse_merges(path: &Path, lines: &[String]) -> Result<Merges> {
 /// first), then by longer left part, then longer right part; ties keep vocabulary order.
 fn generate_merges(tokens: &[String], scores: &[f32]) -> Merges {
     // As in the Python dicts: a repeated token keeps its first position, but its last id/score.
-    let id: HashMap<&str, usize> = tokens.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
+    let id: HashMap<&str, usize> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.as_str(), i))
+        .collect();
     let mut seen = HashSet::new();
     let mut merges: Vec<(&str, &str, f32)> = Vec::new();
     for token in tokens.iter().filter(|t| seen.insert(t.as_str())) {
@@ -571,7 +627,11 @@ fn generate_merges(tokens: &[String], scores: &[f32]) -> Merges {
             })
             .collect();
         local.sort_by_key(|&(l, r, ..)| (l, r));
-        merges.extend(local.into_iter().map(|(_, _, left, right)| (left, right, score)));
+        merges.extend(
+            local
+                .into_iter()
+                .map(|(_, _, left, right)| (left, right, score)),
+        );
     }
     let chars = |s: &str| s.chars().count();
     // Stable, descending: equal keys keep their order, as Python's sorted(reverse=True).
@@ -580,7 +640,10 @@ fn generate_merges(tokens: &[String], scores: &[f32]) -> Merges {
             .then_with(|| chars(b.0).cmp(&chars(a.0)))
             .then_with(|| chars(b.1).cmp(&chars(a.1)))
     });
-    merges.into_iter().map(|(l, r, _)| (l.to_string(), r.to_string())).collect()
+    merges
+        .into_iter()
+        .map(|(l, r, _)| (l.to_string(), r.to_string()))
+        .collect()
 }
 
 /// GPT-2's `bytes_to_unicode`: each byte spelled as a printable character.
@@ -602,7 +665,10 @@ impl ByteSpelling {
                 char::from_u32(next_extra - 1).expect("256..=323 are valid chars")
             };
         }
-        Self { chars, alphabet: chars.iter().copied().collect() }
+        Self {
+            chars,
+            alphabet: chars.iter().copied().collect(),
+        }
     }
 
     fn is_spelled(&self, token: &str) -> bool {
@@ -634,16 +700,24 @@ mod tests {
 
     #[test]
     fn generated_merges_follow_score_then_length() {
-        let tokens: Vec<String> = ["a", "b", "c", "ab", "bc", "abc"].map(String::from).to_vec();
+        let tokens: Vec<String> = ["a", "b", "c", "ab", "bc", "abc"]
+            .map(String::from)
+            .to_vec();
         let scores = [0.0, 0.0, 0.0, -1.0, -2.0, -1.0];
         let merges = generate_merges(&tokens, &scores);
-        let pairs: Vec<(&str, &str)> = merges.iter().map(|(l, r)| (l.as_str(), r.as_str())).collect();
+        let pairs: Vec<(&str, &str)> = merges
+            .iter()
+            .map(|(l, r)| (l.as_str(), r.as_str()))
+            .collect();
         // Score -1: ab+c (longer left part), then a+bc (longer right part), then a+b. Then b+c.
         assert_eq!(pairs, [("ab", "c"), ("a", "bc"), ("a", "b"), ("b", "c")]);
     }
 
     #[test]
     fn clean_up_matches_transformers() {
-        assert_eq!(clean_up_tokenization("I do n't know , it 's ok ."), "I don't know, it's ok.");
+        assert_eq!(
+            clean_up_tokenization("I do n't know , it 's ok ."),
+            "I don't know, it's ok."
+        );
     }
 }
