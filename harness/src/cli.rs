@@ -3,11 +3,15 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use model::backend::BackendKind;
 use model::AttentionSpec;
+use model::backend::BackendKind;
 
 #[derive(Parser)]
-#[command(name = "harness", version, about = "Evaluate Llama/Mistral-family checkpoints on benchmark suites")]
+#[command(
+    name = "harness",
+    version,
+    about = "Evaluate Llama/Mistral-family checkpoints on benchmark suites"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

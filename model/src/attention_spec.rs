@@ -69,7 +69,12 @@ impl AttentionSpec {
             Window::Full => None,
             Window::Sliding(w) => Some(w),
         };
-        Ok(ResolvedAttention { num_heads: n, native_kv_heads: config.num_kv_heads, kv_heads, window })
+        Ok(ResolvedAttention {
+            num_heads: n,
+            native_kv_heads: config.num_kv_heads,
+            kv_heads,
+            window,
+        })
     }
 }
 
@@ -144,7 +149,16 @@ mod tests {
 
     #[test]
     fn parses_and_prints_variants() {
-        for text in ["native", "mha", "mqa", "gqa:2", "swa:1024", "gqa:2,swa:1024", "full", "mha,full"] {
+        for text in [
+            "native",
+            "mha",
+            "mqa",
+            "gqa:2",
+            "swa:1024",
+            "gqa:2,swa:1024",
+            "full",
+            "mha,full",
+        ] {
             let spec: AttentionSpec = text.parse().unwrap();
             assert_eq!(spec.to_string(), text);
         }

@@ -59,7 +59,9 @@ impl FromStr for BackendKind {
             "flex" | "cpu" => Ok(BackendKind::Flex),
             "ndarray" => Ok(BackendKind::Ndarray),
             "wgpu" | "gpu" => Ok(BackendKind::Wgpu),
-            _ => Err(ModelError::Invalid(format!("unknown backend `{s}` (expected flex, ndarray or wgpu)"))),
+            _ => Err(ModelError::Invalid(format!(
+                "unknown backend `{s}` (expected flex, ndarray or wgpu)"
+            ))),
         }
     }
 }

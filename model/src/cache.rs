@@ -66,7 +66,11 @@ impl KvCache {
 
     /// Positions and validity of the slots now held, for the mask.
     pub(crate) fn past(&self) -> PastKeys<'_> {
-        PastKeys { slots: self.slots, pos: &self.slot_pos, valid: &self.slot_valid }
+        PastKeys {
+            slots: self.slots,
+            pos: &self.slot_pos,
+            valid: &self.slot_valid,
+        }
     }
 
     /// Keys and values to attend over for `layer`: the cached slots followed by the new ones.
@@ -74,7 +78,10 @@ impl KvCache {
     pub(crate) fn attend_and_store(&mut self, layer: usize, k: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let [_, _, new, _] = k.dims();
         let (k_all, v_all) = match self.layers[layer].take() {
-            Some((k_old, v_old)) => (Tensor::cat(vec![k_old, k.clone()], 2), Tensor::cat(vec![v_old, v.clone()], 2)),
+            Some((k_old, v_old)) => (
+                Tensor::cat(vec![k_old, k.clone()], 2),
+                Tensor::cat(vec![v_old, v.clone()], 2),
+            ),
             None => (k.clone(), v.clone()),
         };
         let stored = match self.capacity {
@@ -148,6 +155,21 @@ impl KvCache {
     }
 }
 
+/// Bytes a cache holds after `tokens` tokens: keys and values for every layer, with at most
+/// `window` slots per sequence when there is a window (what `KvCache::bytes` reports).
+pub fn kv_cache_bytes(
+    num_layers: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    batch: usize,
+    tokens: usize,
+    window: Option<usize>,
+    bytes_per_value: usize,
+) -> usize {
+    let slots = window.map_or(tokens, |w| tokens.min(w));
+    2 * num_layers * batch * kv_heads * slots * head_dim * bytes_per_value
+}
+
 /// Metadata of cached keys, row-major [batch, slots].
 pub(crate) struct PastKeys<'a> {
     pub slots: usize,
@@ -157,7 +179,11 @@ pub(crate) struct PastKeys<'a> {
 
 impl PastKeys<'_> {
     pub fn none() -> PastKeys<'static> {
-        PastKeys { slots: 0, pos: &[], valid: &[] }
+        PastKeys {
+            slots: 0,
+            pos: &[],
+            valid: &[],
+        }
     }
 }
 
@@ -179,7 +205,13 @@ fn ring_runs(start: usize, new: usize, cap: usize) -> Vec<(usize, usize, usize)>
 /// The blocked-key mask for `input`'s queries over `past` keys followed by the new keys,
 /// shaped [batch, 1, groups * seq, past + seq] (query rows repeated once per head in a group).
 /// Query i sees key j iff j is a real token, pos_j ≤ pos_i and, with a window W, pos_i − pos_j < W.
-pub(crate) fn blocked_mask(past: &PastKeys, input: &StepInput, window: Option<usize>, groups: usize, device: &Device) -> Tensor<4, Bool> {
+pub(crate) fn blocked_mask(
+    past: &PastKeys,
+    input: &StepInput,
+    window: Option<usize>,
+    groups: usize,
+    device: &Device,
+) -> Tensor<4, Bool> {
     let (b, s) = (input.batch, input.seq);
     let keys = past.slots + s;
     let mut rows = Vec::with_capacity(b * s * keys);
@@ -191,7 +223,10 @@ pub(crate) fn blocked_mask(past: &PastKeys, input: &StepInput, window: Option<us
                 !allowed
             };
             for slot in 0..past.slots {
-                rows.push(key(past.pos[row * past.slots + slot], past.valid[row * past.slots + slot]));
+                rows.push(key(
+                    past.pos[row * past.slots + slot],
+                    past.valid[row * past.slots + slot],
+                ));
             }
             for j in 0..s {
                 rows.push(key(input.positions[row * s + j], input.valid[row * s + j]));

@@ -33,8 +33,8 @@ impl ModelConfig {
     /// Reads an HF `config.json` (transformers 4.x `rope_theta` or 5.x `rope_parameters`).
     pub fn from_hf_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-        let json: Value = serde_json::from_str(&text)
-            .map_err(|e| ModelError::format(path, format!("not valid JSON: {e}")))?;
+        let json: Value =
+            serde_json::from_str(&text).map_err(|e| ModelError::format(path, format!("not valid JSON: {e}")))?;
         Self::from_hf_json(&json, path)
     }
 
@@ -73,7 +73,11 @@ impl ModelConfig {
             .or_else(|| json.get("rope_theta"))
             .and_then(Value::as_f64)
             .unwrap_or(10_000.0);
-        let sliding_window = if model_type == "mistral" { cfg.opt_usize("sliding_window")? } else { None };
+        let sliding_window = if model_type == "mistral" {
+            cfg.opt_usize("sliding_window")?
+        } else {
+            None
+        };
         let config = Self {
             vocab_size: cfg.usize("vocab_size")?,
             intermediate_size: cfg.usize("intermediate_size")?,
@@ -107,14 +111,19 @@ impl ModelConfig {
             .ok_or_else(|| ModelError::format(path, "metadata key `general.architecture` is missing"))?
             .to_string();
         if arch != "llama" && arch != "mistral" {
-            return Err(ModelError::unsupported(path, format!("GGUF architecture `{arch}` (supported: llama)")));
+            return Err(ModelError::unsupported(
+                path,
+                format!("GGUF architecture `{arch}` (supported: llama)"),
+            ));
         }
         let key = |k: &str| format!("{arch}.{k}");
         let req = |k: &str| -> Result<usize> {
             gguf.get(&key(k))
                 .and_then(|v| v.as_u64())
                 .map(|v| v as usize)
-                .ok_or_else(|| ModelError::config(path, format!("metadata key `{}` is missing or not an integer", key(k))))
+                .ok_or_else(|| {
+                    ModelError::config(path, format!("metadata key `{}` is missing or not an integer", key(k)))
+                })
         };
         let opt_f = |k: &str| gguf.get(&key(k)).and_then(|v| v.as_f64());
         let hidden_size = req("embedding_length")?;
@@ -140,11 +149,22 @@ impl ModelConfig {
                 .get("tokenizer.ggml.tokens")
                 .and_then(|v| v.as_array())
                 .map(|a| a.len())
-                .or_else(|| gguf.tensor_info("token_embd.weight").and_then(|t| t.ne.get(1).map(|&n| n as usize)))
+                .or_else(|| {
+                    gguf.tensor_info("token_embd.weight")
+                        .and_then(|t| t.ne.get(1).map(|&n| n as usize))
+                })
                 .ok_or_else(|| ModelError::config(path, "cannot tell the vocabulary size"))?,
         };
-        let name = gguf.get("general.name").and_then(|v| v.as_str()).unwrap_or("").to_lowercase();
-        let model_type = if arch == "mistral" || name.contains("mistral") { "mistral" } else { "llama" };
+        let name = gguf
+            .get("general.name")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_lowercase();
+        let model_type = if arch == "mistral" || name.contains("mistral") {
+            "mistral"
+        } else {
+            "llama"
+        };
         let token_id = |k: &str| gguf.get(k).and_then(|v| v.as_u64()).map(|v| v as u32);
         let config = Self {
             model_type: model_type.to_string(),
@@ -235,10 +255,12 @@ impl HfFields<'_> {
     fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
         match self.json.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .map(|n| Some(n as usize))
-                .ok_or_else(|| ModelError::config(self.path, format!("field `{key}` must be a non-negative integer, found {v}"))),
+            Some(v) => v.as_u64().map(|n| Some(n as usize)).ok_or_else(|| {
+                ModelError::config(
+                    self.path,
+                    format!("field `{key}` must be a non-negative integer, found {v}"),
+                )
+            }),
         }
     }
 }
@@ -248,7 +270,10 @@ fn reject_rope_scaling(json: &Value, path: &Path) -> Result<()> {
     let kind = json
         .get("rope_parameters")
         .and_then(|p| p.get("rope_type"))
-        .or_else(|| json.get("rope_scaling").and_then(|s| s.get("rope_type").or_else(|| s.get("type"))))
+        .or_else(|| {
+            json.get("rope_scaling")
+                .and_then(|s| s.get("rope_type").or_else(|| s.get("type")))
+        })
         .and_then(Value::as_str);
     match kind {
         None | Some("default") => Ok(()),

@@ -45,7 +45,10 @@ impl Decoder {
         let hidden = self.hidden_states(input, cache)?;
         let [b, s, h] = hidden.dims();
         let vocab = self.config.vocab_size;
-        Ok(hidden.reshape([b * s, h]).matmul(self.lm_head.clone()).reshape([b, s, vocab]))
+        Ok(hidden
+            .reshape([b * s, h])
+            .matmul(self.lm_head.clone())
+            .reshape([b, s, vocab]))
     }
 
     /// The residual stream after the final norm, [batch, seq, hidden].
@@ -60,10 +63,16 @@ impl Decoder {
         let rotary = self.rotary.tables(&input.positions, b, s, &self.device);
         let ids: Vec<i64> = input.ids.iter().map(|&t| t as i64).collect();
         let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [b * s]), &self.device);
-        let mut x = self.embed.clone().select(0, ids).reshape([b, s, self.config.hidden_size]);
+        let mut x = self
+            .embed
+            .clone()
+            .select(0, ids)
+            .reshape([b, s, self.config.hidden_size]);
         for (layer, block) in self.blocks.iter().enumerate() {
             let normed = block.attn_norm.forward(x.clone());
-            let attn = block.attention.forward(normed, &rotary, &mask, cache.as_deref_mut().map(|c| (c, layer)));
+            let attn = block
+                .attention
+                .forward(normed, &rotary, &mask, cache.as_deref_mut().map(|c| (c, layer)));
             x = x + attn;
             x = x.clone() + block.mlp.forward(block.mlp_norm.forward(x));
         }

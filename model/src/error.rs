@@ -40,16 +40,28 @@ pub enum ModelError {
 
 impl ModelError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { path: path.into(), source }
+        Self::Io {
+            path: path.into(),
+            source,
+        }
     }
     pub fn format(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Self::Format { path: path.into(), message: message.into() }
+        Self::Format {
+            path: path.into(),
+            message: message.into(),
+        }
     }
     pub fn unsupported(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Self::Unsupported { path: path.into(), message: message.into() }
+        Self::Unsupported {
+            path: path.into(),
+            message: message.into(),
+        }
     }
     pub fn config(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Self::Config { path: path.into(), message: message.into() }
+        Self::Config {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 

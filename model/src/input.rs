@@ -59,7 +59,13 @@ impl StepInput {
     }
 
     /// A general batch from explicit rows of (id, position, valid).
-    pub fn from_parts(batch: usize, seq: usize, ids: Vec<u32>, positions: Vec<i64>, valid: Vec<bool>) -> Result<Self, ModelError> {
+    pub fn from_parts(
+        batch: usize,
+        seq: usize,
+        ids: Vec<u32>,
+        positions: Vec<i64>,
+        valid: Vec<bool>,
+    ) -> Result<Self, ModelError> {
         let n = batch * seq;
         if ids.len() != n || positions.len() != n || valid.len() != n {
             return Err(ModelError::Invalid(format!(
@@ -69,7 +75,13 @@ impl StepInput {
                 valid.len()
             )));
         }
-        Ok(Self { batch, seq, ids, positions, valid })
+        Ok(Self {
+            batch,
+            seq,
+            ids,
+            positions,
+            valid,
+        })
     }
 
     fn empty(batch: usize, seq: usize) -> Self {

@@ -27,7 +27,10 @@ fn open_model() -> GgufFile {
 }
 
 fn f32_values(bytes: &[u8]) -> Vec<f32> {
-    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 fn bits(v: &[f32]) -> Vec<u32> {
@@ -36,10 +39,30 @@ fn bits(v: &[f32]) -> Vec<u32> {
 
 /// (fixture key, GGUF tensor, n_head to un-permute with, rows kept).
 const SAMPLES: &[(&str, &str, Option<usize>, usize)] = &[
-    ("blk.0.attn_k.weight.gguf_order.rows0_64", "blk.0.attn_k.weight", None, 64),
-    ("blk.0.attn_k.weight.hf_order.rows0_64", "blk.0.attn_k.weight", Some(3), 64),
-    ("blk.0.attn_q.weight.gguf_order.rows0_64", "blk.0.attn_q.weight", None, 64),
-    ("blk.0.attn_q.weight.hf_order.rows0_64", "blk.0.attn_q.weight", Some(9), 64),
+    (
+        "blk.0.attn_k.weight.gguf_order.rows0_64",
+        "blk.0.attn_k.weight",
+        None,
+        64,
+    ),
+    (
+        "blk.0.attn_k.weight.hf_order.rows0_64",
+        "blk.0.attn_k.weight",
+        Some(3),
+        64,
+    ),
+    (
+        "blk.0.attn_q.weight.gguf_order.rows0_64",
+        "blk.0.attn_q.weight",
+        None,
+        64,
+    ),
+    (
+        "blk.0.attn_q.weight.hf_order.rows0_64",
+        "blk.0.attn_q.weight",
+        Some(9),
+        64,
+    ),
     ("blk.0.attn_norm.weight", "blk.0.attn_norm.weight", None, 576),
     ("blk.0.ffn_down.weight.rows0_4", "blk.0.ffn_down.weight", None, 4),
     ("output_norm.weight", "output_norm.weight", None, 576),
@@ -51,7 +74,11 @@ fn sample_rows_are_bit_exact_in_both_orders() {
     let gguf = open_model();
     let bytes = std::fs::read(fixture("gguf_samples.safetensors")).unwrap();
     let samples = SafeTensors::deserialize(&bytes).unwrap();
-    assert_eq!(samples.len(), SAMPLES.len(), "fixture has keys this test does not check");
+    assert_eq!(
+        samples.len(),
+        SAMPLES.len(),
+        "fixture has keys this test does not check"
+    );
     for &(key, tensor, n_head, rows) in SAMPLES {
         let want = samples.tensor(key).unwrap_or_else(|e| panic!("{key}: {e}"));
         let want = f32_values(want.data());
@@ -76,8 +103,14 @@ fn unpermuted_tensor_matches_manual_unpermute() {
     assert_eq!(shape2, shape);
     assert_eq!(bits(&hf), bits(&unpermute_qk_rows(&raw, 192, 576, 3)));
     // 192 rows do not split into 5 heads: an error naming the file, not a panic.
-    let err = gguf.tensor_f32_unpermuted("blk.3.attn_k.weight", 5).unwrap_err().to_string();
-    assert!(err.contains("SmolLM2-135M-Instruct.Q4_1.gguf") && err.contains("attn_k"), "{err}");
+    let err = gguf
+        .tensor_f32_unpermuted("blk.3.attn_k.weight", 5)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("SmolLM2-135M-Instruct.Q4_1.gguf") && err.contains("attn_k"),
+        "{err}"
+    );
 }
 
 /// Applies the map's `transform` ("none" or "reverse_permute(n_head=N)").
@@ -94,7 +127,11 @@ fn apply_transform(transform: &str, shape: &[usize], data: Vec<f32>) -> Vec<f32>
 }
 
 fn json_usizes(v: &Value) -> Vec<usize> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect()
 }
 
 fn assert_close(got: f64, want: f64, what: &str) {
@@ -105,9 +142,7 @@ fn assert_close(got: f64, want: f64, what: &str) {
 #[test]
 fn all_tensors_match_the_map() {
     let gguf = open_model();
-    let map: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("gguf_tensor_map.json")).unwrap())
-            .unwrap();
+    let map: Value = serde_json::from_str(&std::fs::read_to_string(fixture("gguf_tensor_map.json")).unwrap()).unwrap();
     let entries = map["tensors"].as_array().unwrap();
     assert_eq!(entries.len(), 272);
     assert_eq!(gguf.tensors.len(), 272);
@@ -116,7 +151,11 @@ fn all_tensors_match_the_map() {
         let info = gguf.tensor_info(name).unwrap_or_else(|| panic!("no tensor {name}"));
         let ne: Vec<u64> = json_usizes(&entry["gguf_ne"]).iter().map(|&d| d as u64).collect();
         assert_eq!(info.ne, ne, "{name} ne");
-        assert_eq!(info.ggml_type.name(), entry["ggml_type"].as_str().unwrap(), "{name} type");
+        assert_eq!(
+            info.ggml_type.name(),
+            entry["ggml_type"].as_str().unwrap(),
+            "{name} type"
+        );
         assert_eq!(hf_name(name).as_deref(), entry["hf_name"].as_str(), "{name} hf_name");
 
         let (shape, data) = gguf.tensor_f32(name).unwrap();
@@ -163,7 +202,11 @@ fn metadata_values() {
     assert_eq!(u("general.file_type"), 3);
     assert_eq!(gguf.get("llama.block_count"), Some(&GgufValue::U32(30)));
     assert_eq!(gguf.get("llama.rope.freq_base"), Some(&GgufValue::F32(100000.0)));
-    let eps = gguf.get("llama.attention.layer_norm_rms_epsilon").unwrap().as_f64().unwrap();
+    let eps = gguf
+        .get("llama.attention.layer_norm_rms_epsilon")
+        .unwrap()
+        .as_f64()
+        .unwrap();
     assert_eq!(eps, 9.999999747378752e-06);
 
     assert_eq!(s("tokenizer.ggml.model"), "gpt2");
@@ -173,7 +216,10 @@ fn metadata_values() {
     assert_eq!(u("tokenizer.ggml.unknown_token_id"), 0);
     assert_eq!(u("tokenizer.ggml.padding_token_id"), 2);
     assert_eq!(gguf.get("tokenizer.ggml.add_bos_token").unwrap().as_bool(), Some(false));
-    assert_eq!(gguf.get("tokenizer.ggml.add_space_prefix").unwrap().as_bool(), Some(false));
+    assert_eq!(
+        gguf.get("tokenizer.ggml.add_space_prefix").unwrap().as_bool(),
+        Some(false)
+    );
     assert!(s("tokenizer.chat_template").starts_with("{% for message in messages %}"));
 
     let tokens = gguf.get("tokenizer.ggml.tokens").unwrap().as_array().unwrap();
@@ -195,7 +241,10 @@ fn metadata_values() {
 #[test]
 fn tensor_directory() {
     let gguf = open_model();
-    assert!(gguf.tensor_info("output.weight").is_none(), "SmolLM2 ties lm_head to the embedding");
+    assert!(
+        gguf.tensor_info("output.weight").is_none(),
+        "SmolLM2 ties lm_head to the embedding"
+    );
     let err = gguf.tensor_f32("output.weight").unwrap_err().to_string();
     assert!(err.contains("SmolLM2-135M-Instruct.Q4_1.gguf") && err.contains("output.weight"));
     let k = gguf.tensor_info("blk.0.attn_k.weight").unwrap();

@@ -51,16 +51,31 @@ fn prompts_match_last_logprobs_and_top20_everywhere() {
                 diff_top = diff_top.max((row[id] - top_lp_gold[pos * 20 + r]).abs());
             }
             let ours_top1 = top_ids(row, 1)[0];
-            assert_eq!(ours_top1 as f64, top_ids_gold[pos * 20], "prompt {p} position {pos}: top-1 differs");
+            assert_eq!(
+                ours_top1 as f64,
+                top_ids_gold[pos * 20],
+                "prompt {p} position {pos}: top-1 differs"
+            );
         }
         let next = gold.get(&format!("p{p}.next_token_logprobs")).values;
         let diff_next = (1..t)
             .map(|i| (ours[(i - 1) * VOCAB + ids[i] as usize] - next[i - 1]).abs())
             .fold(0.0, f64::max);
-        println!("prompt {p} ({t} tokens): last logprobs {diff_last:.2e}, top-20 {diff_top:.2e}, next-token {diff_next:.2e}");
-        assert!(diff_last < LOGPROB_ATOL, "prompt {p}: last-position log-probs differ by {diff_last}");
-        assert!(diff_top < LOGPROB_ATOL, "prompt {p}: top-20 log-probs differ by {diff_top}");
-        assert!(diff_next < LOGPROB_ATOL, "prompt {p}: next-token log-probs differ by {diff_next}");
+        println!(
+            "prompt {p} ({t} tokens): last logprobs {diff_last:.2e}, top-20 {diff_top:.2e}, next-token {diff_next:.2e}"
+        );
+        assert!(
+            diff_last < LOGPROB_ATOL,
+            "prompt {p}: last-position log-probs differ by {diff_last}"
+        );
+        assert!(
+            diff_top < LOGPROB_ATOL,
+            "prompt {p}: top-20 log-probs differ by {diff_top}"
+        );
+        assert!(
+            diff_next < LOGPROB_ATOL,
+            "prompt {p}: next-token log-probs differ by {diff_next}"
+        );
     }
 }
 
@@ -72,7 +87,12 @@ fn chunked_prefill_of_a_real_prompt_equals_one_pass() {
     let mut cache = model().decoder.new_cache(1);
     let mut chunked = Vec::new();
     for (i, part) in ids.chunks(16).enumerate() {
-        chunked.extend(to_vec(model().decoder.forward(&StepInput::single(part, i * 16), Some(&mut cache)).unwrap()));
+        chunked.extend(to_vec(
+            model()
+                .decoder
+                .forward(&StepInput::single(part, i * 16), Some(&mut cache))
+                .unwrap(),
+        ));
     }
     let diff = max_diff(&chunked, &one);
     assert!(diff < 1e-3, "chunked pre-fill differs by {diff}");
@@ -85,7 +105,13 @@ fn greedy_decoding_matches_exactly() {
     let json: Value = serde_json::from_str(&text).unwrap();
     let decoder = &model().decoder;
     for item in json["items"].as_array().unwrap() {
-        let as_ids = |v: &Value| -> Vec<u32> { v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect() };
+        let as_ids = |v: &Value| -> Vec<u32> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect()
+        };
         let prompt = as_ids(&item["prompt_ids"]);
         let expected = as_ids(&item["generated_ids"]);
         let mut cache = decoder.new_cache(1);

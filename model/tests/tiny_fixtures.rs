@@ -57,15 +57,26 @@ fn padded_batches_match_left_and_right() {
         let (model, gold) = (load(name, "native"), golden(name));
         for side in ["right", "left"] {
             let ids = gold.ids(&format!("batch_{side}.input_ids"));
-            let mask: Vec<bool> = gold.get(&format!("batch_{side}.attention_mask")).values.iter().map(|&m| m > 0.5).collect();
+            let mask: Vec<bool> = gold
+                .get(&format!("batch_{side}.attention_mask"))
+                .values
+                .iter()
+                .map(|&m| m > 0.5)
+                .collect();
             let positions: Vec<i64> = if side == "left" {
-                gold.get("batch_left.position_ids").values.iter().map(|&p| p as i64).collect()
+                gold.get("batch_left.position_ids")
+                    .values
+                    .iter()
+                    .map(|&p| p as i64)
+                    .collect()
             } else {
                 (0..3).flat_map(|_| 0..40i64).collect()
             };
             let input = StepInput::from_parts(3, 40, ids, positions, mask.clone()).unwrap();
             let ours = to_vec(model.decoder.forward(&input, None).unwrap());
-            let diff = max_diff_where(&ours, &gold.get(&format!("batch_{side}.logits")).values, |i| mask[i / 512]);
+            let diff = max_diff_where(&ours, &gold.get(&format!("batch_{side}.logits")).values, |i| {
+                mask[i / 512]
+            });
             println!("{name} batch_{side}: {diff:.2e}");
             assert!(diff < ATOL, "{name} batch_{side}: {diff}");
         }
@@ -78,7 +89,11 @@ fn padding_helpers_agree_with_single_rows() {
     let model = load("tiny-mistral-swa", "native");
     let rows = vec![(1..30).collect::<Vec<u32>>(), (100..109).collect(), (7..27).collect()];
     for left in [false, true] {
-        let input = if left { StepInput::left_padded(&rows, 0) } else { StepInput::right_padded(&rows, 0) };
+        let input = if left {
+            StepInput::left_padded(&rows, 0)
+        } else {
+            StepInput::right_padded(&rows, 0)
+        };
         let batch = to_vec(model.decoder.forward(&input, None).unwrap());
         for (r, row) in rows.iter().enumerate() {
             let single = logits(&model, row);
@@ -115,12 +130,25 @@ fn mistral_decoding_with_rolling_buffer_matches_goldens() {
     assert!(diff < ATOL, "40 single steps: {diff}");
     let mut chunks = vec![16];
     chunks.extend([1; 24]);
-    let diff = max_diff(&cached_logits(&model, &ids, &chunks), &gold.get("len40.prefill16_decode24_logits").values);
+    let diff = max_diff(
+        &cached_logits(&model, &ids, &chunks),
+        &gold.get("len40.prefill16_decode24_logits").values,
+    );
     assert!(diff < ATOL, "prefill 16 + decode 24: {diff}");
     // The buffer never holds more than W = 8 slots.
     let mut cache = model.decoder.new_cache(1);
-    model.decoder.forward(&StepInput::single(&ids, 0), Some(&mut cache)).unwrap();
+    model
+        .decoder
+        .forward(&StepInput::single(&ids, 0), Some(&mut cache))
+        .unwrap();
     assert_eq!((cache.slots(), cache.len()), (8, 40));
+    assert_eq!(cache.bytes(), model::cache::kv_cache_bytes(2, 1, 16, 1, 40, Some(8), 4));
+    let mut full = load("tiny-mistral-swa", "full").decoder.new_cache(1);
+    load("tiny-mistral-swa", "full")
+        .decoder
+        .forward(&StepInput::single(&ids, 0), Some(&mut full))
+        .unwrap();
+    assert_eq!(full.bytes(), model::cache::kv_cache_bytes(2, 1, 16, 1, 40, None, 4));
 }
 
 #[test]
@@ -143,7 +171,10 @@ fn window_off_by_one_is_detected() {
     let ids = gold.ids("len40.input_ids");
     let wide = logits(&load("tiny-mistral-swa", "swa:9"), &ids);
     let diff = max_diff(&wide, &gold.get("len40.logits").values);
-    assert!(diff > 0.1, "a 9-key window should differ from the golden, differs by {diff}");
+    assert!(
+        diff > 0.1,
+        "a 9-key window should differ from the golden, differs by {diff}"
+    );
     let diff = max_diff(&wide, &gold.get("len40.logits_window_inclusive").values);
     assert!(diff < ATOL, "and should equal HF's inclusive-window logits: {diff}");
     let full = logits(&load("tiny-mistral-swa", "full"), &ids);
@@ -181,6 +212,10 @@ fn sliding_window_decoding_past_the_window_equals_windowed_forward() {
 #[test]
 fn out_of_vocabulary_ids_are_an_error() {
     let model = load("tiny-llama-gqa", "native");
-    let err = model.decoder.forward(&StepInput::single(&[1, 512], 0), None).err().unwrap();
+    let err = model
+        .decoder
+        .forward(&StepInput::single(&[1, 512], 0), None)
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("512"), "{err}");
 }

@@ -66,10 +66,7 @@ fn metadata() -> BTreeMap<String, GgufValue> {
     set("tokenizer.ggml.bos_token_id", GgufValue::U32(1));
     set("tokenizer.ggml.eos_token_id", GgufValue::U32(2));
     set("tokenizer.ggml.unknown_token_id", GgufValue::U32(0));
-    set(
-        "tokenizer.chat_template",
-        GgufValue::String("{{ messages }}".into()),
-    );
+    set("tokenizer.chat_template", GgufValue::String("{{ messages }}".into()));
     meta
 }
 
@@ -86,9 +83,7 @@ fn byte_id(byte: u8) -> u32 {
 }
 
 fn tokens(tokenizer: &TextTokenizer, ids: &[u32]) -> Vec<String> {
-    ids.iter()
-        .map(|&id| tokenizer.id_to_token(id).unwrap())
-        .collect()
+    ids.iter().map(|&id| tokenizer.id_to_token(id).unwrap()).collect()
 }
 
 #[test]
@@ -123,13 +118,7 @@ fn unknown_characters_fall_back_to_bytes() {
 #[test]
 fn decode_round_trips() {
     let tokenizer = build(&metadata());
-    for text in [
-        "Hello world",
-        "world Hello",
-        "Hello\nworld",
-        "a  b",
-        "日本 ok",
-    ] {
+    for text in ["Hello world", "world Hello", "Hello\nworld", "a  b", "日本 ok"] {
         let ids = tokenizer.encode(text, true).unwrap();
         assert_eq!(
             tokenizer.decode(&ids, true).unwrap(),
@@ -145,10 +134,7 @@ fn control_tokens_are_matched_whole_and_only_the_text_start_gets_a_prefix() {
     let tokenizer = build(&metadata());
     // After a special token the text does not start, so "Hello" gets no `▁` (prepend "first").
     let ids = tokenizer.encode("<s>Hello<ctrl> world", false).unwrap();
-    assert_eq!(
-        tokens(&tokenizer, &ids),
-        ["<s>", "Hello", "<ctrl>", "▁world"]
-    );
+    assert_eq!(tokens(&tokenizer, &ids), ["<s>", "Hello", "<ctrl>", "▁world"]);
     assert_eq!(tokenizer.decode(&ids, true).unwrap(), "Hello world");
     // A leading space is the prefix itself: no second `▁`.
     let ids = tokenizer.encode(" Hello", false).unwrap();
@@ -171,10 +157,7 @@ fn special_ids_vocab_and_template() {
 #[test]
 fn add_bos_and_eos_flags_are_honoured() {
     let mut meta = metadata();
-    meta.insert(
-        "tokenizer.ggml.add_bos_token".into(),
-        GgufValue::Bool(false),
-    );
+    meta.insert("tokenizer.ggml.add_bos_token".into(), GgufValue::Bool(false));
     meta.insert("tokenizer.ggml.add_eos_token".into(), GgufValue::Bool(true));
     let ids = build(&meta).encode("Hello", true).unwrap();
     assert_eq!(ids, [piece_id("▁Hello"), 2]);
@@ -183,10 +166,7 @@ fn add_bos_and_eos_flags_are_honoured() {
 #[test]
 fn without_space_prefix_nothing_is_prepended_or_stripped() {
     let mut meta = metadata();
-    meta.insert(
-        "tokenizer.ggml.add_space_prefix".into(),
-        GgufValue::Bool(false),
-    );
+    meta.insert("tokenizer.ggml.add_space_prefix".into(), GgufValue::Bool(false));
     let tokenizer = build(&meta);
     let ids = tokenizer.encode("Hello world", false).unwrap();
     assert_eq!(tokens(&tokenizer, &ids), ["Hello", "▁world"]);
@@ -219,10 +199,7 @@ fn assert_error(meta: BTreeMap<String, GgufValue>, needle: &str) {
 #[test]
 fn unknown_tokenizer_model_is_unsupported() {
     let mut meta = metadata();
-    meta.insert(
-        "tokenizer.ggml.model".into(),
-        GgufValue::String("bert".into()),
-    );
+    meta.insert("tokenizer.ggml.model".into(), GgufValue::String("bert".into()));
     assert_error(meta, "`bert`");
 }
 
@@ -258,10 +235,7 @@ fn mismatched_array_lengths_are_errors() {
 #[test]
 fn out_of_range_ids_are_errors() {
     let mut meta = metadata();
-    meta.insert(
-        "tokenizer.ggml.bos_token_id".into(),
-        GgufValue::U32(100_000),
-    );
+    meta.insert("tokenizer.ggml.bos_token_id".into(), GgufValue::U32(100_000));
     assert_error(meta, "bos_token_id = 100000 is out of range");
     let mut meta = metadata();
     meta.insert("tokenizer.ggml.eos_token_id".into(), GgufValue::I32(-1));
@@ -278,26 +252,17 @@ fn a_llama_vocab_needs_scores_or_merges() {
 #[test]
 fn bad_merges_are_errors() {
     let mut meta = metadata();
-    meta.insert(
-        "tokenizer.ggml.merges".into(),
-        string_array(vec!["ll".into()]),
-    );
+    meta.insert("tokenizer.ggml.merges".into(), string_array(vec!["ll".into()]));
     assert_error(meta, "tokenizer.ggml.merges[0]");
     let mut meta = metadata();
-    meta.insert(
-        "tokenizer.ggml.merges".into(),
-        string_array(vec!["x y".into()]),
-    );
+    meta.insert("tokenizer.ggml.merges".into(), string_array(vec!["x y".into()]));
     assert_error(meta, "BPE");
 }
 
 #[test]
 fn a_gpt2_vocab_needs_merges() {
     let mut meta = metadata();
-    meta.insert(
-        "tokenizer.ggml.model".into(),
-        GgufValue::String("gpt2".into()),
-    );
+    meta.insert("tokenizer.ggml.model".into(), GgufValue::String("gpt2".into()));
     assert_error(meta, "tokenizer.ggml.merges");
 }
 
@@ -306,10 +271,7 @@ fn bad_tokenizer_files_are_errors_naming_the_file() {
     let dir = std::env::temp_dir().join(format!("tokenizer-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let missing = dir.join("absent").join("tokenizer.json");
-    let error = TextTokenizer::from_file(&missing)
-        .err()
-        .unwrap()
-        .to_string();
+    let error = TextTokenizer::from_file(&missing).err().unwrap().to_string();
     assert!(error.contains("absent/tokenizer.json"), "{error}");
 
     let broken = dir.join("tokenizer.json");

@@ -216,11 +216,7 @@ impl GgufFile {
     /// [`Self::tensor_f32`] followed by [`unpermute_qk_rows`] on a 2-D tensor (for `attn_q`
     /// with the head count, `attn_k` with the kv-head count), returning an error rather than
     /// panicking when `n_head` does not fit the tensor.
-    pub fn tensor_f32_unpermuted(
-        &self,
-        name: &str,
-        n_head: usize,
-    ) -> Result<(Vec<usize>, Vec<f32>)> {
+    pub fn tensor_f32_unpermuted(&self, name: &str, n_head: usize) -> Result<(Vec<usize>, Vec<f32>)> {
         let (shape, data) = self.tensor_f32(name)?;
         let &[rows, cols] = shape.as_slice() else {
             return Err(ModelError::format(
@@ -261,9 +257,9 @@ impl GgufFile {
                 info.ne.len()
             )));
         }
-        let n = info.n_elements().ok_or_else(|| {
-            self.err(format!("tensor `{name}`: element count of {:?} overflows", info.ne))
-        })?;
+        let n = info
+            .n_elements()
+            .ok_or_else(|| self.err(format!("tensor `{name}`: element count of {:?} overflows", info.ne)))?;
         // ggml stores whole blocks per row, so the contiguous dimension must be a multiple.
         let ne0 = info.ne.first().copied().unwrap_or(1);
         if ne0 % block != 0 {
@@ -273,7 +269,10 @@ impl GgufFile {
             )));
         }
         let size = ty.byte_size(n).ok_or_else(|| {
-            self.err(format!("tensor `{name}`: byte size of {n} {} elements overflows", ty.name()))
+            self.err(format!(
+                "tensor `{name}`: byte size of {n} {} elements overflows",
+                ty.name()
+            ))
         })?;
         if info.offset % self.alignment != 0 {
             return Err(self.err(format!(
@@ -375,8 +374,7 @@ impl<'a> Parser<'a> {
         let len = self.count(1, &format!("length of {what}"))?;
         let at = self.pos;
         let bytes = self.take(len, what)?;
-        String::from_utf8(bytes.to_vec())
-            .map_err(|_| self.err(format!("{what} at byte {at} is not valid UTF-8")))
+        String::from_utf8(bytes.to_vec()).map_err(|_| self.err(format!("{what} at byte {at} is not valid UTF-8")))
     }
 
     fn parse(mut self) -> Result<Header> {
@@ -386,10 +384,18 @@ impl<'a> Parser<'a> {
         // Smallest key/value: empty key (8), type (4), one byte of value.
         let n_kv = self.count(13, "metadata count")?;
         let metadata = self.metadata(n_kv)?;
-        let tensors = (0..n_tensors).map(|i| self.tensor_info(i)).collect::<Result<Vec<_>>>()?;
+        let tensors = (0..n_tensors)
+            .map(|i| self.tensor_info(i))
+            .collect::<Result<Vec<_>>>()?;
         let alignment = self.alignment(&metadata)?;
         let data_start = (self.pos as u64).div_ceil(alignment) * alignment;
-        Ok(Header { version, metadata, tensors, data_start, alignment })
+        Ok(Header {
+            version,
+            metadata,
+            tensors,
+            data_start,
+            alignment,
+        })
     }
 
     fn preamble(&mut self) -> Result<u32> {
@@ -480,9 +486,7 @@ impl<'a> Parser<'a> {
             8 | 10..=12 => 8,
             9 => 12,
             other => {
-                return Err(self.err(format!(
-                    "metadata key `{key}`: array has unknown element type {other}"
-                )));
+                return Err(self.err(format!("metadata key `{key}`: array has unknown element type {other}")));
             }
         };
         let n = self.count(min_bytes, &format!("array length of metadata key `{key}`"))?;
@@ -497,16 +501,19 @@ impl<'a> Parser<'a> {
         let name = self.string(&format!("name of tensor {index}"))?;
         let n_dims = self.u32(&format!("dimension count of tensor `{name}`"))?;
         if n_dims > MAX_DIMS {
-            return Err(self.err(format!(
-                "tensor `{name}` has {n_dims} dimensions (at most {MAX_DIMS})"
-            )));
+            return Err(self.err(format!("tensor `{name}` has {n_dims} dimensions (at most {MAX_DIMS})")));
         }
         let ne = (0..n_dims)
             .map(|d| self.u64(&format!("dimension {d} of tensor `{name}`")))
             .collect::<Result<Vec<_>>>()?;
         let ggml_type = GgmlType::from_u32(self.u32(&format!("type of tensor `{name}`"))?);
         let offset = self.u64(&format!("data offset of tensor `{name}`"))?;
-        Ok(GgufTensorInfo { name, ne, ggml_type, offset })
+        Ok(GgufTensorInfo {
+            name,
+            ne,
+            ggml_type,
+            offset,
+        })
     }
 
     /// `general.alignment`: a u32 power of two, as gguf-py requires.
@@ -514,9 +521,7 @@ impl<'a> Parser<'a> {
         match metadata.get("general.alignment") {
             None => Ok(DEFAULT_ALIGNMENT),
             Some(GgufValue::U32(a)) if a.is_power_of_two() => Ok(u64::from(*a)),
-            Some(other) => Err(self.err(format!(
-                "general.alignment is {other:?}; it must be a u32 power of two"
-            ))),
+            Some(other) => Err(self.err(format!("general.alignment is {other:?}; it must be a u32 power of two"))),
         }
     }
 }
@@ -581,7 +586,10 @@ pub fn try_unpermute_qk_rows(
     n_head: usize,
 ) -> std::result::Result<Vec<f32>, String> {
     if rows.checked_mul(cols) != Some(data.len()) {
-        return Err(format!("q/k un-permutation: {} values are not {rows} x {cols}", data.len()));
+        return Err(format!(
+            "q/k un-permutation: {} values are not {rows} x {cols}",
+            data.len()
+        ));
     }
     if n_head == 0 || rows % n_head != 0 || (rows / n_head) % 2 != 0 {
         return Err(format!(
@@ -596,8 +604,7 @@ pub fn try_unpermute_qk_rows(
             for i in 0..half {
                 let hf_row = h * head_dim + s * half + i;
                 let gguf_row = h * head_dim + 2 * i + s;
-                out[hf_row * cols..(hf_row + 1) * cols]
-                    .copy_from_slice(&data[gguf_row * cols..(gguf_row + 1) * cols]);
+                out[hf_row * cols..(hf_row + 1) * cols].copy_from_slice(&data[gguf_row * cols..(gguf_row + 1) * cols]);
             }
         }
     }

@@ -24,7 +24,12 @@ impl<'a> GgufSource<'a> {
             .iter()
             .filter_map(|t| hf_name(&t.name).map(|hf| (hf, t.name.clone())))
             .collect();
-        Self { file, names, num_heads: config.num_heads, num_kv_heads: config.num_kv_heads }
+        Self {
+            file,
+            names,
+            num_heads: config.num_heads,
+            num_kv_heads: config.num_kv_heads,
+        }
     }
 }
 

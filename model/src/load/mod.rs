@@ -29,20 +29,35 @@ pub struct LoadedModel {
 /// Loads an HF folder (config.json + safetensors [+ tokenizer.json]) or a `.gguf` file.
 pub fn load_model(path: &Path, spec: &AttentionSpec, device: &Device) -> Result<LoadedModel> {
     if !path.exists() {
-        return Err(ModelError::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder")));
+        return Err(ModelError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
+        ));
     }
     if path.is_dir() {
         let config = ModelConfig::from_hf_file(&path.join("config.json"))?;
         let source = safetensors::SafetensorsSource::open_dir(path)?;
         let decoder = build_decoder(&config, &source, spec, device)?;
         let tokenizer_file = path.join("tokenizer.json");
-        let tokenizer = if tokenizer_file.is_file() { Some(TextTokenizer::from_file(&tokenizer_file)?) } else { None };
-        return Ok(LoadedModel { path: path.to_path_buf(), decoder, tokenizer });
+        let tokenizer = if tokenizer_file.is_file() {
+            Some(TextTokenizer::from_file(&tokenizer_file)?)
+        } else {
+            None
+        };
+        return Ok(LoadedModel {
+            path: path.to_path_buf(),
+            decoder,
+            tokenizer,
+        });
     }
     let gguf = GgufFile::open(path)?;
     let config = ModelConfig::from_gguf(&gguf)?;
     let source = gguf_source::GgufSource::new(&gguf, &config);
     let decoder = build_decoder(&config, &source, spec, device)?;
     let tokenizer = Some(TextTokenizer::from_gguf(&gguf)?);
-    Ok(LoadedModel { path: path.to_path_buf(), decoder, tokenizer })
+    Ok(LoadedModel {
+        path: path.to_path_buf(),
+        decoder,
+        tokenizer,
+    })
 }

@@ -150,9 +150,9 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>, Stri
     };
     let block = ty.block_size().unwrap_or(1) as usize;
     let size = ty.type_size().unwrap_or(1) as usize;
-    let expected = ty.byte_size(n as u64).ok_or_else(|| {
-        format!("{n} elements is not a whole number of {} blocks of {block}", ty.name())
-    })?;
+    let expected = ty
+        .byte_size(n as u64)
+        .ok_or_else(|| format!("{n} elements is not a whole number of {} blocks of {block}", ty.name()))?;
     if bytes.len() as u64 != expected {
         return Err(format!(
             "{n} elements of {} need {expected} bytes, got {}",

@@ -36,7 +36,10 @@ impl SafetensorsSource {
         if single.is_file() {
             return Self::open_files(&single, vec![single.clone()]);
         }
-        Err(ModelError::format(dir, "no model.safetensors or model.safetensors.index.json in this folder"))
+        Err(ModelError::format(
+            dir,
+            "no model.safetensors or model.safetensors.index.json in this folder",
+        ))
     }
 
     fn open_index(index: &Path) -> Result<Self> {
@@ -60,7 +63,10 @@ impl SafetensorsSource {
         for (name, file) in map {
             let owner = source.names.get(name).map(|&i| &source.shards[i].path);
             if owner != Some(&dir.join(file.as_str().unwrap_or_default())) {
-                return Err(ModelError::format(index, format!("tensor `{name}` is not in its listed shard `{file}`")));
+                return Err(ModelError::format(
+                    index,
+                    format!("tensor `{name}` is not in its listed shard `{file}`"),
+                ));
             }
         }
         Ok(source)
@@ -78,12 +84,19 @@ impl SafetensorsSource {
                 .map_err(|e| ModelError::format(&shard_path, format!("not a valid safetensors file: {e}")))?;
             for name in parsed.names() {
                 if names.insert(name.to_string(), shards.len()).is_some() {
-                    return Err(ModelError::format(&shard_path, format!("tensor `{name}` appears in two shards")));
+                    return Err(ModelError::format(
+                        &shard_path,
+                        format!("tensor `{name}` appears in two shards"),
+                    ));
                 }
             }
             shards.push(Shard { path: shard_path, map });
         }
-        Ok(Self { path: path.to_path_buf(), shards, names })
+        Ok(Self {
+            path: path.to_path_buf(),
+            shards,
+            names,
+        })
     }
 }
 
@@ -109,7 +122,10 @@ impl WeightSource for SafetensorsSource {
             .map_err(|e| ModelError::format(&shard.path, format!("tensor `{name}`: {e}")))?;
         let bytes = view.data();
         let data: Vec<f32> = match view.dtype() {
-            Dtype::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            Dtype::F32 => bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
             Dtype::F16 => bytes
                 .chunks_exact(2)
                 .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
@@ -119,9 +135,15 @@ impl WeightSource for SafetensorsSource {
                 .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
                 .collect(),
             other => {
-                return Err(ModelError::unsupported(&shard.path, format!("tensor `{name}` has dtype {other:?}")));
+                return Err(ModelError::unsupported(
+                    &shard.path,
+                    format!("tensor `{name}` has dtype {other:?}"),
+                ));
             }
         };
-        Ok(HostTensor { shape: view.shape().to_vec(), data })
+        Ok(HostTensor {
+            shape: view.shape().to_vec(),
+            data,
+        })
     }
 }

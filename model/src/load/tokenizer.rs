@@ -102,9 +102,7 @@ impl TextTokenizer {
             prefix_id: bos_id.filter(|_| add_bos == Some(true)),
             suffix_id: eos_id.filter(|_| add_eos == Some(true)),
             chat_template,
-            clean_up_spaces: config
-                .flag("clean_up_tokenization_spaces")?
-                .unwrap_or(false),
+            clean_up_spaces: config.flag("clean_up_tokenization_spaces")?.unwrap_or(false),
         })
     }
 
@@ -267,8 +265,9 @@ struct HfTokenizerConfig {
 impl HfTokenizerConfig {
     fn read(path: &Path) -> Result<Self> {
         let json = match read_optional(path)? {
-            Some(text) => serde_json::from_str(&text)
-                .map_err(|e| ModelError::format(path, format!("not valid JSON: {e}")))?,
+            Some(text) => {
+                serde_json::from_str(&text).map_err(|e| ModelError::format(path, format!("not valid JSON: {e}")))?
+            }
             None => Value::Object(Default::default()),
         };
         if !json.is_object() {
@@ -366,8 +365,7 @@ impl<'a> GgufVocab<'a> {
         };
         Ok(Self {
             model,
-            scores: reader
-                .per_token("tokenizer.ggml.scores", n, |v| v.as_f64().map(|f| f as f32))?,
+            scores: reader.per_token("tokenizer.ggml.scores", n, |v| v.as_f64().map(|f| f as f32))?,
             token_types: reader.per_token("tokenizer.ggml.token_type", n, GgufValue::as_i64)?,
             merges,
             bos_id: reader.token_id("tokenizer.ggml.bos_token_id", n)?,
@@ -400,9 +398,10 @@ impl<'a> GgufVocab<'a> {
     /// `tokenizer.ggml.model = "gpt2"`: byte-level BPE with the file's merges, GPT-2's split
     /// regex, no prefix space, no normalizer.
     fn byte_level_tokenizer(&self) -> Result<Tokenizer> {
-        let merges = self.merges.clone().ok_or_else(|| {
-            ModelError::format(self.path, "a gpt2 tokenizer needs tokenizer.ggml.merges")
-        })?;
+        let merges = self
+            .merges
+            .clone()
+            .ok_or_else(|| ModelError::format(self.path, "a gpt2 tokenizer needs tokenizer.ggml.merges"))?;
         let spelling = ByteSpelling::new();
         // The merges spell tokens byte-level; a token that is not (a mislabelled byte sequence)
         // is re-spelled from its UTF-8 bytes so it still matches them.
@@ -493,11 +492,7 @@ impl<'a> GgufVocab<'a> {
 fn sentencepiece_decoder(strip_prefix_space: bool) -> Result<DecoderWrapper> {
     let replace = Replace::new(SPIECE_UNDERLINE.to_string(), " ")
         .map_err(|e| ModelError::Invalid(format!("tokenizer decoder: {e}")))?;
-    let mut steps: Vec<DecoderWrapper> = vec![
-        replace.into(),
-        ByteFallback::new().into(),
-        Fuse::new().into(),
-    ];
+    let mut steps: Vec<DecoderWrapper> = vec![replace.into(), ByteFallback::new().into(), Fuse::new().into()];
     if strip_prefix_space {
         steps.push(Strip::new(' ', 1, 0).into());
     }
@@ -544,10 +539,7 @@ impl MetaReader<'_> {
         let Some(items) = self.array(key)? else {
             return Ok(None);
         };
-        let strings: Option<Vec<String>> = items
-            .iter()
-            .map(|v| v.as_str().map(str::to_string))
-            .collect();
+        let strings: Option<Vec<String>> = items.iter().map(|v| v.as_str().map(str::to_string)).collect();
         strings
             .map(Some)
             .ok_or_else(|| self.wrong_type(key, "an array of strings"))
@@ -608,11 +600,7 @@ fn parse_merges(path: &Path, lines: &[String]) -> Result<Merges> {
 /// first), then by longer left part, then longer right part; ties keep vocabulary order.
 fn generate_merges(tokens: &[String], scores: &[f32]) -> Merges {
     // As in the Python dicts: a repeated token keeps its first position, but its last id/score.
-    let id: HashMap<&str, usize> = tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.as_str(), i))
-        .collect();
+    let id: HashMap<&str, usize> = tokens.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
     let mut seen = HashSet::new();
     let mut merges: Vec<(&str, &str, f32)> = Vec::new();
     for token in tokens.iter().filter(|t| seen.insert(t.as_str())) {
@@ -627,11 +615,7 @@ fn generate_merges(tokens: &[String], scores: &[f32]) -> Merges {
             })
             .collect();
         local.sort_by_key(|&(l, r, ..)| (l, r));
-        merges.extend(
-            local
-                .into_iter()
-                .map(|(_, _, left, right)| (left, right, score)),
-        );
+        merges.extend(local.into_iter().map(|(_, _, left, right)| (left, right, score)));
     }
     let chars = |s: &str| s.chars().count();
     // Stable, descending: equal keys keep their order, as Python's sorted(reverse=True).
@@ -700,15 +684,10 @@ mod tests {
 
     #[test]
     fn generated_merges_follow_score_then_length() {
-        let tokens: Vec<String> = ["a", "b", "c", "ab", "bc", "abc"]
-            .map(String::from)
-            .to_vec();
+        let tokens: Vec<String> = ["a", "b", "c", "ab", "bc", "abc"].map(String::from).to_vec();
         let scores = [0.0, 0.0, 0.0, -1.0, -2.0, -1.0];
         let merges = generate_merges(&tokens, &scores);
-        let pairs: Vec<(&str, &str)> = merges
-            .iter()
-            .map(|(l, r)| (l.as_str(), r.as_str()))
-            .collect();
+        let pairs: Vec<(&str, &str)> = merges.iter().map(|(l, r)| (l.as_str(), r.as_str())).collect();
         // Score -1: ab+c (longer left part), then a+bc (longer right part), then a+b. Then b+c.
         assert_eq!(pairs, [("ab", "c"), ("a", "bc"), ("a", "b"), ("b", "c")]);
     }

@@ -30,7 +30,12 @@ pub trait WeightSource {
 }
 
 /// Builds the decoder from `source`, converted to the attention variant `spec`.
-pub fn build_decoder(config: &ModelConfig, source: &dyn WeightSource, spec: &AttentionSpec, device: &Device) -> Result<Decoder> {
+pub fn build_decoder(
+    config: &ModelConfig,
+    source: &dyn WeightSource,
+    spec: &AttentionSpec,
+    device: &Device,
+) -> Result<Decoder> {
     let attention = spec.resolve(config)?;
     let loader = Loader { source, device };
     let (h, inter, vocab) = (config.hidden_size, config.intermediate_size, config.vocab_size);
@@ -45,7 +50,9 @@ pub fn build_decoder(config: &ModelConfig, source: &dyn WeightSource, spec: &Att
         let p = format!("model.layers.{i}");
         let kv_proj = |name: &str| -> Result<Linear> {
             let native = loader.linear(&format!("{p}.self_attn.{name}.weight"), config.kv_dim(), h)?;
-            Ok(Linear { weight: convert_kv_projection(native.weight, &attention, config.head_dim) })
+            Ok(Linear {
+                weight: convert_kv_projection(native.weight, &attention, config.head_dim),
+            })
         };
         blocks.push(Block {
             attn_norm: loader.norm(&format!("{p}.input_layernorm.weight"), config)?,
@@ -106,12 +113,17 @@ impl Loader<'_> {
     fn linear(&self, name: &str, out: usize, inputs: usize) -> Result<Linear> {
         let t = self.host(name, &[out, inputs])?;
         let transposed = transpose(&t.data, out, inputs);
-        Ok(Linear { weight: Tensor::from_data(TensorData::new(transposed, [inputs, out]), self.device) })
+        Ok(Linear {
+            weight: Tensor::from_data(TensorData::new(transposed, [inputs, out]), self.device),
+        })
     }
 
     fn norm(&self, name: &str, config: &ModelConfig) -> Result<RmsNorm> {
         let t = self.host(name, &[config.hidden_size])?;
-        Ok(RmsNorm { weight: Tensor::from_data(TensorData::new(t.data, [config.hidden_size]), self.device), eps: config.rms_norm_eps })
+        Ok(RmsNorm {
+            weight: Tensor::from_data(TensorData::new(t.data, [config.hidden_size]), self.device),
+            eps: config.rms_norm_eps,
+        })
     }
 }
 

@@ -13,7 +13,11 @@ pub fn fixtures() -> PathBuf {
 /// The default model; CI fetches it with scripts/fetch-model.sh before the tests.
 pub fn smollm2_gguf() -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(path.is_file(), "{} is missing: run scripts/fetch-model.sh first", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/fetch-model.sh first",
+        path.display()
+    );
     path
 }
 
@@ -42,13 +46,25 @@ impl GoldenFile {
         let view = st.tensor(name).unwrap_or_else(|_| panic!("no tensor {name}"));
         let b = view.data();
         let values: Vec<f64> = match view.dtype() {
-            Dtype::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
-            Dtype::F64 => b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
-            Dtype::I64 => b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+            Dtype::F32 => b
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
+            Dtype::F64 => b
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+            Dtype::I64 => b
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
             Dtype::I8 => b.iter().map(|&v| v as i8 as f64).collect(),
             other => panic!("unexpected dtype {other:?}"),
         };
-        Golden { shape: view.shape().to_vec(), values }
+        Golden {
+            shape: view.shape().to_vec(),
+            values,
+        }
     }
 
     pub fn ids(&self, name: &str) -> Vec<u32> {
@@ -57,13 +73,23 @@ impl GoldenFile {
 }
 
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-    t.into_data().to_vec::<f32>().expect("f32 tensor").into_iter().map(|v| v as f64).collect()
+    t.into_data()
+        .to_vec::<f32>()
+        .expect("f32 tensor")
+        .into_iter()
+        .map(|v| v as f64)
+        .collect()
 }
 
 /// Largest |a - b| over the positions where `keep(i)` holds (i indexes the flat arrays).
 pub fn max_diff_where(a: &[f64], b: &[f64], keep: impl Fn(usize) -> bool) -> f64 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter().zip(b).enumerate().filter(|(i, _)| keep(*i)).map(|(_, (x, y))| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .enumerate()
+        .filter(|(i, _)| keep(*i))
+        .map(|(_, (x, y))| (x - y).abs())
+        .fold(0.0, f64::max)
 }
 
 pub fn max_diff(a: &[f64], b: &[f64]) -> f64 {

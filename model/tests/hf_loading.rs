@@ -1,0 +1,221 @@
+//! HuggingFace folders: sharded checkpoints, half-precision tensors, and every kind of bad input
+//! giving an error that names the file and the problem.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{device, fixtures, max_diff, to_vec};
+use model::load::safetensors::SafetensorsSource;
+use model::load::weights::WeightSource;
+use model::{AttentionSpec, StepInput, load_model};
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
+use serde_json::{Value, json};
+
+fn tiny_dir() -> PathBuf {
+    fixtures().join("tiny/tiny-llama-gqa")
+}
+
+/// (name, dtype, shape, bytes) of every tensor in the tiny model.
+fn tiny_tensors() -> Vec<(String, Dtype, Vec<usize>, Vec<u8>)> {
+    let bytes = std::fs::read(tiny_dir().join("model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut out: Vec<_> = st
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (name, view.dtype(), view.shape().to_vec(), view.data().to_vec()))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn write_safetensors(path: &Path, tensors: &[(String, Dtype, Vec<usize>, Vec<u8>)]) {
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+fn config_json() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(tiny_dir().join("config.json")).unwrap()).unwrap()
+}
+
+/// A copy of the tiny model in a temp folder, with `config` and the tensors given.
+fn folder_with(config: &Value, tensors: &[(String, Dtype, Vec<usize>, Vec<u8>)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    write_safetensors(&dir.path().join("model.safetensors"), tensors);
+    dir
+}
+
+fn logits(path: &Path) -> Vec<f64> {
+    let model = load_model(path, &AttentionSpec::default(), &device()).unwrap();
+    let ids: Vec<u32> = (0..20).map(|i| i * 7 % 512).collect();
+    to_vec(model.decoder.forward(&StepInput::single(&ids, 0), None).unwrap())
+}
+
+fn load_error(path: &Path) -> String {
+    match load_model(path, &AttentionSpec::default(), &device()) {
+        Ok(_) => panic!("{} loaded but should not have", path.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn sharded_checkpoint_equals_single_file() {
+    let tensors = tiny_tensors();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), config_json().to_string()).unwrap();
+    let (first, second) = tensors.split_at(tensors.len() / 2);
+    let mut weight_map = serde_json::Map::new();
+    for (file, part) in [
+        ("model-00001-of-00002.safetensors", first),
+        ("model-00002-of-00002.safetensors", second),
+    ] {
+        write_safetensors(&dir.path().join(file), part);
+        for t in part {
+            weight_map.insert(t.0.clone(), json!(file));
+        }
+    }
+    let index = json!({"metadata": {}, "weight_map": weight_map});
+    std::fs::write(dir.path().join("model.safetensors.index.json"), index.to_string()).unwrap();
+    assert_eq!(logits(dir.path()), logits(&tiny_dir()));
+}
+
+#[test]
+fn half_precision_tensors_are_widened_exactly() {
+    for dtype in [Dtype::F16, Dtype::BF16] {
+        let narrow: Vec<_> = tiny_tensors()
+            .into_iter()
+            .map(|(n, _, s, b)| {
+                let bytes: Vec<u8> = b
+                    .chunks_exact(4)
+                    .flat_map(|c| {
+                        let v = f32::from_le_bytes(c.try_into().unwrap());
+                        match dtype {
+                            Dtype::F16 => half::f16::from_f32(v).to_le_bytes(),
+                            _ => half::bf16::from_f32(v).to_le_bytes(),
+                        }
+                    })
+                    .collect();
+                (n, dtype, s, bytes)
+            })
+            .collect();
+        let dir = folder_with(&config_json(), &narrow);
+        let source = SafetensorsSource::open_dir(dir.path()).unwrap();
+        let original = SafetensorsSource::open_dir(&tiny_dir()).unwrap();
+        let name = "model.layers.0.mlp.up_proj.weight";
+        let widened = source.tensor(name).unwrap().data;
+        let expected: Vec<f32> = original
+            .tensor(name)
+            .unwrap()
+            .data
+            .iter()
+            .map(|&v| match dtype {
+                Dtype::F16 => half::f16::from_f32(v).to_f32(),
+                _ => half::bf16::from_f32(v).to_f32(),
+            })
+            .collect();
+        assert_eq!(widened, expected, "{dtype:?}");
+        // And the whole model still runs close to the f32 one.
+        let diff = max_diff(&logits(dir.path()), &logits(&tiny_dir()));
+        assert!(diff > 0.0 && diff < 0.5, "{dtype:?}: {diff}");
+    }
+}
+
+#[test]
+fn missing_path_is_an_error() {
+    let err = load_error(Path::new("/nonexistent/model"));
+    assert!(err.contains("/nonexistent/model"), "{err}");
+}
+
+#[test]
+fn config_problems_are_named() {
+    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
+        (
+            "missing field",
+            Box::new(|c| drop(c.as_object_mut().unwrap().remove("hidden_size"))),
+            "hidden_size",
+        ),
+        (
+            "heads do not divide hidden",
+            Box::new(|c| {
+                c["num_attention_heads"] = json!(5);
+                c.as_object_mut().unwrap().remove("head_dim");
+            }),
+            "does not divide",
+        ),
+        (
+            "kv heads do not divide heads",
+            Box::new(|c| c["num_key_value_heads"] = json!(3)),
+            "num_key_value_heads",
+        ),
+        (
+            "unknown architecture",
+            Box::new(|c| c["model_type"] = json!("gpt_neox")),
+            "gpt_neox",
+        ),
+        (
+            "wrong type",
+            Box::new(|c| c["num_hidden_layers"] = json!("two")),
+            "num_hidden_layers",
+        ),
+        (
+            "rope scaling",
+            Box::new(|c| c["rope_parameters"]["rope_type"] = json!("yarn")),
+            "yarn",
+        ),
+    ];
+    for (what, edit, expected) in cases {
+        let mut config = config_json();
+        edit(&mut config);
+        let dir = folder_with(&config, &tiny_tensors());
+        let err = load_error(dir.path());
+        assert!(err.contains("config.json") && err.contains(expected), "{what}: {err}");
+    }
+    let dir = folder_with(&config_json(), &tiny_tensors());
+    std::fs::write(dir.path().join("config.json"), "{ not json").unwrap();
+    let err = load_error(dir.path());
+    assert!(err.contains("config.json") && err.contains("JSON"), "{err}");
+}
+
+#[test]
+fn weight_problems_are_named() {
+    // A tensor of the wrong shape.
+    let mut tensors = tiny_tensors();
+    let t = tensors
+        .iter_mut()
+        .find(|t| t.0 == "model.layers.1.self_attn.k_proj.weight")
+        .unwrap();
+    t.2 = vec![t.2[1], t.2[0]];
+    let err = load_error(folder_with(&config_json(), &tensors).path());
+    assert!(
+        err.contains("model.layers.1.self_attn.k_proj.weight") && err.contains("shape"),
+        "{err}"
+    );
+
+    // A missing tensor.
+    let tensors: Vec<_> = tiny_tensors()
+        .into_iter()
+        .filter(|t| t.0 != "model.norm.weight")
+        .collect();
+    let err = load_error(folder_with(&config_json(), &tensors).path());
+    assert!(err.contains("model.norm.weight") && err.contains("missing"), "{err}");
+
+    // Truncated and empty weight files.
+    let dir = folder_with(&config_json(), &tiny_tensors());
+    let file = dir.path().join("model.safetensors");
+    let bytes = std::fs::read(&file).unwrap();
+    for cut in [bytes.len() / 2, 0, 5] {
+        std::fs::write(&file, &bytes[..cut]).unwrap();
+        let err = load_error(dir.path());
+        assert!(err.contains("model.safetensors"), "cut at {cut}: {err}");
+    }
+
+    // No weights at all.
+    std::fs::remove_file(&file).unwrap();
+    let err = load_error(dir.path());
+    assert!(err.contains("model.safetensors"), "{err}");
+}
