@@ -204,7 +204,8 @@ fn ring_runs(start: usize, new: usize, cap: usize) -> Vec<(usize, usize, usize)>
 
 /// The blocked-key mask for `input`'s queries over `past` keys followed by the new keys,
 /// shaped [batch, 1, groups * seq, past + seq] (query rows repeated once per head in a group).
-/// Query i sees key j iff j is a real token, pos_j ≤ pos_i and, with a window W, pos_i − pos_j < W.
+/// Query i sees key j iff j is a real token, pos_j ≤ pos_i, with a window W pos_i − pos_j < W,
+/// and j is in the shared segment 0 or in i's own segment (cached keys count as segment 0).
 pub(crate) fn blocked_mask(
     past: &PastKeys,
     input: &StepInput,
@@ -218,6 +219,7 @@ pub(crate) fn blocked_mask(
     for row in 0..b {
         for i in 0..s {
             let qpos = input.positions[row * s + i];
+            let qseg = input.segments[row * s + i];
             let key = |pos: i64, valid: bool| {
                 let allowed = valid && pos <= qpos && window.is_none_or(|w| qpos - pos < w as i64);
                 !allowed
@@ -229,7 +231,9 @@ pub(crate) fn blocked_mask(
                 ));
             }
             for j in 0..s {
-                rows.push(key(input.positions[row * s + j], input.valid[row * s + j]));
+                let kseg = input.segments[row * s + j];
+                let same_segment = kseg == 0 || kseg == qseg;
+                rows.push(key(input.positions[row * s + j], input.valid[row * s + j] && same_segment));
             }
         }
     }

@@ -1,7 +1,7 @@
 //! The Llama/Mistral decoder stack: embedding, pre-norm blocks (attention + SwiGLU), final
 //! norm and LM head. Returns logits for every position, since scoring needs them all.
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData, activation::log_softmax};
 
 use crate::attention::Attention;
 use crate::attention_spec::ResolvedAttention;
@@ -18,6 +18,22 @@ pub struct Block {
     pub attention: Attention,
     pub mlp_norm: RmsNorm,
     pub mlp: Mlp,
+}
+
+/// One token to score: how likely `target` is to follow position `pos` of row `row`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenQuery {
+    pub row: usize,
+    pub pos: usize,
+    pub target: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TokenScore {
+    /// log p(target | the row up to pos), from an f32 log-softmax.
+    pub logprob: f32,
+    /// Whether `target` is the argmax there (greedy decoding would pick it).
+    pub is_argmax: bool,
 }
 
 pub struct Decoder {
@@ -49,6 +65,38 @@ impl Decoder {
             .reshape([b * s, h])
             .matmul(self.lm_head.clone())
             .reshape([b, s, vocab]))
+    }
+
+    /// Scores only the requested (position, next token) pairs: the LM head runs on those
+    /// positions alone and only two numbers per query come back from the device.
+    pub fn score_tokens(&self, input: &StepInput, queries: &[TokenQuery]) -> Result<Vec<TokenScore>> {
+        if queries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (b, s, vocab) = (input.batch, input.seq, self.config.vocab_size);
+        if let Some(q) = queries.iter().find(|q| q.row >= b || q.pos >= s || q.target as usize >= vocab) {
+            return Err(ModelError::Invalid(format!(
+                "query {q:?} is outside the {b}×{s} batch or the vocabulary"
+            )));
+        }
+        let hidden = self.hidden_states(input, None)?;
+        let h = self.config.hidden_size;
+        let n = queries.len();
+        let rows: Vec<i64> = queries.iter().map(|q| (q.row * s + q.pos) as i64).collect();
+        let targets: Vec<i64> = queries.iter().map(|q| q.target as i64).collect();
+        let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [n]), &self.device);
+        let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [n, 1]), &self.device);
+        let logits = hidden.reshape([b * s, h]).select(0, rows).matmul(self.lm_head.clone());
+        let best = logits.clone().argmax(1);
+        let logprobs = log_softmax(logits, 1).gather(1, targets);
+        let read = |what: &str, e| ModelError::Invalid(format!("reading {what} back from the device: {e:?}"));
+        let logprobs = logprobs.try_into_vec_as::<f32>().map_err(|e| read("log-probabilities", e))?;
+        let best = best.try_into_vec_as::<i64>().map_err(|e| read("argmax", e))?;
+        Ok(queries
+            .iter()
+            .zip(logprobs.into_iter().zip(best))
+            .map(|(q, (logprob, best))| TokenScore { logprob, is_argmax: best == q.target as i64 })
+            .collect())
     }
 
     /// The residual stream after the final norm, [batch, seq, hidden].

@@ -13,6 +13,10 @@ pub struct StepInput {
     pub positions: Vec<i64>,
     /// Row-major [batch, seq]: false where the slot is padding (never attended to).
     pub valid: Vec<bool>,
+    /// Row-major [batch, seq]: packing segments. A token of segment s > 0 sees only segment 0
+    /// (the shared prefix) and its own segment, so one row can hold a context followed by
+    /// several continuations, each scored as if it were alone. All 0 by default.
+    pub segments: Vec<u32>,
 }
 
 impl StepInput {
@@ -24,6 +28,7 @@ impl StepInput {
             ids: ids.to_vec(),
             positions: (start..start + ids.len()).map(|p| p as i64).collect(),
             valid: vec![true; ids.len()],
+            segments: vec![0; ids.len()],
         }
     }
 
@@ -36,6 +41,7 @@ impl StepInput {
                 input.ids.push(row.get(t).copied().unwrap_or(pad));
                 input.positions.push(t as i64);
                 input.valid.push(t < row.len());
+                input.segments.push(0);
             }
         }
         input
@@ -53,6 +59,7 @@ impl StepInput {
                 input.ids.push(if real { row[t - pad_len] } else { pad });
                 input.positions.push(t.saturating_sub(pad_len) as i64);
                 input.valid.push(real);
+                input.segments.push(0);
             }
         }
         input
@@ -81,7 +88,22 @@ impl StepInput {
             ids,
             positions,
             valid,
+            segments: vec![0; n],
         })
+    }
+
+    /// Sets the packing segments (see `segments`).
+    pub fn with_segments(mut self, segments: Vec<u32>) -> Result<Self, ModelError> {
+        if segments.len() != self.batch * self.seq {
+            return Err(ModelError::Invalid(format!(
+                "{} segment ids for a batch of {}×{}",
+                segments.len(),
+                self.batch,
+                self.seq
+            )));
+        }
+        self.segments = segments;
+        Ok(self)
     }
 
     fn empty(batch: usize, seq: usize) -> Self {
@@ -92,6 +114,7 @@ impl StepInput {
             ids: Vec::with_capacity(n),
             positions: Vec::with_capacity(n),
             valid: Vec::with_capacity(n),
+            segments: Vec::with_capacity(n),
         }
     }
 }

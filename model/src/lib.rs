@@ -20,7 +20,7 @@ pub mod rope;
 pub use attention_spec::AttentionSpec;
 pub use cache::KvCache;
 pub use config::ModelConfig;
-pub use decoder::Decoder;
+pub use decoder::{Decoder, TokenQuery, TokenScore};
 pub use error::{ModelError, Result};
 pub use input::StepInput;
 pub use load::{LoadedModel, load_model};

@@ -3,19 +3,17 @@
 //! counts and lengths, bad types, misaligned or out-of-file tensor data, ...). Every rejection
 //! must be an `Err` whose message names the file; nothing may panic.
 
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use model::load::gguf::{
-    GgufFile, GgufValue, hf_name, try_unpermute_qk_rows, unpermute_qk_rows,
-};
+use model::load::gguf::{GgufFile, GgufValue, hf_name, try_unpermute_qk_rows, unpermute_qk_rows};
 use model::load::quant::{GgmlType, dequantize};
 
 // ---------------------------------------------------------------------------------------------
 // A minimal GGUF writer.
 
 const T_U8: u32 = 0;
-const T_U32: u32 = 4;
 const T_BOOL: u32 = 7;
 const T_STRING: u32 = 8;
 const T_ARRAY: u32 = 9;
@@ -100,7 +98,12 @@ struct Writer {
 
 impl Writer {
     fn new() -> Self {
-        Self { version: 3, alignment: 32, kvs: Vec::new(), tensors: Vec::new() }
+        Self {
+            version: 3,
+            alignment: 32,
+            kvs: Vec::new(),
+            tensors: Vec::new(),
+        }
     }
 
     fn kv(mut self, key: &str, v: GgufValue) -> Self {
@@ -115,7 +118,12 @@ impl Writer {
     }
 
     fn tensor(mut self, name: &str, ne: &[u64], ty: u32, data: Vec<u8>) -> Self {
-        self.tensors.push(Tensor { name: name.to_string(), ne: ne.to_vec(), ty, data });
+        self.tensors.push(Tensor {
+            name: name.to_string(),
+            ne: ne.to_vec(),
+            ty,
+            data,
+        });
         self
     }
 
@@ -153,7 +161,14 @@ impl Writer {
             b.extend(&t.data);
         }
         // The last tensor ends exactly at the end of the file, so any cut truncates it.
-        Built { bytes: b, kv_type_at, n_dims_at, type_at, offset_at, data_start }
+        Built {
+            bytes: b,
+            kv_type_at,
+            n_dims_at,
+            type_at,
+            offset_at,
+            data_start,
+        }
     }
 }
 
@@ -183,7 +198,10 @@ fn expect_open_err(tag: &str, bytes: &[u8], needles: &[&str]) -> String {
         Ok(_) => panic!("{tag}: opened a corrupt file"),
         Err(e) => e.to_string(),
     };
-    assert!(msg.contains(&path.display().to_string()), "{tag}: message lacks the path: {msg}");
+    assert!(
+        msg.contains(&path.display().to_string()),
+        "{tag}: message lacks the path: {msg}"
+    );
     for needle in needles {
         assert!(msg.contains(needle), "{tag}: message lacks `{needle}`: {msg}");
     }
@@ -253,7 +271,10 @@ fn all_value_types() -> Vec<(&'static str, GgufValue)> {
 
 /// One tensor of every supported type, plus a 0-dimensional scalar.
 fn all_tensor_types(w: Writer) -> Writer {
-    let f16: Vec<u8> = [0x3C00u16, 0xC000, 0x3800, 0x7BFF].iter().flat_map(|h| h.to_le_bytes()).collect();
+    let f16: Vec<u8> = [0x3C00u16, 0xC000, 0x3800, 0x7BFF]
+        .iter()
+        .flat_map(|h| h.to_le_bytes())
+        .collect();
     let bf16: Vec<u8> = [0x3F80u16, 0xC049].iter().flat_map(|h| h.to_le_bytes()).collect();
     w.tensor("f32", &[3, 2], 0, f32_bytes(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]))
         .tensor("scalar", &[], 0, f32_bytes(&[7.5]))
@@ -284,7 +305,10 @@ fn check_valid(gguf: &GgufFile, version: u32) {
     }
     assert_eq!(gguf.metadata.len(), all_value_types().len());
     let names: Vec<&str> = gguf.tensors.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, ["f32", "scalar", "f16", "bf16", "q4_0", "q4_1", "q8_0", "q4_k", "q6_k"]);
+    assert_eq!(
+        names,
+        ["f32", "scalar", "f16", "bf16", "q4_0", "q4_1", "q8_0", "q4_k", "q6_k"]
+    );
     for t in &gguf.tensors {
         assert_eq!(t.offset % gguf.alignment(), 0);
     }
@@ -292,9 +316,18 @@ fn check_valid(gguf: &GgufFile, version: u32) {
     let (shape, data) = gguf.tensor_f32("f32").unwrap();
     assert_eq!((shape, data), (vec![2, 3], vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]));
     assert_eq!(gguf.tensor_f32("scalar").unwrap(), (vec![], vec![7.5]));
-    assert_eq!(gguf.tensor_f32("f16").unwrap(), (vec![4], vec![1.0, -2.0, 0.5, 65504.0]));
+    assert_eq!(
+        gguf.tensor_f32("f16").unwrap(),
+        (vec![4], vec![1.0, -2.0, 0.5, 65504.0])
+    );
     assert_eq!(gguf.tensor_f32("bf16").unwrap(), (vec![1, 2], vec![1.0, -3.140625]));
-    let shapes = [("q4_0", vec![2, 32]), ("q4_1", vec![64]), ("q8_0", vec![3, 32]), ("q4_k", vec![2, 1, 256]), ("q6_k", vec![256])];
+    let shapes = [
+        ("q4_0", vec![2, 32]),
+        ("q4_1", vec![64]),
+        ("q8_0", vec![3, 32]),
+        ("q4_k", vec![2, 1, 256]),
+        ("q6_k", vec![256]),
+    ];
     for (name, want_shape) in shapes {
         let (info, raw) = gguf.tensor_bytes(name).unwrap();
         let n: usize = want_shape.iter().product();
@@ -303,6 +336,18 @@ fn check_valid(gguf: &GgufFile, version: u32) {
         assert_eq!(shape, want_shape, "{name}");
         assert_eq!(data, want, "{name}");
         assert!(data.iter().all(|x| x.is_finite()), "{name}");
+    }
+    // Sums gguf-py 0.19 (GGUFReader + quants.dequantize) gives for this same file.
+    let sums = [
+        ("q4_0", -63.0),
+        ("q4_1", 513.0),
+        ("q8_0", 866.0),
+        ("q4_k", 102151.0),
+        ("q6_k", -4198.0),
+    ];
+    for (name, want) in sums {
+        let sum: f64 = gguf.tensor_f32(name).unwrap().1.iter().map(|&x| x as f64).sum();
+        assert_eq!(sum, want, "{name}");
     }
 }
 
@@ -348,10 +393,16 @@ fn honours_general_alignment() {
 
 #[test]
 fn file_without_tensors_is_fine() {
-    let bytes = Writer::new().kv("general.architecture", GgufValue::String("llama".into())).build().bytes;
+    let bytes = Writer::new()
+        .kv("general.architecture", GgufValue::String("llama".into()))
+        .build()
+        .bytes;
     let (path, gguf) = open_ok("no-tensors", &bytes);
     assert!(gguf.tensors.is_empty());
-    assert_eq!(gguf.get("general.architecture").and_then(GgufValue::as_str), Some("llama"));
+    assert_eq!(
+        gguf.get("general.architecture").and_then(GgufValue::as_str),
+        Some("llama")
+    );
     let _ = std::fs::remove_file(path);
 }
 
@@ -429,10 +480,11 @@ fn unsupported_versions() {
 #[test]
 fn every_truncation_is_an_error() {
     let bytes = valid_file().bytes;
-    // One file, rewritten per cut, keeps this fast.
-    let path = temp_path("truncated");
-    for cut in 0..bytes.len() {
-        std::fs::write(&path, &bytes[..cut]).unwrap();
+    // One file, cut shorter and shorter in place, keeps this fast.
+    let path = write_temp("truncated", &bytes);
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    for cut in (0..bytes.len()).rev() {
+        file.set_len(cut as u64).unwrap();
         match GgufFile::open(&path) {
             Ok(_) => panic!("a file cut to {cut} of {} bytes opened", bytes.len()),
             Err(e) => {
@@ -441,6 +493,7 @@ fn every_truncation_is_an_error() {
             }
         }
     }
+    drop(file);
     let _ = std::fs::remove_file(path);
 }
 
@@ -472,7 +525,14 @@ fn absurd_counts_and_lengths() {
     expect_open_err("string-length", &b, &["general.architecture"]);
 
     // An array claiming 2^60 strings.
-    let bytes = Writer::new().kv_raw("arr", T_ARRAY, [T_STRING.to_le_bytes().to_vec(), (1u64 << 60).to_le_bytes().to_vec()].concat()).build().bytes;
+    let bytes = Writer::new()
+        .kv_raw(
+            "arr",
+            T_ARRAY,
+            [T_STRING.to_le_bytes().to_vec(), (1u64 << 60).to_le_bytes().to_vec()].concat(),
+        )
+        .build()
+        .bytes;
     expect_open_err("array-length", &bytes, &["array length", "`arr`"]);
 
     // An array of u64 whose count is just one too many for the bytes present.
@@ -493,10 +553,17 @@ fn bad_metadata_values() {
     let bytes = Writer::new().kv_raw("flag", T_BOOL, vec![2]).build().bytes;
     expect_open_err("bool", &bytes, &["`flag`", "bool"]);
 
-    let bytes = Writer::new().kv_raw("s", T_STRING, [2u64.to_le_bytes().to_vec(), vec![0xC3, 0x28]].concat()).build().bytes;
+    let bytes = Writer::new()
+        .kv_raw("s", T_STRING, [2u64.to_le_bytes().to_vec(), vec![0xC3, 0x28]].concat())
+        .build()
+        .bytes;
     expect_open_err("utf8", &bytes, &["`s`", "UTF-8"]);
 
-    let bytes = Writer::new().kv("k", GgufValue::U8(1)).kv("k", GgufValue::U8(2)).build().bytes;
+    let bytes = Writer::new()
+        .kv("k", GgufValue::U8(1))
+        .kv("k", GgufValue::U8(2))
+        .build()
+        .bytes;
     expect_open_err("dup-key", &bytes, &["`k`", "twice"]);
 
     // Arrays nested deeper than any real file needs.
@@ -510,7 +577,11 @@ fn bad_metadata_values() {
 
 #[test]
 fn bad_alignment() {
-    for (tag, value) in [("zero", GgufValue::U32(0)), ("odd", GgufValue::U32(48)), ("u64", GgufValue::U64(32))] {
+    for (tag, value) in [
+        ("zero", GgufValue::U32(0)),
+        ("odd", GgufValue::U32(48)),
+        ("u64", GgufValue::U64(32)),
+    ] {
         let bytes = Writer::new().kv("general.alignment", value).build().bytes;
         expect_open_err(tag, &bytes, &["general.alignment"]);
     }
@@ -544,7 +615,11 @@ fn bad_tensor_records() {
     patch(&mut b, built.type_at[0], &99u32.to_le_bytes());
     expect_open_err("unknown-type", &b, &["`f32`", "unknown ggml type id 99"]);
 
-    let bytes = Writer::new().tensor("a", &[4], 0, vec![0; 16]).tensor("a", &[4], 0, vec![0; 16]).build().bytes;
+    let bytes = Writer::new()
+        .tensor("a", &[4], 0, vec![0; 16])
+        .tensor("a", &[4], 0, vec![0; 16])
+        .build()
+        .bytes;
     expect_open_err("dup-tensor", &bytes, &["`a`", "twice"]);
 }
 
@@ -553,10 +628,16 @@ fn element_counts_that_do_not_fit() {
     // 33 elements of Q8_0 is not a whole number of 32-element blocks.
     let bytes = Writer::new().tensor("odd", &[33], 8, vec![0; 68]).build().bytes;
     expect_open_err("block", &bytes, &["`odd`", "block size 32", "Q8_0"]);
-    let bytes = Writer::new().tensor("odd", &[32, 3, 1, 1], 12, vec![0; 144]).build().bytes;
+    let bytes = Writer::new()
+        .tensor("odd", &[32, 3, 1, 1], 12, vec![0; 144])
+        .build()
+        .bytes;
     expect_open_err("block-k", &bytes, &["`odd`", "Q4_K"]);
     // An element count that overflows u64.
-    let bytes = Writer::new().tensor("huge", &[u64::MAX, 3], 0, vec![0; 16]).build().bytes;
+    let bytes = Writer::new()
+        .tensor("huge", &[u64::MAX, 3], 0, vec![0; 16])
+        .build()
+        .bytes;
     expect_open_err("overflow", &bytes, &["`huge`"]);
     // Byte size that overflows u64.
     let bytes = Writer::new().tensor("huge", &[1 << 62], 0, vec![0; 16]).build().bytes;
@@ -572,10 +653,18 @@ fn unsupported_quantisation_fails_on_read() {
         .build()
         .bytes;
     let (path, gguf) = open_ok("q5k", &bytes);
-    assert_eq!(gguf.tensor_info("blk.0.ffn_up.weight").unwrap().ggml_type, GgmlType::Other(13));
+    assert_eq!(
+        gguf.tensor_info("blk.0.ffn_up.weight").unwrap().ggml_type,
+        GgmlType::Other(13)
+    );
     assert_eq!(gguf.tensor_f32("ok").unwrap().1, vec![1.0, 2.0]);
     let err = gguf.tensor_f32("blk.0.ffn_up.weight").unwrap_err().to_string();
-    for needle in [path.display().to_string().as_str(), "blk.0.ffn_up.weight", "Q5_K", "unsupported"] {
+    for needle in [
+        path.display().to_string().as_str(),
+        "blk.0.ffn_up.weight",
+        "Q5_K",
+        "unsupported",
+    ] {
         assert!(err.contains(needle), "lacks `{needle}`: {err}");
     }
     let _ = std::fs::remove_file(path);
@@ -583,23 +672,26 @@ fn unsupported_quantisation_fails_on_read() {
 
 #[test]
 fn corrupted_bytes_never_panic() {
-    // Overwrite each header byte (and a little data) with values that make lengths and counts
-    // lie; every outcome is fine except a panic.
-    let bytes = valid_file().bytes;
-    let path = temp_path("fuzz");
-    let end = (valid_file().data_start + 16).min(bytes.len());
+    // Overwrite each header byte (and a little data) in place with values that make lengths
+    // and counts lie; every outcome is fine except a panic.
+    let built = valid_file();
+    let path = write_temp("fuzz", &built.bytes);
+    let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let end = (built.data_start + 16).min(built.bytes.len());
     for at in 0..end {
         for v in [0xFFu8, 0x80, 0x01, 0x00] {
-            let mut b = bytes.clone();
-            b[at] = v;
-            std::fs::write(&path, &b).unwrap();
+            file.seek(SeekFrom::Start(at as u64)).unwrap();
+            file.write_all(&[v]).unwrap();
             if let Ok(gguf) = GgufFile::open(&path) {
                 for t in &gguf.tensors {
                     let _ = gguf.tensor_f32(&t.name);
                 }
             }
         }
+        file.seek(SeekFrom::Start(at as u64)).unwrap();
+        file.write_all(&built.bytes[at..at + 1]).unwrap();
     }
+    drop(file);
     let _ = std::fs::remove_file(path);
 }
 
@@ -617,7 +709,10 @@ fn hf_names() {
         ("blk.1.attn_k.weight", "model.layers.1.self_attn.k_proj.weight"),
         ("blk.12.attn_v.weight", "model.layers.12.self_attn.v_proj.weight"),
         ("blk.29.attn_output.weight", "model.layers.29.self_attn.o_proj.weight"),
-        ("blk.3.ffn_norm.weight", "model.layers.3.post_attention_layernorm.weight"),
+        (
+            "blk.3.ffn_norm.weight",
+            "model.layers.3.post_attention_layernorm.weight",
+        ),
         ("blk.3.ffn_gate.weight", "model.layers.3.mlp.gate_proj.weight"),
         ("blk.3.ffn_up.weight", "model.layers.3.mlp.up_proj.weight"),
         ("blk.3.ffn_down.weight", "model.layers.3.mlp.down_proj.weight"),
@@ -627,9 +722,18 @@ fn hf_names() {
         assert_eq!(hf_name(gguf).as_deref(), Some(hf), "{gguf}");
     }
     for unknown in [
-        "", "token_embd", "rope_freqs.weight", "blk.0.attn_qkv.weight", "blk.x.attn_q.weight",
-        "blk..attn_q.weight", "blk.01.attn_q.weight", "blk.+1.attn_q.weight", "blk.0.attn_q.scale",
-        "blk.0.attn_q", "token_embd.weight.extra", "model.embed_tokens.weight",
+        "",
+        "token_embd",
+        "rope_freqs.weight",
+        "blk.0.attn_qkv.weight",
+        "blk.x.attn_q.weight",
+        "blk..attn_q.weight",
+        "blk.01.attn_q.weight",
+        "blk.+1.attn_q.weight",
+        "blk.0.attn_q.scale",
+        "blk.0.attn_q",
+        "token_embd.weight.extra",
+        "model.embed_tokens.weight",
     ] {
         assert_eq!(hf_name(unknown), None, "{unknown}");
     }

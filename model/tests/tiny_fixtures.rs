@@ -219,3 +219,52 @@ fn out_of_vocabulary_ids_are_an_error() {
         .unwrap();
     assert!(err.to_string().contains("512"), "{err}");
 }
+
+/// One packed row (context, then two continuations in their own segments) scores each
+/// continuation as its own unpadded sequence would.
+#[test]
+fn packed_segments_score_like_separate_rows() {
+    use model::TokenQuery;
+    let model = load("tiny-llama-gqa", "native");
+    let (ctx, a, b): (Vec<u32>, Vec<u32>, Vec<u32>) = ((1..12).collect(), vec![40, 41, 42], vec![300, 301]);
+    let separate = |cont: &[u32]| {
+        let row: Vec<u32> = ctx.iter().chain(cont).copied().collect();
+        let queries: Vec<TokenQuery> = (0..cont.len())
+            .map(|j| TokenQuery { row: 0, pos: ctx.len() - 1 + j, target: cont[j] })
+            .collect();
+        let input = StepInput::single(&row[..row.len() - 1], 0);
+        model.decoder.score_tokens(&input, &queries).unwrap()
+    };
+    // Packed: ctx | a[..2] (segment 1) | b[..1] (segment 2).
+    let mut ids = ctx.clone();
+    ids.extend(&a[..2]);
+    ids.extend(&b[..1]);
+    let c = ctx.len() as i64;
+    let mut positions: Vec<i64> = (0..c).collect();
+    positions.extend([c, c + 1, c]);
+    let mut segments = vec![0u32; ctx.len()];
+    segments.extend([1, 1, 2]);
+    let n = ids.len();
+    let input = StepInput::from_parts(1, n, ids, positions, vec![true; n]).unwrap().with_segments(segments).unwrap();
+    let last = ctx.len() - 1;
+    let queries = [
+        TokenQuery { row: 0, pos: last, target: a[0] },
+        TokenQuery { row: 0, pos: last + 1, target: a[1] },
+        TokenQuery { row: 0, pos: last + 2, target: a[2] },
+        TokenQuery { row: 0, pos: last, target: b[0] },
+        TokenQuery { row: 0, pos: last + 3, target: b[1] },
+    ];
+    let packed = model.decoder.score_tokens(&input, &queries).unwrap();
+    let expected: Vec<_> = separate(&a).into_iter().chain(separate(&b)).collect();
+    for (p, e) in packed.iter().zip(&expected) {
+        assert!((p.logprob - e.logprob).abs() < 1e-5, "{p:?} vs {e:?}");
+        assert_eq!(p.is_argmax, e.is_argmax);
+    }
+    // And score_tokens agrees with a full log-softmax.
+    let full = to_vec(burn::tensor::activation::log_softmax(
+        model.decoder.forward(&StepInput::single(&ctx, 0), None).unwrap(),
+        2,
+    ));
+    let lp = full[(ctx.len() - 1) * 512 + a[0] as usize];
+    assert!((packed[0].logprob as f64 - lp).abs() < 1e-5);
+}

@@ -413,7 +413,7 @@ impl<'a> Parser<'a> {
                 "GGUF version 1 (only versions 2 and 3 are supported)",
             )),
             // A big-endian file has its version's bytes swapped, so the low half is zero.
-            v if v & 0xFFFF == 0 => Err(ModelError::unsupported(
+            v if v != 0 && v & 0xFFFF == 0 => Err(ModelError::unsupported(
                 self.path,
                 format!("big-endian GGUF (version field {v:#x}); only little-endian is supported"),
             )),
