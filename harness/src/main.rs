@@ -1,10 +1,7 @@
 //! `harness`: evaluate Llama/Mistral-family checkpoints on benchmark suites.
 
-mod cli;
-mod logprobs;
-mod scoring;
-
 use clap::Parser;
+use harness::cli;
 
 fn main() {
     let cli = cli::Cli::parse();

@@ -7,7 +7,7 @@ use burn::tensor::{Tensor, activation::log_softmax};
 pub fn log_probs(logits: Tensor<3>) -> anyhow::Result<Vec<f32>> {
     log_softmax(logits, 2)
         .into_data()
-        .to_vec::<f32>()
+        .try_to_vec::<f32>()
         .map_err(|e| anyhow::anyhow!("reading log-probabilities back from the device: {e:?}"))
 }
 

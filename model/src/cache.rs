@@ -233,7 +233,10 @@ pub(crate) fn blocked_mask(
             for j in 0..s {
                 let kseg = input.segments[row * s + j];
                 let same_segment = kseg == 0 || kseg == qseg;
-                rows.push(key(input.positions[row * s + j], input.valid[row * s + j] && same_segment));
+                rows.push(key(
+                    input.positions[row * s + j],
+                    input.valid[row * s + j] && same_segment,
+                ));
             }
         }
     }

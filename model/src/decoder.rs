@@ -74,7 +74,10 @@ impl Decoder {
             return Ok(Vec::new());
         }
         let (b, s, vocab) = (input.batch, input.seq, self.config.vocab_size);
-        if let Some(q) = queries.iter().find(|q| q.row >= b || q.pos >= s || q.target as usize >= vocab) {
+        if let Some(q) = queries
+            .iter()
+            .find(|q| q.row >= b || q.pos >= s || q.target as usize >= vocab)
+        {
             return Err(ModelError::Invalid(format!(
                 "query {q:?} is outside the {b}×{s} batch or the vocabulary"
             )));
@@ -90,12 +93,17 @@ impl Decoder {
         let best = logits.clone().argmax(1);
         let logprobs = log_softmax(logits, 1).gather(1, targets);
         let read = |what: &str, e| ModelError::Invalid(format!("reading {what} back from the device: {e:?}"));
-        let logprobs = logprobs.try_into_vec_as::<f32>().map_err(|e| read("log-probabilities", e))?;
+        let logprobs = logprobs
+            .try_into_vec_as::<f32>()
+            .map_err(|e| read("log-probabilities", e))?;
         let best = best.try_into_vec_as::<i64>().map_err(|e| read("argmax", e))?;
         Ok(queries
             .iter()
             .zip(logprobs.into_iter().zip(best))
-            .map(|(q, (logprob, best))| TokenScore { logprob, is_argmax: best == q.target as i64 })
+            .map(|(q, (logprob, best))| TokenScore {
+                logprob,
+                is_argmax: best == q.target as i64,
+            })
             .collect())
     }
 

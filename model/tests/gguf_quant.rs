@@ -124,47 +124,67 @@ const Q6_K_EXPECTED: [u32; 256] = [
     0xc365e340, 0x42b7e900, 0x447ce060, 0xc4b7e900,
 ];
 
-/// (type, seed, f16 fields, expected) for the gguf-py-pinned blocks.
-fn pinned_cases() -> Vec<(GgmlType, u64, Vec<(usize, u16)>, Vec<u32>)> {
-    vec![
-        (GgmlType::Q4_0, 1, vec![(0, 0xB4CD)], Q4_0_EXPECTED.to_vec()),
-        (
-            GgmlType::Q4_1,
-            2,
-            vec![(0, 0x2E66), (2, 0xBC9A)],
-            Q4_1_EXPECTED.to_vec(),
-        ),
-        (GgmlType::Q8_0, 3, vec![(0, 0x1E1F)], Q8_0_EXPECTED.to_vec()),
-        (
-            GgmlType::Q4_K,
-            4,
-            vec![(0, 0x2BFF), (2, 0x27A3)],
-            Q4_K_EXPECTED.to_vec(),
-        ),
-        (GgmlType::Q6_K, 5, vec![(208, 0x3BFF)], Q6_K_EXPECTED.to_vec()),
-    ]
+/// A pseudo-random block and the values gguf-py gives for it.
+struct Pinned {
+    ty: GgmlType,
+    seed: u64,
+    f16_fields: &'static [(usize, u16)],
+    expected: &'static [u32],
 }
+
+const PINNED: &[Pinned] = &[
+    Pinned {
+        ty: GgmlType::Q4_0,
+        seed: 1,
+        f16_fields: &[(0, 0xB4CD)],
+        expected: &Q4_0_EXPECTED,
+    },
+    Pinned {
+        ty: GgmlType::Q4_1,
+        seed: 2,
+        f16_fields: &[(0, 0x2E66), (2, 0xBC9A)],
+        expected: &Q4_1_EXPECTED,
+    },
+    Pinned {
+        ty: GgmlType::Q8_0,
+        seed: 3,
+        f16_fields: &[(0, 0x1E1F)],
+        expected: &Q8_0_EXPECTED,
+    },
+    Pinned {
+        ty: GgmlType::Q4_K,
+        seed: 4,
+        f16_fields: &[(0, 0x2BFF), (2, 0x27A3)],
+        expected: &Q4_K_EXPECTED,
+    },
+    Pinned {
+        ty: GgmlType::Q6_K,
+        seed: 5,
+        f16_fields: &[(208, 0x3BFF)],
+        expected: &Q6_K_EXPECTED,
+    },
+];
 
 #[test]
 fn random_blocks_match_gguf_py_bit_exactly() {
-    for (ty, seed, fields, expected) in pinned_cases() {
-        let block = random_block(ty, seed, &fields);
-        let got = dequantize(ty, &block, expected.len()).unwrap();
-        assert_eq!(bits(&got), expected, "{ty:?}");
+    for p in PINNED {
+        let block = random_block(p.ty, p.seed, p.f16_fields);
+        let got = dequantize(p.ty, &block, p.expected.len()).unwrap();
+        assert_eq!(bits(&got), p.expected, "{:?}", p.ty);
     }
 }
 
 #[test]
 fn consecutive_blocks_decode_independently() {
-    for (ty, seed, fields, expected) in pinned_cases() {
-        let n = expected.len();
-        let second = random_block(ty, seed + 100, &fields);
-        let mut both = random_block(ty, seed, &fields);
+    for p in PINNED {
+        let n = p.expected.len();
+        let second = random_block(p.ty, p.seed + 100, p.f16_fields);
+        let mut both = random_block(p.ty, p.seed, p.f16_fields);
         both.extend_from_slice(&second);
-        let got = dequantize(ty, &both, 2 * n).unwrap();
-        assert_eq!(bits(&got[..n]), expected, "{ty:?} first block");
-        let alone = dequantize(ty, &second, n).unwrap();
-        assert_eq!(bits(&got[n..]), bits(&alone), "{ty:?} second block");
+        let got = dequantize(p.ty, &both, 2 * n).unwrap();
+        assert_eq!(bits(&got[..n]), p.expected, "{:?} first block", p.ty);
+        let alone = dequantize(p.ty, &second, n).unwrap();
+        assert_eq!(bits(&got[n..]), bits(&alone), "{:?} second block", p.ty);
     }
 }
 
@@ -200,8 +220,8 @@ fn q8_0_hand_block() {
     b.extend((0..32i32).map(|k| (k - 16) as i8 as u8));
     b[2 + 31] = 0x80;
     let got = dequantize(GgmlType::Q8_0, &b, 32).unwrap();
-    for k in 0..31 {
-        assert_eq!(got[k], 2.0 * (k as f32 - 16.0));
+    for (k, &v) in got[..31].iter().enumerate() {
+        assert_eq!(v, 2.0 * (k as f32 - 16.0));
     }
     assert_eq!(got[31], -256.0);
 }

@@ -230,7 +230,11 @@ fn packed_segments_score_like_separate_rows() {
     let separate = |cont: &[u32]| {
         let row: Vec<u32> = ctx.iter().chain(cont).copied().collect();
         let queries: Vec<TokenQuery> = (0..cont.len())
-            .map(|j| TokenQuery { row: 0, pos: ctx.len() - 1 + j, target: cont[j] })
+            .map(|j| TokenQuery {
+                row: 0,
+                pos: ctx.len() - 1 + j,
+                target: cont[j],
+            })
             .collect();
         let input = StepInput::single(&row[..row.len() - 1], 0);
         model.decoder.score_tokens(&input, &queries).unwrap()
@@ -245,14 +249,37 @@ fn packed_segments_score_like_separate_rows() {
     let mut segments = vec![0u32; ctx.len()];
     segments.extend([1, 1, 2]);
     let n = ids.len();
-    let input = StepInput::from_parts(1, n, ids, positions, vec![true; n]).unwrap().with_segments(segments).unwrap();
+    let input = StepInput::from_parts(1, n, ids, positions, vec![true; n])
+        .unwrap()
+        .with_segments(segments)
+        .unwrap();
     let last = ctx.len() - 1;
     let queries = [
-        TokenQuery { row: 0, pos: last, target: a[0] },
-        TokenQuery { row: 0, pos: last + 1, target: a[1] },
-        TokenQuery { row: 0, pos: last + 2, target: a[2] },
-        TokenQuery { row: 0, pos: last, target: b[0] },
-        TokenQuery { row: 0, pos: last + 3, target: b[1] },
+        TokenQuery {
+            row: 0,
+            pos: last,
+            target: a[0],
+        },
+        TokenQuery {
+            row: 0,
+            pos: last + 1,
+            target: a[1],
+        },
+        TokenQuery {
+            row: 0,
+            pos: last + 2,
+            target: a[2],
+        },
+        TokenQuery {
+            row: 0,
+            pos: last,
+            target: b[0],
+        },
+        TokenQuery {
+            row: 0,
+            pos: last + 3,
+            target: b[1],
+        },
     ];
     let packed = model.decoder.score_tokens(&input, &queries).unwrap();
     let expected: Vec<_> = separate(&a).into_iter().chain(separate(&b)).collect();

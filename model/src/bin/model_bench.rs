@@ -24,12 +24,19 @@ fn parse() -> Result<Options, String> {
         batch: 8,
         seq: 128,
         runs: 3,
-        backends: BackendKind::ALL.into_iter().filter(|b| b.compiled() && *b != BackendKind::Wgpu).collect(),
+        backends: BackendKind::ALL
+            .into_iter()
+            .filter(|b| b.compiled() && *b != BackendKind::Wgpu)
+            .collect(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
         let value = pair.get(1).ok_or_else(|| format!("{} needs a value", pair[0]))?;
-        let number = || value.parse::<usize>().map_err(|_| format!("{}: `{value}` is not a number", pair[0]));
+        let number = || {
+            value
+                .parse::<usize>()
+                .map_err(|_| format!("{}: `{value}` is not a number", pair[0]))
+        };
         match pair[0].as_str() {
             "--model" => options.model = PathBuf::from(value),
             "--batch" => options.batch = number()?,
@@ -78,7 +85,11 @@ fn forward_throughput(options: &Options, backend: BackendKind) -> Result<(), Box
     let loaded = load_model(&options.model, &AttentionSpec::default(), &device)?;
     let vocab = loaded.decoder.config.vocab_size as u32;
     let rows: Vec<Vec<u32>> = (0..options.batch)
-        .map(|r| (0..options.seq).map(|t| ((r * 7919 + t * 104_729) as u32) % vocab).collect())
+        .map(|r| {
+            (0..options.seq)
+                .map(|t| ((r * 7919 + t * 104_729) as u32) % vocab)
+                .collect()
+        })
         .collect();
     let input = StepInput::right_padded(&rows, 0);
     // One warm-up pass, then timed passes (each one reads the logits back, as scoring does).

@@ -207,7 +207,9 @@ impl GgufFile {
                 ),
             ));
         }
-        let n = info.n_elements().unwrap_or(0) as usize;
+        // `tensor_bytes` checked the count; this only fails where usize is narrower than u64.
+        let n = usize::try_from(info.n_elements().unwrap_or(0))
+            .map_err(|_| self.err(format!("tensor `{name}` has too many elements for this machine")))?;
         let values = quant::dequantize(info.ggml_type, bytes, n)
             .map_err(|m| ModelError::format(&self.path, format!("tensor `{name}`: {m}")))?;
         Ok((info.shape(), values))
@@ -262,7 +264,7 @@ impl GgufFile {
             .ok_or_else(|| self.err(format!("tensor `{name}`: element count of {:?} overflows", info.ne)))?;
         // ggml stores whole blocks per row, so the contiguous dimension must be a multiple.
         let ne0 = info.ne.first().copied().unwrap_or(1);
-        if ne0 % block != 0 {
+        if !ne0.is_multiple_of(block) {
             return Err(self.err(format!(
                 "tensor `{name}`: ne[0] = {ne0} is not a multiple of the {} block size {block}",
                 ty.name()
@@ -274,7 +276,7 @@ impl GgufFile {
                 ty.name()
             ))
         })?;
-        if info.offset % self.alignment != 0 {
+        if !info.offset.is_multiple_of(self.alignment) {
             return Err(self.err(format!(
                 "tensor `{name}`: data offset {} is not a multiple of the alignment {}",
                 info.offset, self.alignment
@@ -402,7 +404,8 @@ impl<'a> Parser<'a> {
         let magic = self.take(4.min(self.remaining()), "magic")?;
         if magic != MAGIC {
             return Err(self.err(format!(
-                "not a GGUF file: starts with {magic:?} instead of the magic \"GGUF\""
+                "not a GGUF file: starts with {:?} instead of the magic \"GGUF\"",
+                String::from_utf8_lossy(magic)
             )));
         }
         let version = self.u32("version")?;
@@ -591,7 +594,7 @@ pub fn try_unpermute_qk_rows(
             data.len()
         ));
     }
-    if n_head == 0 || rows % n_head != 0 || (rows / n_head) % 2 != 0 {
+    if n_head == 0 || !rows.is_multiple_of(n_head) || !(rows / n_head).is_multiple_of(2) {
         return Err(format!(
             "q/k un-permutation: {rows} rows do not split into {n_head} heads of even size"
         ));

@@ -124,7 +124,7 @@ impl GgmlType {
     /// whole number of blocks, or on overflow.
     pub fn byte_size(&self, n_elements: u64) -> Option<u64> {
         let (block, size) = (self.block_size()?, self.type_size()?);
-        if n_elements % block != 0 {
+        if !n_elements.is_multiple_of(block) {
             return None;
         }
         (n_elements / block).checked_mul(size)

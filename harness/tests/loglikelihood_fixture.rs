@@ -1,0 +1,87 @@
+//! The 20 (context, continuation) pairs of ../shared/fixtures/smollm2/loglikelihood.json, scored
+//! exactly as lm-eval 0.4.13's HFLM scores them: same token ids, log-probs within the model's
+//! fidelity tolerance (1e-3 per token), the same is_greedy.
+
+use std::path::PathBuf;
+
+use harness::engine::Engine;
+use model::{AttentionSpec, load_model};
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+#[test]
+fn pairs_match_lm_eval_at_every_batch_size() {
+    let gguf = root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        gguf.is_file(),
+        "{} is missing: run scripts/fetch-model.sh",
+        gguf.display()
+    );
+    let model = load_model(&gguf, &AttentionSpec::default(), &burn::tensor::Device::flex()).unwrap();
+    let tokenizer = model.tokenizer.as_ref().unwrap();
+    let text = std::fs::read_to_string(root().join("../shared/fixtures/smollm2/loglikelihood.json")).unwrap();
+    let json: Value = serde_json::from_str(&text).unwrap();
+    let items = json["items"].as_array().unwrap();
+    let pairs: Vec<(String, String)> = items
+        .iter()
+        .map(|it| {
+            (
+                it["context"].as_str().unwrap().to_string(),
+                it["continuation"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut first: Option<Vec<f64>> = None;
+    for batch_size in [1, 7, 32] {
+        let engine = Engine::new(&model.decoder, tokenizer, batch_size);
+        assert_eq!(
+            engine.prefix_token_id().unwrap(),
+            json["prefix_token_id"].as_u64().unwrap() as u32
+        );
+        let results = engine.loglikelihood(&pairs, &mut |_| {}).unwrap();
+        let mut worst: f64 = 0.0;
+        for (i, (item, result)) in items.iter().zip(&results).enumerate() {
+            let encoded = engine.encode_pair(&pairs[i].0, &pairs[i].1).unwrap();
+            assert_eq!(encoded.context, ids(&item["context_enc"]), "pair {i}: context ids");
+            assert_eq!(
+                encoded.continuation,
+                ids(&item["continuation_enc"]),
+                "pair {i}: continuation ids"
+            );
+            let expected = item["logprob"].as_f64().unwrap();
+            let tolerance = 1e-3 * encoded.continuation.len().max(1) as f64;
+            let diff = (result.logprob - expected).abs();
+            worst = worst.max(diff);
+            assert!(diff < tolerance, "pair {i}: logprob {} vs {expected}", result.logprob);
+            assert_eq!(
+                result.is_greedy,
+                item["is_greedy"].as_bool().unwrap(),
+                "pair {i}: is_greedy"
+            );
+        }
+        println!("batch size {batch_size}: max |Δ logprob| = {worst:.2e}");
+        let logprobs: Vec<f64> = results.iter().map(|r| r.logprob).collect();
+        match &first {
+            None => first = Some(logprobs),
+            Some(reference) => {
+                for (a, b) in reference.iter().zip(&logprobs) {
+                    assert!(
+                        (a - b).abs() <= 1e-4,
+                        "batch size {batch_size} changes a result: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+}
