@@ -21,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Print per-token log-probabilities and top-k alternatives for a text or token ids.
     Logprobs(crate::logprobs::LogprobsArgs),
+    /// Evaluate a model on multiple-choice tasks; writes scores.csv, samples/ and run.json.
+    Eval(crate::run_config::EvalFlags),
 }
 
 /// How to load and run a model: shared by every subcommand.
@@ -40,5 +42,6 @@ pub struct ModelArgs {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Logprobs(args) => crate::logprobs::run(&args),
+        Command::Eval(flags) => crate::eval::run(&flags),
     }
 }

@@ -5,5 +5,10 @@
 
 pub mod cli;
 pub mod engine;
+pub mod eval;
+pub mod journal;
 pub mod logprobs;
+pub mod metrics;
+pub mod report;
+pub mod run_config;
 pub mod scoring;

@@ -1,0 +1,310 @@
+//! `harness eval`: run multiple-choice suites over a model and write scores.csv,
+//! samples/<task>.jsonl and run.json. A rerun of the same command resumes from the journal.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use model::backend::BackendKind;
+use model::{AttentionSpec, load_model};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tasks::{McItem, Metric, TaskInstance, TaskOptions};
+
+use crate::engine::Engine;
+use crate::journal::{Journal, McSample};
+use crate::metrics::{aggregate_weighted, choose, mean_and_stderr};
+use crate::report::{ScoreRow, machine_info, summary_table, utc_now, write_json, write_scores_csv};
+use crate::run_config::{EvalFlags, RunConfig};
+
+/// Items scored between two journal writes, per row of the batch.
+const ITEMS_PER_CHUNK_PER_ROW: usize = 4;
+
+pub fn run(flags: &EvalFlags) -> anyhow::Result<()> {
+    let config = RunConfig::resolve(flags)?;
+    let outcome = evaluate(&config)?;
+    print!("{}", summary_table(&outcome.rows));
+    println!("wrote {}", outcome.out_dir.join("scores.csv").display());
+    Ok(())
+}
+
+pub struct Outcome {
+    pub out_dir: PathBuf,
+    pub rows: Vec<ScoreRow>,
+}
+
+pub fn evaluate(config: &RunConfig) -> anyhow::Result<Outcome> {
+    let started = utc_now();
+    let clock = Instant::now();
+    let spec: AttentionSpec = config.attention.parse()?;
+    let backend: BackendKind = config.backend.parse()?;
+    let data_dir = config.data_dir.clone().unwrap_or_else(tasks::default_data_dir);
+    let task_names = tasks::expand_task_names(&config.tasks)?;
+    let options = TaskOptions {
+        shots: config.shots,
+        seed: config.seed,
+        limit: config.limit,
+    };
+    let loaded_tasks = task_names
+        .iter()
+        .map(|name| tasks::load_task(name, &data_dir, &options).map_err(anyhow::Error::from))
+        .collect::<anyhow::Result<Vec<TaskInstance>>>()?;
+
+    let model_hash = hash_model(&config.model)?;
+    let data_hashes = hash_data(&loaded_tasks)?;
+    let identity = json!({
+        "model": config.model, "model_sha256": model_hash, "tasks": task_names, "shots": config.shots,
+        "limit": config.limit, "attention": spec.to_string(), "backend": backend.to_string(), "seed": config.seed,
+        "data_sha256": data_hashes,
+    });
+    let model_name = model_name(&config.model);
+    let out_dir = match &config.out {
+        Some(dir) => dir.clone(),
+        None => PathBuf::from("results/runs").join(format!(
+            "{model_name}-{spec}-{}",
+            &sha256_hex(identity.to_string().as_bytes())[..10]
+        )),
+    };
+    claim_out_dir(&out_dir, &identity)?;
+
+    let device = backend.device()?;
+    let loaded = load_model(&config.model, &spec, &device)?;
+    let tokenizer = loaded.tokenizer.as_ref().with_context(|| {
+        format!(
+            "{}: the model has no tokenizer (tokenizer.json)",
+            config.model.display()
+        )
+    })?;
+    let engine = Engine::new(&loaded.decoder, tokenizer, config.batch_size);
+
+    let mut rows = Vec::new();
+    for task in &loaded_tasks {
+        let samples = run_task(&engine, task, &out_dir, config.batch_size)?;
+        rows.extend(task_rows(task, &samples, config, &model_name, &spec, backend));
+    }
+    rows.extend(group_rows(&config.tasks, &rows));
+    write_scores_csv(&out_dir.join("scores.csv"), &rows)?;
+    let run = json!({
+        "config": config, "resolved_tasks": task_names, "attention": spec.to_string(), "backend": backend.to_string(),
+        "model": {"path": config.model, "sha256": model_hash, "config": format!("{:?}", loaded.decoder.config)},
+        "data_sha256": data_hashes, "harness_version": env!("CARGO_PKG_VERSION"), "harness_git": env!("HARNESS_GIT_HASH"),
+        "machine": machine_info(), "started": started, "finished": utc_now(),
+        "seconds_this_invocation": clock.elapsed().as_secs_f64(),
+    });
+    write_json(&out_dir.join("run.json"), &run)?;
+    Ok(Outcome { out_dir, rows })
+}
+
+/// Scores a task's missing items, journaling as it goes; returns all samples in doc order.
+fn run_task(engine: &Engine, task: &TaskInstance, out_dir: &Path, batch_size: usize) -> anyhow::Result<Vec<McSample>> {
+    let mut journal = Journal::open(&out_dir.join("samples").join(format!("{}.jsonl", task.name)))?;
+    let pending: Vec<&McItem> = task
+        .items
+        .iter()
+        .filter(|i| !journal.done().contains_key(&i.doc_id))
+        .collect();
+    let bar = ProgressBar::new(task.items.len() as u64).with_position((task.items.len() - pending.len()) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>16} [{bar:30}] {pos}/{len} items  {per_sec}  eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(task.name.clone());
+    for chunk in pending.chunks(batch_size * ITEMS_PER_CHUNK_PER_ROW) {
+        let clock = Instant::now();
+        let pairs: Vec<(String, String)> = chunk
+            .iter()
+            .flat_map(|item| {
+                item.requests
+                    .iter()
+                    .map(|r| (r.context.clone(), r.continuation.clone()))
+            })
+            .collect();
+        let results = engine.loglikelihood(&pairs, &mut |_| {})?;
+        let share = clock.elapsed().as_secs_f64() / chunk.len() as f64;
+        let mut offset = 0;
+        let mut samples = Vec::with_capacity(chunk.len());
+        for item in chunk {
+            let mine = &results[offset..offset + item.requests.len()];
+            offset += item.requests.len();
+            samples.push(sample_of(item, mine, share));
+        }
+        journal.append(samples)?;
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    journal.finish()
+}
+
+fn sample_of(item: &McItem, results: &[crate::engine::Loglikelihood], seconds: f64) -> McSample {
+    let lls: Vec<f64> = results.iter().map(|r| r.logprob).collect();
+    let (prediction, prediction_norm) = choose(&lls, &item.choice_chars);
+    let contexts: Vec<String> = item.requests.iter().map(|r| r.context.clone()).collect();
+    let shared = contexts.iter().all(|c| c == &contexts[0]);
+    McSample {
+        doc_id: item.doc_id,
+        prompt: contexts.first().cloned().unwrap_or_default(),
+        contexts: (!shared).then_some(contexts),
+        choices: item.requests.iter().map(|r| r.continuation.clone()).collect(),
+        loglikelihoods: lls,
+        is_greedy: results.iter().map(|r| r.is_greedy).collect(),
+        prediction,
+        prediction_norm,
+        gold: item.gold,
+        acc: f64::from(prediction == item.gold),
+        acc_norm: f64::from(prediction_norm == item.gold),
+        seconds,
+    }
+}
+
+fn task_rows(
+    task: &TaskInstance,
+    samples: &[McSample],
+    config: &RunConfig,
+    model_name: &str,
+    spec: &AttentionSpec,
+    backend: BackendKind,
+) -> Vec<ScoreRow> {
+    let seconds: f64 = samples.iter().map(|s| s.seconds).sum();
+    task.metrics
+        .iter()
+        .map(|metric| {
+            let values: Vec<f64> = samples
+                .iter()
+                .map(|s| match metric {
+                    Metric::Acc => s.acc,
+                    Metric::AccNorm => s.acc_norm,
+                })
+                .collect();
+            let (value, stderr) = mean_and_stderr(&values);
+            ScoreRow {
+                model: model_name.to_string(),
+                attention: spec.to_string(),
+                backend: backend.to_string(),
+                task: task.name.clone(),
+                shots: config.shots,
+                n: samples.len(),
+                metric: metric.name().to_string(),
+                value,
+                stderr,
+                seconds,
+                items_per_s: if seconds > 0.0 {
+                    samples.len() as f64 / seconds
+                } else {
+                    0.0
+                },
+            }
+        })
+        .collect()
+}
+
+/// MMLU-style group rows (size-weighted means, pooled stderr) for the groups the user named,
+/// and for "mmlu" its four categories too. Other groups (e.g. "commonsense") are only a way to
+/// name several tasks: lm-eval reports no aggregate for them.
+fn group_rows(requested: &[String], rows: &[ScoreRow]) -> Vec<ScoreRow> {
+    let mut groups: Vec<String> = Vec::new();
+    for name in requested
+        .iter()
+        .filter(|n| n.starts_with("mmlu") && tasks::group_members(n).is_some())
+    {
+        if name == "mmlu" {
+            groups.extend(["mmlu_stem", "mmlu_humanities", "mmlu_social_sciences", "mmlu_other"].map(String::from));
+        }
+        groups.push(name.clone());
+    }
+    let mut out = Vec::new();
+    for group in groups {
+        let members = tasks::group_members(&group).unwrap_or_default();
+        let mine: Vec<&ScoreRow> = rows.iter().filter(|r| members.contains(&r.task)).collect();
+        let Some(first) = mine.first() else { continue };
+        let parts: Vec<(f64, f64, usize)> = mine.iter().map(|r| (r.value, r.stderr, r.n)).collect();
+        let (value, stderr) = aggregate_weighted(&parts);
+        let (n, seconds) = (
+            mine.iter().map(|r| r.n).sum::<usize>(),
+            mine.iter().map(|r| r.seconds).sum::<f64>(),
+        );
+        out.push(ScoreRow {
+            task: group,
+            n,
+            value,
+            stderr,
+            seconds,
+            items_per_s: if seconds > 0.0 { n as f64 / seconds } else { 0.0 },
+            ..(*first).clone()
+        });
+    }
+    out
+}
+
+/// Refuses to mix two different runs in one folder; records this run's identity otherwise.
+fn claim_out_dir(out_dir: &Path, identity: &serde_json::Value) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out_dir).with_context(|| format!("{}: cannot create output folder", out_dir.display()))?;
+    let path = out_dir.join("identity.json");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let existing: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))?;
+        if &existing != identity {
+            bail!(
+                "{} holds results of a different run (model, tasks, shots, limit, attention, backend, seed or data differ); \
+                 choose another --out or remove it",
+                out_dir.display()
+            );
+        }
+        return Ok(());
+    }
+    write_json(&path, identity)
+}
+
+fn model_name(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "model".into());
+    name.strip_suffix(".gguf").unwrap_or(&name).to_string()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hash_file(path: &Path) -> anyhow::Result<String> {
+    let mut file = std::fs::File::open(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).with_context(|| format!("{}: cannot read", path.display()))?;
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The GGUF file, or an HF folder's config and weight files, hashed together.
+fn hash_model(path: &Path) -> anyhow::Result<String> {
+    if !path.is_dir() {
+        return hash_file(path);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("{}: cannot list", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors" || e == "json"))
+        .collect();
+    files.sort();
+    let mut combined = String::new();
+    for file in files {
+        combined.push_str(&hash_file(&file)?);
+    }
+    Ok(sha256_hex(combined.as_bytes()))
+}
+
+fn hash_data(loaded: &[TaskInstance]) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    let mut out = serde_json::Map::new();
+    for task in loaded {
+        for file in &task.data_files {
+            let key = file
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let key = format!("{}/{key}", task.name);
+            out.insert(key, json!(hash_file(file)?));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,196 @@
+//! The resolved configuration of an evaluation run: a JSON file in configs/ can say everything
+//! the flags say, and flags override it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+#[derive(Args, Clone, Debug, Default)]
+pub struct EvalFlags {
+    /// An HF folder or a .gguf file.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Tasks and groups, comma-separated (e.g. arc_easy,hellaswag or commonsense, mmlu).
+    #[arg(long, value_delimiter = ',')]
+    pub tasks: Option<Vec<String>>,
+    /// Few-shot examples per prompt (default 0).
+    #[arg(long)]
+    pub shots: Option<usize>,
+    /// Only the first N items of each task, in data order (as lm-eval's --limit).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Rows per forward pass (default 8). Results do not depend on it beyond float noise.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Attention variant: native, mha, mqa, gqa:G, swa:W, full (comma-combinable).
+    #[arg(long)]
+    pub attention: Option<String>,
+    /// Compute backend: flex (CPU, default), ndarray, wgpu (as compiled in).
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// Few-shot sampling seed (lm-eval's default is 1234).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Output folder (default results/runs/<model>-<attention>-<config hash>/, which a rerun of
+    /// the same command resumes).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Where the task data lives (default: the tasks crate's data/ folder, or $HARNESS_DATA_DIR).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// A JSON run configuration (configs/*.json); flags given here override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub model: PathBuf,
+    pub tasks: Vec<String>,
+    #[serde(default)]
+    pub shots: usize,
+    #[serde(default)]
+    pub limit: Option<usize>,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    #[serde(default = "default_attention")]
+    pub attention: String,
+    #[serde(default = "default_backend")]
+    pub backend: String,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    #[serde(default)]
+    pub out: Option<PathBuf>,
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+}
+
+fn default_batch_size() -> usize {
+    8
+}
+fn default_attention() -> String {
+    "native".into()
+}
+fn default_backend() -> String {
+    "flex".into()
+}
+fn default_seed() -> u64 {
+    1234
+}
+
+/// A config file's fields, all optional so that flags can fill the gaps.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PartialConfig {
+    model: Option<PathBuf>,
+    tasks: Option<TaskList>,
+    shots: Option<usize>,
+    limit: Option<usize>,
+    batch_size: Option<usize>,
+    attention: Option<String>,
+    backend: Option<String>,
+    seed: Option<u64>,
+    out: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+}
+
+/// `"tasks": "a,b"` or `"tasks": ["a", "b"]`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TaskList {
+    Text(String),
+    List(Vec<String>),
+}
+
+impl RunConfig {
+    pub fn resolve(flags: &EvalFlags) -> anyhow::Result<Self> {
+        let file = match &flags.config {
+            Some(path) => read_config(path)?,
+            None => PartialConfig::default(),
+        };
+        let tasks = flags.tasks.clone().or(file.tasks.map(|t| match t {
+            TaskList::Text(s) => s.split(',').map(|x| x.trim().to_string()).collect(),
+            TaskList::List(l) => l,
+        }));
+        let config = RunConfig {
+            model: flags
+                .model
+                .clone()
+                .or(file.model)
+                .context("no model: give --model or \"model\" in the config")?,
+            tasks: tasks
+                .filter(|t| !t.is_empty())
+                .context("no tasks: give --tasks or \"tasks\" in the config")?,
+            shots: flags.shots.or(file.shots).unwrap_or(0),
+            limit: flags.limit.or(file.limit),
+            batch_size: flags.batch_size.or(file.batch_size).unwrap_or_else(default_batch_size),
+            attention: flags
+                .attention
+                .clone()
+                .or(file.attention)
+                .unwrap_or_else(default_attention),
+            backend: flags.backend.clone().or(file.backend).unwrap_or_else(default_backend),
+            seed: flags.seed.or(file.seed).unwrap_or_else(default_seed),
+            out: flags.out.clone().or(file.out),
+            data_dir: flags.data_dir.clone().or(file.data_dir),
+        };
+        if config.batch_size == 0 {
+            bail!("batch_size must be positive");
+        }
+        Ok(config)
+    }
+}
+
+fn read_config(path: &Path) -> anyhow::Result<PartialConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read config", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: invalid run config", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.json");
+        std::fs::write(
+            &path,
+            r#"{"model": "m.gguf", "tasks": "arc_easy,piqa", "shots": 5, "batch_size": 4}"#,
+        )
+        .unwrap();
+        let flags = EvalFlags {
+            config: Some(path.clone()),
+            shots: Some(0),
+            ..Default::default()
+        };
+        let config = RunConfig::resolve(&flags).unwrap();
+        assert_eq!(config.tasks, vec!["arc_easy", "piqa"]);
+        assert_eq!((config.shots, config.batch_size, config.seed), (0, 4, 1234));
+    }
+
+    #[test]
+    fn bad_configs_name_the_file_and_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.json");
+        std::fs::write(&path, r#"{"model": "m.gguf", "taks": "arc_easy"}"#).unwrap();
+        let flags = EvalFlags {
+            config: Some(path),
+            ..Default::default()
+        };
+        let err = format!("{:#}", RunConfig::resolve(&flags).unwrap_err());
+        assert!(err.contains("bad.json") && err.contains("taks"), "{err}");
+        let err = format!(
+            "{:#}",
+            RunConfig::resolve(&EvalFlags {
+                model: Some("m".into()),
+                ..Default::default()
+            })
+            .unwrap_err()
+        );
+        assert!(err.contains("no tasks"), "{err}");
+    }
+}

@@ -1,0 +1,150 @@
+//! The eval pipeline end to end on the default model: results independent of batch size,
+//! and a run killed with SIGKILL resumes to the same CSV as an uninterrupted one.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use harness::eval::evaluate;
+use harness::journal::McSample;
+use harness::run_config::RunConfig;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn gguf() -> PathBuf {
+    let path = root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/fetch-model.sh",
+        path.display()
+    );
+    path
+}
+
+fn config(tasks: &[&str], limit: usize, batch_size: usize, out: &Path) -> RunConfig {
+    RunConfig {
+        model: gguf(),
+        tasks: tasks.iter().map(|t| t.to_string()).collect(),
+        shots: 0,
+        limit: Some(limit),
+        batch_size,
+        attention: "native".into(),
+        backend: "flex".into(),
+        seed: 1234,
+        out: Some(out.to_path_buf()),
+        data_dir: None,
+    }
+}
+
+fn samples(out: &Path, task: &str) -> Vec<McSample> {
+    let text = std::fs::read_to_string(out.join("samples").join(format!("{task}.jsonl"))).unwrap();
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// scores.csv without the timing columns (seconds, items_per_s), which differ between any two runs.
+fn scores_without_timings(out: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(out.join("scores.csv")).unwrap();
+    text.lines()
+        .map(|l| l.split(',').take(9).collect::<Vec<_>>().join(","))
+        .collect()
+}
+
+#[test]
+fn results_do_not_depend_on_batch_size() {
+    let tasks = ["arc_easy", "winogrande", "piqa"];
+    let dir = tempfile::tempdir().unwrap();
+    let mut reference: Option<Vec<Vec<McSample>>> = None;
+    for batch_size in [1, 7, 32] {
+        let out = dir.path().join(format!("b{batch_size}"));
+        evaluate(&config(&tasks, 10, batch_size, &out)).unwrap();
+        let all: Vec<Vec<McSample>> = tasks.iter().map(|t| samples(&out, t)).collect();
+        if let Some(reference) = &reference {
+            for (ours, theirs) in all.iter().flatten().zip(reference.iter().flatten()) {
+                assert_eq!(ours.doc_id, theirs.doc_id);
+                for (a, b) in ours.loglikelihoods.iter().zip(&theirs.loglikelihoods) {
+                    assert!(
+                        (a - b).abs() <= 1e-4,
+                        "batch {batch_size}, doc {}: {a} vs {b}",
+                        ours.doc_id
+                    );
+                }
+                assert_eq!(
+                    (ours.prediction, ours.prediction_norm),
+                    (theirs.prediction, theirs.prediction_norm)
+                );
+            }
+            assert_eq!(
+                scores_without_timings(&out),
+                scores_without_timings(&dir.path().join("b1"))
+            );
+        } else {
+            reference = Some(all);
+        }
+    }
+}
+
+#[test]
+fn a_killed_run_resumes_to_the_same_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, resumed) = (dir.path().join("whole"), dir.path().join("resumed"));
+    let args = |out: &Path| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
+        cmd.args([
+            "eval",
+            "--tasks",
+            "arc_easy",
+            "--limit",
+            "24",
+            "--batch-size",
+            "1",
+            "--model",
+        ])
+        .arg(gguf())
+        .arg("--out")
+        .arg(out);
+        cmd
+    };
+    let status = args(&whole).output().unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+
+    // Start, wait for the journal to hold some items but not all, then SIGKILL.
+    let mut child = args(&resumed).spawn().unwrap();
+    let journal = resumed.join("samples/arc_easy.jsonl");
+    let start = Instant::now();
+    loop {
+        let lines = std::fs::read_to_string(&journal)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if lines >= 4 || start.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial = std::fs::read_to_string(&journal).unwrap().lines().count();
+    assert!(partial > 0 && partial < 24, "killed with {partial} items journaled");
+
+    let status = args(&resumed).output().unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert_eq!(scores_without_timings(&resumed), scores_without_timings(&whole));
+    let strip = |s: Vec<McSample>| {
+        s.into_iter()
+            .map(|x| McSample { seconds: 0.0, ..x })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(samples(&resumed, "arc_easy")), strip(samples(&whole, "arc_easy")));
+
+    // A different configuration in the same folder is refused, not mixed in.
+    let output = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["eval", "--tasks", "arc_easy", "--limit", "5", "--model"])
+        .arg(gguf())
+        .arg("--out")
+        .arg(&resumed)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("different run"));
+}
