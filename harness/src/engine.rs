@@ -39,38 +39,54 @@ pub struct Engine<'a> {
     pub batch_size: usize,
     /// The model's maximum sequence length (lm-eval's `max_length`).
     pub max_len: usize,
+    /// lm-eval's `prefix_token_id`, and its text (for `tok_encode`'s special-token rule).
+    prefix_token: u32,
+    prefix_text: String,
 }
 
 impl<'a> Engine<'a> {
-    pub fn new(decoder: &'a Decoder, tokenizer: &'a TextTokenizer, batch_size: usize) -> Self {
-        Self {
+    pub fn new(decoder: &'a Decoder, tokenizer: &'a TextTokenizer, batch_size: usize) -> anyhow::Result<Self> {
+        // lm-eval's `prefix_token_id`: BOS if the tokenizer has one, else EOS.
+        let prefix_token = tokenizer
+            .bos_id()
+            .or(tokenizer.eos_id())
+            .context("the tokenizer has neither a BOS nor an EOS token (lm-eval's prefix token)")?;
+        Ok(Self {
             decoder,
             tokenizer,
             batch_size: batch_size.max(1),
             max_len: decoder.config.max_position_embeddings,
-        }
+            prefix_token,
+            prefix_text: tokenizer.decode(&[prefix_token], false)?,
+        })
     }
 
-    /// lm-eval's `prefix_token_id`: BOS if the tokenizer has one, else EOS.
-    pub fn prefix_token_id(&self) -> anyhow::Result<u32> {
-        self.tokenizer
-            .bos_id()
-            .or(self.tokenizer.eos_id())
-            .context("the tokenizer has neither a BOS nor an EOS token (lm-eval's prefix token)")
+    pub fn prefix_token_id(&self) -> u32 {
+        self.prefix_token
     }
 
     /// `HFLM.tok_encode`: the tokenizer's default special tokens, except for a string that
     /// already starts with the prefix token's text.
     pub fn tok_encode(&self, text: &str) -> anyhow::Result<Vec<u32>> {
-        let prefix = self.tokenizer.decode(&[self.prefix_token_id()?], false)?;
-        let add_special = prefix.is_empty() || !text.starts_with(&prefix);
+        let add_special = self.prefix_text.is_empty() || !text.starts_with(&self.prefix_text);
         Ok(self.tokenizer.encode(text, add_special)?)
     }
 
     /// `TemplateLM.loglikelihood` + `_encode_pair`: (context ids, continuation ids).
     pub fn encode_pair(&self, context: &str, continuation: &str) -> anyhow::Result<TokenRequest> {
+        self.encode_pair_with(context, continuation, &mut HashMap::new())
+    }
+
+    /// `encode_pair`, reusing context encodings across the requests of one call: the choices of
+    /// a multiple-choice item share one (often few-shot, long) context.
+    fn encode_pair_with(
+        &self,
+        context: &str,
+        continuation: &str,
+        contexts: &mut HashMap<String, Vec<u32>>,
+    ) -> anyhow::Result<TokenRequest> {
         if context.is_empty() {
-            let prefix = self.prefix_token_id()?;
+            let prefix = self.prefix_token;
             let cont = self.tokenizer.encode(continuation, false)?;
             return Ok(match cont.first() {
                 Some(&first) if first == prefix => TokenRequest {
@@ -87,7 +103,14 @@ impl<'a> Engine<'a> {
         let kept = context.trim_end_matches(python_isspace);
         let (context, continuation) = (kept, format!("{}{continuation}", &context[kept.len()..]));
         let whole = self.tok_encode(&format!("{context}{continuation}"))?;
-        let context_ids = self.tok_encode(context)?;
+        let context_ids = match contexts.get(context) {
+            Some(ids) => ids.clone(),
+            None => {
+                let ids = self.tok_encode(context)?;
+                contexts.insert(context.to_string(), ids.clone());
+                ids
+            }
+        };
         // The continuation is the suffix of the joint tokenisation past the context's length.
         let continuation_ids = whole.get(context_ids.len()..).unwrap_or_default().to_vec();
         Ok(TokenRequest {
@@ -98,12 +121,13 @@ impl<'a> Engine<'a> {
 
     pub fn loglikelihood(
         &self,
-        pairs: &[(String, String)],
+        pairs: &[(&str, &str)],
         progress: &mut dyn FnMut(usize),
     ) -> anyhow::Result<Vec<Loglikelihood>> {
+        let mut contexts = HashMap::new();
         let requests = pairs
             .iter()
-            .map(|(c, x)| self.encode_pair(c, x))
+            .map(|(c, x)| self.encode_pair_with(c, x, &mut contexts))
             .collect::<anyhow::Result<Vec<_>>>()?;
         self.score(&requests, progress)
     }
@@ -111,7 +135,7 @@ impl<'a> Engine<'a> {
     /// Total log-likelihood of `text` and its token count, over disjoint windows of `max_len`.
     pub fn loglikelihood_rolling(&self, text: &str) -> anyhow::Result<(f64, usize)> {
         let tokens = self.tok_encode(text)?;
-        let windows = rolling_windows(&tokens, self.prefix_token_id()?, self.max_len);
+        let windows = rolling_windows(&tokens, self.prefix_token, self.max_len);
         let scores = self.score(&windows, &mut |_| {})?;
         Ok((scores.iter().map(|s| s.logprob).sum(), tokens.len()))
     }
@@ -222,7 +246,7 @@ fn plan_rows(requests: &[TokenRequest], max_len: usize) -> Vec<Row> {
         if cont.is_empty() {
             continue;
         }
-        if ctx.len() + cont.len() > max_len + 1 || ctx.is_empty() {
+        if ctx.len() + cont.len() > max_len + 1 {
             rows.push(truncated_row(i, ctx, cont, max_len));
             continue;
         }

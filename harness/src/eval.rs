@@ -14,7 +14,7 @@ use tasks::{McItem, Metric, TaskInstance, TaskOptions};
 
 use crate::engine::Engine;
 use crate::journal::{Journal, McSample};
-use crate::metrics::{aggregate_weighted, choose, mean_and_stderr};
+use crate::metrics::{aggregate_weighted, mean_and_stderr};
 use crate::report::{ScoreRow, machine_info, summary_table, utc_now, write_json, write_scores_csv};
 use crate::run_config::{EvalFlags, RunConfig};
 
@@ -76,7 +76,7 @@ pub fn evaluate(config: &RunConfig) -> anyhow::Result<Outcome> {
             config.model.display()
         )
     })?;
-    let engine = Engine::new(&loaded.decoder, tokenizer, config.batch_size);
+    let engine = Engine::new(&loaded.decoder, tokenizer, config.batch_size)?;
 
     let mut rows = Vec::new();
     for task in &loaded_tasks {
@@ -113,12 +113,12 @@ fn run_task(engine: &Engine, task: &TaskInstance, out_dir: &Path, batch_size: us
     bar.set_prefix(task.name.clone());
     for chunk in pending.chunks(batch_size * ITEMS_PER_CHUNK_PER_ROW) {
         let clock = Instant::now();
-        let pairs: Vec<(String, String)> = chunk
+        let pairs: Vec<(&str, &str)> = chunk
             .iter()
             .flat_map(|item| {
                 item.requests
                     .iter()
-                    .map(|r| (r.context.clone(), r.continuation.clone()))
+                    .map(|r| (r.context.as_str(), r.continuation.as_str()))
             })
             .collect();
         let results = engine.loglikelihood(&pairs, &mut |_| {})?;
@@ -139,7 +139,7 @@ fn run_task(engine: &Engine, task: &TaskInstance, out_dir: &Path, batch_size: us
 
 fn sample_of(item: &McItem, results: &[crate::engine::Loglikelihood], seconds: f64) -> McSample {
     let lls: Vec<f64> = results.iter().map(|r| r.logprob).collect();
-    let (prediction, prediction_norm) = choose(&lls, &item.choice_chars);
+    let (prediction, prediction_norm) = item.predictions(&lls);
     let contexts: Vec<String> = item.requests.iter().map(|r| r.context.clone()).collect();
     let shared = contexts.iter().all(|c| c == &contexts[0]);
     McSample {
@@ -266,14 +266,18 @@ fn model_name(path: &Path) -> String {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn hash_file(path: &Path) -> anyhow::Result<String> {
     let mut file = std::fs::File::open(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher).with_context(|| format!("{}: cannot read", path.display()))?;
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(&hasher.finalize()))
 }
 
 /// The GGUF file, or an HF folder's config and weight files, hashed together.
@@ -307,4 +311,51 @@ fn hash_data(loaded: &[TaskInstance]) -> anyhow::Result<serde_json::Map<String, 
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(task: &str, value: f64, stderr: f64, n: usize) -> ScoreRow {
+        ScoreRow {
+            model: "m".into(),
+            attention: "native".into(),
+            backend: "flex".into(),
+            task: task.into(),
+            shots: 5,
+            n,
+            metric: "acc".into(),
+            value,
+            stderr,
+            seconds: 1.0,
+            items_per_s: n as f64,
+        }
+    }
+
+    #[test]
+    fn mmlu_groups_are_size_weighted_with_pooled_stderr() {
+        // Two STEM subjects, one humanities subject.
+        let rows = vec![
+            row("mmlu_abstract_algebra", 0.5, 0.1, 100),
+            row("mmlu_college_physics", 0.25, 0.05, 300),
+            row("mmlu_philosophy", 0.8, 0.2, 100),
+        ];
+        let groups = group_rows(&["mmlu".to_string()], &rows);
+        let find = |name: &str| groups.iter().find(|r| r.task == name).unwrap();
+        // STEM: (0.5*100 + 0.25*300) / 400 = 0.3125;
+        // pooled stderr: sqrt(((99*0.01*100) + (299*0.0025*300)) / (400-2) / 400).
+        let stem = find("mmlu_stem");
+        assert_eq!(stem.n, 400);
+        assert!((stem.value - 0.3125).abs() < 1e-12);
+        let expected = ((99.0 * 0.01 * 100.0 + 299.0 * 0.0025 * 300.0) / 398.0 / 400.0f64).sqrt();
+        assert!((stem.stderr - expected).abs() < 1e-12);
+        // mmlu: all 500 items, (50 + 75 + 80) / 500.
+        let all = find("mmlu");
+        assert_eq!((all.n, all.shots, all.metric.as_str()), (500, 5, "acc"));
+        assert!((all.value - 0.41).abs() < 1e-12);
+        // Categories without members get no row; "commonsense" gets no aggregate at all.
+        assert!(groups.iter().all(|r| r.task != "mmlu_social_sciences"));
+        assert!(group_rows(&["commonsense".to_string()], &rows).is_empty());
+    }
 }

@@ -1,32 +1,9 @@
 //! Metrics as lm-evaluation-harness 0.4 computes them.
 //!
-//! - acc: the choice with the highest log-likelihood is the gold one (`np.argmax`: first max).
-//! - acc_norm: the same after dividing each log-likelihood by the choice's length in
-//!   characters (lm_eval/api/task.py, `ConfigurableTask.process_results`, multiple_choice).
+//! - acc and acc_norm per item: `tasks::McItem::predictions` (beside the items they score).
 //! - stderr of a mean: sample standard deviation / √n (lm_eval/api/metrics.py `mean_stderr`).
 //! - groups (MMLU): means weighted by subtask size, stderr pooled
 //!   (lm_eval/api/metrics.py `aggregate_subtask_metrics`, `pooled_sample_stderr`).
-
-/// Index of the first maximum, as numpy's argmax.
-pub fn argmax(values: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, v) in values.iter().enumerate() {
-        if *v > values[best] {
-            best = i;
-        }
-    }
-    best
-}
-
-/// (prediction, prediction under length normalisation) for one multiple-choice item.
-pub fn choose(loglikelihoods: &[f64], choice_chars: &[usize]) -> (usize, usize) {
-    let normalised: Vec<f64> = loglikelihoods
-        .iter()
-        .zip(choice_chars)
-        .map(|(ll, &chars)| ll / chars as f64)
-        .collect();
-    (argmax(loglikelihoods), argmax(&normalised))
-}
 
 /// Mean and its standard error over per-item scores.
 pub fn mean_and_stderr(values: &[f64]) -> (f64, f64) {
@@ -61,13 +38,6 @@ pub fn aggregate_weighted(parts: &[(f64, f64, usize)]) -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn acc_norm_divides_by_characters_and_ties_pick_the_first() {
-        // Raw: choice 1 wins; per character: choice 0 (-2/10 > -1.5/5).
-        assert_eq!(choose(&[-2.0, -1.5], &[10, 5]), (1, 0));
-        assert_eq!(argmax(&[1.0, 3.0, 3.0]), 1);
-    }
 
     #[test]
     fn stderr_is_the_sample_standard_deviation_over_root_n() {

@@ -33,26 +33,21 @@ fn pairs_match_lm_eval_at_every_batch_size() {
     let text = std::fs::read_to_string(root().join("../shared/fixtures/smollm2/loglikelihood.json")).unwrap();
     let json: Value = serde_json::from_str(&text).unwrap();
     let items = json["items"].as_array().unwrap();
-    let pairs: Vec<(String, String)> = items
+    let pairs: Vec<(&str, &str)> = items
         .iter()
-        .map(|it| {
-            (
-                it["context"].as_str().unwrap().to_string(),
-                it["continuation"].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|it| (it["context"].as_str().unwrap(), it["continuation"].as_str().unwrap()))
         .collect();
     let mut first: Option<Vec<f64>> = None;
     for batch_size in [1, 7, 32] {
-        let engine = Engine::new(&model.decoder, tokenizer, batch_size);
+        let engine = Engine::new(&model.decoder, tokenizer, batch_size).unwrap();
         assert_eq!(
-            engine.prefix_token_id().unwrap(),
+            engine.prefix_token_id(),
             json["prefix_token_id"].as_u64().unwrap() as u32
         );
         let results = engine.loglikelihood(&pairs, &mut |_| {}).unwrap();
         let mut worst: f64 = 0.0;
         for (i, (item, result)) in items.iter().zip(&results).enumerate() {
-            let encoded = engine.encode_pair(&pairs[i].0, &pairs[i].1).unwrap();
+            let encoded = engine.encode_pair(pairs[i].0, pairs[i].1).unwrap();
             assert_eq!(encoded.context, ids(&item["context_enc"]), "pair {i}: context ids");
             assert_eq!(
                 encoded.continuation,
@@ -84,4 +79,50 @@ fn pairs_match_lm_eval_at_every_batch_size() {
             }
         }
     }
+}
+
+/// `loglikelihood_rolling` against an independent computation: one forward pass over the prefix
+/// token and the text, summing each token's log-probability. Short windows still predict every
+/// token exactly once.
+#[test]
+fn rolling_loglikelihood_sums_every_token_once() {
+    use burn::tensor::activation::log_softmax;
+    use model::StepInput;
+
+    let gguf = root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        gguf.is_file(),
+        "{} is missing: run scripts/fetch-model.sh",
+        gguf.display()
+    );
+    let model = load_model(&gguf, &AttentionSpec::default(), &burn::tensor::Device::flex()).unwrap();
+    let mut engine = Engine::new(&model.decoder, model.tokenizer.as_ref().unwrap(), 4).unwrap();
+    let text = "The quick brown fox jumps over the lazy dog. It was the best of times, it was the worst of times.";
+    let (total, count) = engine.loglikelihood_rolling(text).unwrap();
+
+    let tokens = engine.tok_encode(text).unwrap();
+    assert_eq!(count, tokens.len());
+    let mut input = vec![engine.prefix_token_id()];
+    input.extend(&tokens);
+    let logits = model.decoder.forward(&StepInput::single(&input, 0), None).unwrap();
+    let vocab = model.decoder.config.vocab_size;
+    let lp = log_softmax(logits, 2).into_data().to_vec::<f32>().unwrap();
+    let expected: f64 = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| lp[i * vocab + t as usize] as f64)
+        .sum();
+    assert!(
+        (total - expected).abs() < 1e-3 * tokens.len() as f64,
+        "{total} vs {expected}"
+    );
+
+    // Windows of 8 tokens: each token is still scored once, with less context (lower likelihood).
+    engine.max_len = 8;
+    let (short, short_count) = engine.loglikelihood_rolling(text).unwrap();
+    assert_eq!(short_count, tokens.len());
+    assert!(
+        short < total,
+        "shorter context should not explain the text better: {short} vs {total}"
+    );
 }

@@ -16,10 +16,8 @@ pub struct KvCache {
     capacity: Option<usize>,
     batch: usize,
     layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
-    /// Per slot, row-major [batch, slots]: the token's position, and false for empty/padding.
-    slot_pos: Vec<i64>,
-    slot_valid: Vec<bool>,
-    slots: usize,
+    /// Per row, per slot: the position of the token held there; None for an empty slot or padding.
+    rows: Vec<Vec<Option<i64>>>,
     /// Tokens fed so far (the same for every row: padding counts).
     stream_len: usize,
 }
@@ -30,9 +28,7 @@ impl KvCache {
             capacity: window,
             batch,
             layers: (0..num_layers).map(|_| None).collect(),
-            slot_pos: Vec::new(),
-            slot_valid: Vec::new(),
-            slots: 0,
+            rows: vec![Vec::new(); batch],
             stream_len: 0,
         }
     }
@@ -52,7 +48,7 @@ impl KvCache {
 
     /// Slots held per layer (≤ W for a rolling buffer).
     pub fn slots(&self) -> usize {
-        self.slots
+        self.rows.first().map_or(0, Vec::len)
     }
 
     /// Bytes of key and value tensors held now, all layers.
@@ -66,11 +62,7 @@ impl KvCache {
 
     /// Positions and validity of the slots now held, for the mask.
     pub(crate) fn past(&self) -> PastKeys<'_> {
-        PastKeys {
-            slots: self.slots,
-            pos: &self.slot_pos,
-            valid: &self.slot_valid,
-        }
+        PastKeys { rows: &self.rows }
     }
 
     /// Keys and values to attend over for `layer`: the cached slots followed by the new ones.
@@ -99,9 +91,10 @@ impl KvCache {
     /// padded with empty slots up to `cap`.
     fn ring_of(&self, k_all: &Tensor<4>, v_all: &Tensor<4>, cap: usize) -> (Tensor<4>, Tensor<4>) {
         let [b, h, _, d] = k_all.dims();
+        let slots = self.slots();
         let take = |t: &Tensor<4>| {
-            let empty = || Tensor::zeros([b, h, cap - self.slots, d], &t.device());
-            match self.slots {
+            let empty = || Tensor::zeros([b, h, cap - slots, d], &t.device());
+            match slots {
                 0 => empty(),
                 s if s == cap => t.clone().narrow(2, 0, s),
                 s => Tensor::cat(vec![t.clone().narrow(2, 0, s), empty()], 2),
@@ -122,35 +115,22 @@ impl KvCache {
 
     /// Records the positions and validity of the tokens just fed (after every layer stored them).
     pub(crate) fn commit(&mut self, input: &StepInput) {
-        let (b, new) = (self.batch, input.seq);
-        let old_slots = self.slots;
-        let total = match self.capacity {
-            Some(cap) if self.stream_len + new > cap => cap,
-            _ => old_slots + new,
-        };
-        let mut pos = vec![0i64; b * total];
-        let mut valid = vec![false; b * total];
-        for row in 0..b {
-            for s in 0..old_slots.min(total) {
-                pos[row * total + s] = self.slot_pos[row * old_slots + s];
-                valid[row * total + s] = self.slot_valid[row * old_slots + s];
-            }
-        }
-        let runs: Vec<(usize, usize, usize)> = match self.capacity {
-            Some(cap) if self.stream_len + new > cap => ring_runs(self.stream_len, new, cap),
-            _ => vec![(0, old_slots, new)],
-        };
-        for row in 0..b {
-            for &(src, dst, len) in &runs {
-                for i in 0..len {
-                    pos[row * total + dst + i] = input.positions[row * new + src + i];
-                    valid[row * total + dst + i] = input.valid[row * new + src + i];
+        let new = input.seq;
+        let wraps = self.capacity.filter(|&cap| self.stream_len + new > cap);
+        for (row, slots) in self.rows.iter_mut().enumerate() {
+            let token = |i: usize| input.valid[row * new + i].then_some(input.positions[row * new + i]);
+            match wraps {
+                Some(cap) => {
+                    slots.resize(cap, None);
+                    for (src, dst, len) in ring_runs(self.stream_len, new, cap) {
+                        for i in 0..len {
+                            slots[dst + i] = token(src + i);
+                        }
+                    }
                 }
+                None => slots.extend((0..new).map(token)),
             }
         }
-        self.slot_pos = pos;
-        self.slot_valid = valid;
-        self.slots = total;
         self.stream_len += new;
     }
 }
@@ -170,20 +150,18 @@ pub fn kv_cache_bytes(
     2 * num_layers * batch * kv_heads * slots * head_dim * bytes_per_value
 }
 
-/// Metadata of cached keys, row-major [batch, slots].
+/// Metadata of cached keys: per row, per slot, the position held (None: empty or padding).
 pub(crate) struct PastKeys<'a> {
-    pub slots: usize,
-    pub pos: &'a [i64],
-    pub valid: &'a [bool],
+    pub rows: &'a [Vec<Option<i64>>],
 }
 
 impl PastKeys<'_> {
     pub fn none() -> PastKeys<'static> {
-        PastKeys {
-            slots: 0,
-            pos: &[],
-            valid: &[],
-        }
+        PastKeys { rows: &[] }
+    }
+
+    fn slots(&self) -> usize {
+        self.rows.first().map_or(0, Vec::len)
     }
 }
 
@@ -214,7 +192,8 @@ pub(crate) fn blocked_mask(
     device: &Device,
 ) -> Tensor<4, Bool> {
     let (b, s) = (input.batch, input.seq);
-    let keys = past.slots + s;
+    let past_slots = past.slots();
+    let keys = past_slots + s;
     let mut rows = Vec::with_capacity(b * s * keys);
     for row in 0..b {
         for i in 0..s {
@@ -224,11 +203,8 @@ pub(crate) fn blocked_mask(
                 let allowed = valid && pos <= qpos && window.is_none_or(|w| qpos - pos < w as i64);
                 !allowed
             };
-            for slot in 0..past.slots {
-                rows.push(key(
-                    past.pos[row * past.slots + slot],
-                    past.valid[row * past.slots + slot],
-                ));
+            if past_slots > 0 {
+                rows.extend(past.rows[row].iter().map(|slot| key(slot.unwrap_or(0), slot.is_some())));
             }
             for j in 0..s {
                 let kseg = input.segments[row * s + j];
