@@ -10,9 +10,11 @@ use model::backend::BackendKind;
 use model::{AttentionSpec, load_model};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tasks::{McItem, Metric, TaskInstance, TaskOptions};
+use tasks::{GenMetric, GenOptions, GenTaskInstance, McItem, Metric, TaskInstance, TaskOptions};
 
 use crate::engine::Engine;
+use crate::gen_eval::{GenSample, GenSettings, metric_name, run_gen_task};
+use crate::generate::Generator;
 use crate::journal::{Journal, McSample};
 use crate::metrics::{aggregate_weighted, mean_and_stderr};
 use crate::report::{ScoreRow, machine_info, summary_table, utc_now, write_json, write_scores_csv};
@@ -41,22 +43,41 @@ pub fn evaluate(config: &RunConfig) -> anyhow::Result<Outcome> {
     let backend: BackendKind = config.backend.parse()?;
     let data_dir = config.data_dir.clone().unwrap_or_else(tasks::default_data_dir);
     let task_names = tasks::expand_task_names(&config.tasks)?;
+    let (gen_names, mc_names): (Vec<&String>, Vec<&String>) = task_names.iter().partition(|n| tasks::is_generative(n));
     let options = TaskOptions {
+        shots: config.shots.unwrap_or(0),
+        seed: config.seed,
+        limit: config.limit,
+    };
+    let loaded_tasks = mc_names
+        .iter()
+        .map(|name| tasks::load_task(name, &data_dir, &options).map_err(anyhow::Error::from))
+        .collect::<anyhow::Result<Vec<TaskInstance>>>()?;
+    let gen_options = GenOptions {
         shots: config.shots,
         seed: config.seed,
         limit: config.limit,
     };
-    let loaded_tasks = task_names
+    let gen_tasks = gen_names
         .iter()
-        .map(|name| tasks::load_task(name, &data_dir, &options).map_err(anyhow::Error::from))
-        .collect::<anyhow::Result<Vec<TaskInstance>>>()?;
+        .map(|name| {
+            let mut task = tasks::load_gen_task(name, &data_dir, &gen_options)?;
+            with_pass_at_k(&mut task, config.samples);
+            Ok(task)
+        })
+        .collect::<anyhow::Result<Vec<GenTaskInstance>>>()?;
 
     let model_hash = hash_model(&config.model)?;
-    let data_hashes = hash_data(&loaded_tasks)?;
+    let data_files = loaded_tasks
+        .iter()
+        .map(|t| (&t.name, &t.data_files))
+        .chain(gen_tasks.iter().map(|t| (&t.name, &t.data_files)));
+    let data_hashes = hash_data(data_files)?;
     let identity = json!({
         "model": config.model, "model_sha256": model_hash, "tasks": task_names, "shots": config.shots,
         "limit": config.limit, "attention": spec.to_string(), "backend": backend.to_string(), "seed": config.seed,
-        "data_sha256": data_hashes,
+        "data_sha256": data_hashes, "samples": config.samples, "sampling": config.sampling, "max_gen_toks": config.max_gen_toks, "chat": config.chat,
+        "system_prompt": config.system_prompt,
     });
     let model_name = model_name(&config.model);
     let out_dir = match &config.out {
@@ -77,11 +98,74 @@ pub fn evaluate(config: &RunConfig) -> anyhow::Result<Outcome> {
         )
     })?;
     let engine = Engine::new(&loaded.decoder, tokenizer, config.batch_size)?;
+    let chat = if config.chat {
+        Some(crate::chat::from_tokenizer(tokenizer)?)
+    } else {
+        None
+    };
 
     let mut rows = Vec::new();
+    let row = |task: &str, shots: usize, metric: String, values: &[f64], seconds: f64| {
+        let (value, stderr) = mean_and_stderr(values);
+        ScoreRow {
+            model: model_name.clone(),
+            attention: spec.to_string(),
+            backend: backend.to_string(),
+            task: task.to_string(),
+            shots,
+            n: values.len(),
+            metric,
+            value,
+            stderr,
+            seconds,
+            items_per_s: if seconds > 0.0 {
+                values.len() as f64 / seconds
+            } else {
+                0.0
+            },
+        }
+    };
     for task in &loaded_tasks {
         let samples = run_task(&engine, task, &out_dir, config.batch_size)?;
-        rows.extend(task_rows(task, &samples, config, &model_name, &spec, backend));
+        let seconds: f64 = samples.iter().map(|s| s.seconds).sum();
+        for metric in &task.metrics {
+            let values: Vec<f64> = samples
+                .iter()
+                .map(|s| match metric {
+                    Metric::Acc => s.acc,
+                    Metric::AccNorm => s.acc_norm,
+                })
+                .collect();
+            rows.push(row(
+                &task.name,
+                options.shots,
+                metric.name().to_string(),
+                &values,
+                seconds,
+            ));
+        }
+    }
+    if !gen_tasks.is_empty() {
+        let generator = Generator::new(&loaded.decoder, tokenizer, config.batch_size)?;
+        let settings = GenSettings {
+            samples: config.samples,
+            sampling: config.sampling,
+            run_seed: config.seed,
+            max_gen_toks: config.max_gen_toks,
+            chat: chat.as_ref(),
+            system_prompt: config.system_prompt.clone(),
+        };
+        for task in &gen_tasks {
+            let bar = task_bar(&task.name, task.items.len());
+            let samples = run_gen_task(&generator, task, &settings, &out_dir, &bar)?;
+            bar.finish_and_clear();
+            let seconds: f64 = samples.iter().map(|s| s.seconds).sum();
+            for metric in &task.metrics {
+                let name = metric_name(*metric, config.samples);
+                let values = gen_values(&task.name, &samples, &name)?;
+                rows.push(row(&task.name, task.shots, name, &values, seconds));
+            }
+        }
     }
     rows.extend(group_rows(&config.tasks, &rows));
     write_scores_csv(&out_dir.join("scores.csv"), &rows)?;
@@ -104,13 +188,8 @@ fn run_task(engine: &Engine, task: &TaskInstance, out_dir: &Path, batch_size: us
         .iter()
         .filter(|i| !journal.done().contains_key(&i.doc_id))
         .collect();
-    let bar = ProgressBar::new(task.items.len() as u64).with_position((task.items.len() - pending.len()) as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>16} [{bar:30}] {pos}/{len} items  {per_sec}  eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(task.name.clone());
+    let bar = task_bar(&task.name, task.items.len());
+    bar.set_position((task.items.len() - pending.len()) as u64);
     for chunk in pending.chunks(batch_size * ITEMS_PER_CHUNK_PER_ROW) {
         let clock = Instant::now();
         let pairs: Vec<(&str, &str)> = chunk
@@ -158,65 +237,64 @@ fn sample_of(item: &McItem, results: &[crate::engine::Loglikelihood], seconds: f
     }
 }
 
-fn task_rows(
-    task: &TaskInstance,
-    samples: &[McSample],
-    config: &RunConfig,
-    model_name: &str,
-    spec: &AttentionSpec,
-    backend: BackendKind,
-) -> Vec<ScoreRow> {
-    let seconds: f64 = samples.iter().map(|s| s.seconds).sum();
-    task.metrics
+/// A per-task progress bar with items/s and ETA.
+fn task_bar(name: &str, len: usize) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>16} [{bar:30}] {pos}/{len} items  {per_sec}  eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(name.to_string());
+    bar
+}
+
+/// Code tasks report pass@k for the usual k (1, 10, 100) that `samples` allows.
+fn with_pass_at_k(task: &mut GenTaskInstance, samples: usize) {
+    if task.metrics.iter().any(|m| matches!(m, GenMetric::PassAt(_))) {
+        task.metrics = [1, 10, 100]
+            .into_iter()
+            .filter(|&k| k <= samples)
+            .map(GenMetric::PassAt)
+            .collect();
+    }
+}
+
+/// Per-item values of one metric; a journal without it (e.g. from another config) is an error.
+fn gen_values(task: &str, samples: &[GenSample], metric: &str) -> anyhow::Result<Vec<f64>> {
+    samples
         .iter()
-        .map(|metric| {
-            let values: Vec<f64> = samples
-                .iter()
-                .map(|s| match metric {
-                    Metric::Acc => s.acc,
-                    Metric::AccNorm => s.acc_norm,
-                })
-                .collect();
-            let (value, stderr) = mean_and_stderr(&values);
-            ScoreRow {
-                model: model_name.to_string(),
-                attention: spec.to_string(),
-                backend: backend.to_string(),
-                task: task.name.clone(),
-                shots: config.shots,
-                n: samples.len(),
-                metric: metric.name().to_string(),
-                value,
-                stderr,
-                seconds,
-                items_per_s: if seconds > 0.0 {
-                    samples.len() as f64 / seconds
-                } else {
-                    0.0
-                },
-            }
+        .map(|s| {
+            s.scores
+                .get(metric)
+                .copied()
+                .with_context(|| format!("{task}: doc {} has no `{metric}` score in its journal", s.doc_id))
         })
         .collect()
 }
 
-/// MMLU-style group rows (size-weighted means, pooled stderr) for the groups the user named,
-/// and for "mmlu" its four categories too. Other groups (e.g. "commonsense") are only a way to
-/// name several tasks: lm-eval reports no aggregate for them.
+/// Group rows (size-weighted means, pooled stderr, per metric) for the groups the user named
+/// (mmlu and its categories, math, bbh), and for "mmlu" its four categories too. "commonsense"
+/// is only a way to name several tasks: lm-eval reports no aggregate for it.
 fn group_rows(requested: &[String], rows: &[ScoreRow]) -> Vec<ScoreRow> {
     let mut groups: Vec<String> = Vec::new();
-    for name in requested
-        .iter()
-        .filter(|n| n.starts_with("mmlu") && tasks::group_members(n).is_some())
-    {
+    for name in requested.iter().filter(|n| tasks::group_members(n).is_some()) {
         if name == "mmlu" {
             groups.extend(["mmlu_stem", "mmlu_humanities", "mmlu_social_sciences", "mmlu_other"].map(String::from));
         }
         groups.push(name.clone());
     }
     let mut out = Vec::new();
-    for group in groups {
-        let members = tasks::group_members(&group).unwrap_or_default();
-        let mine: Vec<&ScoreRow> = rows.iter().filter(|r| members.contains(&r.task)).collect();
+    let mut metrics: Vec<&String> = rows.iter().map(|r| &r.metric).collect();
+    metrics.dedup();
+    metrics.sort();
+    metrics.dedup();
+    for (group, metric) in groups.iter().flat_map(|g| metrics.iter().map(move |m| (g, *m))) {
+        let members = tasks::group_members(group).unwrap_or_default();
+        let mine: Vec<&ScoreRow> = rows
+            .iter()
+            .filter(|r| &r.metric == metric && members.contains(&r.task))
+            .collect();
         let Some(first) = mine.first() else { continue };
         let parts: Vec<(f64, f64, usize)> = mine.iter().map(|r| (r.value, r.stderr, r.n)).collect();
         let (value, stderr) = aggregate_weighted(&parts);
@@ -225,7 +303,7 @@ fn group_rows(requested: &[String], rows: &[ScoreRow]) -> Vec<ScoreRow> {
             mine.iter().map(|r| r.seconds).sum::<f64>(),
         );
         out.push(ScoreRow {
-            task: group,
+            task: group.clone(),
             n,
             value,
             stderr,
@@ -298,15 +376,17 @@ fn hash_model(path: &Path) -> anyhow::Result<String> {
     Ok(sha256_hex(combined.as_bytes()))
 }
 
-fn hash_data(loaded: &[TaskInstance]) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+fn hash_data<'t>(
+    tasks: impl Iterator<Item = (&'t String, &'t Vec<PathBuf>)>,
+) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
     let mut out = serde_json::Map::new();
-    for task in loaded {
-        for file in &task.data_files {
+    for (name, files) in tasks {
+        for file in files {
             let key = file
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default();
-            let key = format!("{}/{key}", task.name);
+            let key = format!("{name}/{key}");
             out.insert(key, json!(hash_file(file)?));
         }
     }

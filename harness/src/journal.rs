@@ -9,7 +9,13 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+/// A journal record: one finished item, keyed by its doc_id.
+pub trait Record: Serialize + DeserializeOwned {
+    fn doc_id(&self) -> usize;
+}
 
 /// One multiple-choice item's outcome, as written to `samples/<task>.jsonl`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -30,13 +36,19 @@ pub struct McSample {
     pub seconds: f64,
 }
 
-pub struct Journal {
-    path: PathBuf,
-    file: File,
-    done: BTreeMap<usize, McSample>,
+impl Record for McSample {
+    fn doc_id(&self) -> usize {
+        self.doc_id
+    }
 }
 
-impl Journal {
+pub struct Journal<T: Record = McSample> {
+    path: PathBuf,
+    file: File,
+    done: BTreeMap<usize, T>,
+}
+
+impl<T: Record> Journal<T> {
     /// Opens (or creates) the journal at `path`, reading back what an earlier run finished.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent() {
@@ -48,10 +60,10 @@ impl Journal {
             let reader = BufReader::new(File::open(path).with_context(|| format!("{}: cannot read", path.display()))?);
             for (number, line) in reader.split(b'\n').enumerate() {
                 let line = line.with_context(|| format!("{}: cannot read", path.display()))?;
-                match serde_json::from_slice::<McSample>(&line) {
+                match serde_json::from_slice::<T>(&line) {
                     Ok(sample) => {
                         keep_bytes += line.len() as u64 + 1;
-                        done.insert(sample.doc_id, sample);
+                        done.insert(sample.doc_id(), sample);
                     }
                     // Only a final line may be torn; anything earlier means the file is not ours.
                     Err(_) if is_last_line(path, keep_bytes + line.len() as u64)? => break,
@@ -73,12 +85,12 @@ impl Journal {
         })
     }
 
-    pub fn done(&self) -> &BTreeMap<usize, McSample> {
+    pub fn done(&self) -> &BTreeMap<usize, T> {
         &self.done
     }
 
     /// Appends finished items and makes them durable before returning.
-    pub fn append(&mut self, samples: Vec<McSample>) -> anyhow::Result<()> {
+    pub fn append(&mut self, samples: Vec<T>) -> anyhow::Result<()> {
         let mut text = String::new();
         for sample in &samples {
             text.push_str(&serde_json::to_string(sample)?);
@@ -89,14 +101,14 @@ impl Journal {
             .and_then(|_| self.file.sync_data())
             .with_context(|| format!("{}: cannot append", self.path.display()))?;
         for sample in samples {
-            self.done.insert(sample.doc_id, sample);
+            self.done.insert(sample.doc_id(), sample);
         }
         Ok(())
     }
 
     /// Rewrites the journal sorted by doc_id (atomically), for a tidy finished file.
-    pub fn finish(self) -> anyhow::Result<Vec<McSample>> {
-        let samples: Vec<McSample> = self.done.into_values().collect();
+    pub fn finish(self) -> anyhow::Result<Vec<T>> {
+        let samples: Vec<T> = self.done.into_values().collect();
         let mut text = String::new();
         for sample in &samples {
             text.push_str(&serde_json::to_string(sample)?);
@@ -151,14 +163,14 @@ mod tests {
     fn resumes_and_drops_a_torn_last_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("samples/task.jsonl");
-        let mut journal = Journal::open(&path).unwrap();
+        let mut journal: Journal = Journal::open(&path).unwrap();
         journal.append(vec![sample(0), sample(1)]).unwrap();
         drop(journal);
         // A kill in the middle of writing the third record.
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"{\"doc_id\":2,\"prom").unwrap();
         drop(file);
-        let mut journal = Journal::open(&path).unwrap();
+        let mut journal: Journal = Journal::open(&path).unwrap();
         assert_eq!(journal.done().keys().copied().collect::<Vec<_>>(), vec![0, 1]);
         journal.append(vec![sample(2)]).unwrap();
         let samples = journal.finish().unwrap();
@@ -176,7 +188,7 @@ mod tests {
             format!("garbage\n{}\n", serde_json::to_string(&sample(0)).unwrap()),
         )
         .unwrap();
-        let err = Journal::open(&path).err().unwrap().to_string();
+        let err = Journal::<McSample>::open(&path).err().unwrap().to_string();
         assert!(err.contains("task.jsonl") && err.contains("line 1"), "{err}");
     }
 }

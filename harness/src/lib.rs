@@ -3,12 +3,16 @@
 //! Requests (from `tasks`) → `engine` (tokenisation, packing, batching) → `model` (logits) →
 //! `metrics` → `report` (CSV, JSONL samples, run.json).
 
+pub mod chat;
 pub mod cli;
 pub mod engine;
 pub mod eval;
+pub mod gen_eval;
+pub mod generate;
 pub mod journal;
 pub mod logprobs;
 pub mod metrics;
 pub mod report;
 pub mod run_config;
+pub mod sampling;
 pub mod scoring;

@@ -7,6 +7,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
+use crate::sampling::Sampling;
+
 #[derive(Args, Clone, Debug, Default)]
 pub struct EvalFlags {
     /// An HF folder or a .gguf file.
@@ -15,7 +17,8 @@ pub struct EvalFlags {
     /// Tasks and groups, comma-separated (e.g. arc_easy,hellaswag or commonsense, mmlu).
     #[arg(long, value_delimiter = ',')]
     pub tasks: Option<Vec<String>>,
-    /// Few-shot examples per prompt (default 0).
+    /// Few-shot examples per prompt (default: each task's lm-eval default: 0 for the
+    /// multiple-choice tasks, e.g. 5 for gsm8k, 4 for math, 3 for mbpp and bbh).
     #[arg(long)]
     pub shots: Option<usize>,
     /// Only the first N items of each task, in data order (as lm-eval's --limit).
@@ -43,6 +46,29 @@ pub struct EvalFlags {
     /// A JSON run configuration (configs/*.json); flags given here override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Generative tasks: samples per item (k of maj@k for text tasks, n of pass@k for code).
+    /// k > 1 needs --temperature > 0.
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// Generative tasks: sampling temperature (default 0: greedy, as lm-eval's YAMLs).
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Generative tasks: nucleus sampling mass (default 1: off).
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    /// Generative tasks: keep the k most likely tokens (default 0: off).
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Generative tasks: cap on new tokens per sample, overriding each task's max_gen_toks
+    /// (lm-eval's `--gen_kwargs max_gen_toks=N`).
+    #[arg(long)]
+    pub max_gen_toks: Option<usize>,
+    /// Wrap prompts in the model's chat template (lm-eval's --apply_chat_template).
+    #[arg(long)]
+    pub chat: bool,
+    /// With --chat: a system prompt, or `mistral-guardrail` for the Mistral 7B paper's (§5.1).
+    #[arg(long)]
+    pub system_prompt: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -50,8 +76,9 @@ pub struct EvalFlags {
 pub struct RunConfig {
     pub model: PathBuf,
     pub tasks: Vec<String>,
+    /// None: each task's default.
     #[serde(default)]
-    pub shots: usize,
+    pub shots: Option<usize>,
     #[serde(default)]
     pub limit: Option<usize>,
     #[serde(default = "default_batch_size")]
@@ -66,6 +93,20 @@ pub struct RunConfig {
     pub out: Option<PathBuf>,
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
+    #[serde(default = "default_samples")]
+    pub samples: usize,
+    #[serde(default)]
+    pub sampling: Sampling,
+    #[serde(default)]
+    pub max_gen_toks: Option<usize>,
+    #[serde(default)]
+    pub chat: bool,
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+}
+
+fn default_samples() -> usize {
+    1
 }
 
 fn default_batch_size() -> usize {
@@ -95,6 +136,13 @@ struct PartialConfig {
     seed: Option<u64>,
     out: Option<PathBuf>,
     data_dir: Option<PathBuf>,
+    samples: Option<usize>,
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    top_k: Option<usize>,
+    max_gen_toks: Option<usize>,
+    chat: Option<bool>,
+    system_prompt: Option<String>,
 }
 
 /// `"tasks": "a,b"` or `"tasks": ["a", "b"]`.
@@ -124,7 +172,7 @@ impl RunConfig {
             tasks: tasks
                 .filter(|t| !t.is_empty())
                 .context("no tasks: give --tasks or \"tasks\" in the config")?,
-            shots: flags.shots.or(file.shots).unwrap_or(0),
+            shots: flags.shots.or(file.shots),
             limit: flags.limit.or(file.limit),
             batch_size: flags.batch_size.or(file.batch_size).unwrap_or_else(default_batch_size),
             attention: flags
@@ -136,9 +184,31 @@ impl RunConfig {
             seed: flags.seed.or(file.seed).unwrap_or_else(default_seed),
             out: flags.out.clone().or(file.out),
             data_dir: flags.data_dir.clone().or(file.data_dir),
+            samples: flags.samples.or(file.samples).unwrap_or_else(default_samples),
+            sampling: Sampling {
+                temperature: flags.temperature.or(file.temperature).unwrap_or(0.0),
+                top_p: flags.top_p.or(file.top_p).unwrap_or(1.0),
+                top_k: flags.top_k.or(file.top_k).unwrap_or(0),
+            },
+            max_gen_toks: flags.max_gen_toks.or(file.max_gen_toks),
+            chat: flags.chat || file.chat.unwrap_or(false),
+            system_prompt: flags.system_prompt.clone().or(file.system_prompt),
         };
         if config.batch_size == 0 {
             bail!("batch_size must be positive");
+        }
+        if config.samples == 0 {
+            bail!("samples must be positive");
+        }
+        config.sampling.validate()?;
+        if config.samples > 1 && config.sampling.is_greedy() {
+            bail!(
+                "{} samples per item with greedy decoding would all be the same: give --temperature > 0",
+                config.samples
+            );
+        }
+        if config.system_prompt.is_some() && !config.chat {
+            bail!("--system-prompt needs --chat (lm-eval also puts it in the chat template's system turn)");
         }
         Ok(config)
     }
@@ -169,7 +239,7 @@ mod tests {
         };
         let config = RunConfig::resolve(&flags).unwrap();
         assert_eq!(config.tasks, vec!["arc_easy", "piqa"]);
-        assert_eq!((config.shots, config.batch_size, config.seed), (0, 4, 1234));
+        assert_eq!((config.shots, config.batch_size, config.seed), (Some(0), 4, 1234));
     }
 
     #[test]

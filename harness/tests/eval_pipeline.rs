@@ -6,8 +6,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use harness::eval::evaluate;
+use harness::gen_eval::GenSample;
 use harness::journal::McSample;
 use harness::run_config::RunConfig;
+use harness::sampling::Sampling;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -27,7 +29,7 @@ fn config(tasks: &[&str], limit: usize, batch_size: usize, out: &Path) -> RunCon
     RunConfig {
         model: gguf(),
         tasks: tasks.iter().map(|t| t.to_string()).collect(),
-        shots: 0,
+        shots: None,
         limit: Some(limit),
         batch_size,
         attention: "native".into(),
@@ -35,6 +37,11 @@ fn config(tasks: &[&str], limit: usize, batch_size: usize, out: &Path) -> RunCon
         seed: 1234,
         out: Some(out.to_path_buf()),
         data_dir: None,
+        samples: 1,
+        sampling: Sampling::GREEDY,
+        max_gen_toks: None,
+        chat: false,
+        system_prompt: None,
     }
 }
 
@@ -147,4 +154,75 @@ fn a_killed_run_resumes_to_the_same_csv() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("different run"));
+}
+
+#[test]
+fn generation_resumes_after_a_kill_and_does_not_depend_on_batch_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, resumed) = (dir.path().join("whole"), dir.path().join("resumed"));
+    let args = |out: &Path, batch: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
+        cmd.args([
+            "eval",
+            "--tasks",
+            "gsm8k",
+            "--limit",
+            "6",
+            "--max-gen-toks",
+            "40",
+            "--batch-size",
+            batch,
+        ])
+        .arg("--model")
+        .arg(gguf())
+        .arg("--out")
+        .arg(out);
+        cmd
+    };
+    let status = args(&whole, "6").output().unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+
+    // Batch 1 journals every 2 items: kill once some are written.
+    let mut child = args(&resumed, "1").spawn().unwrap();
+    let journal = resumed.join("samples/gsm8k.jsonl");
+    let start = Instant::now();
+    while std::fs::read_to_string(&journal)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+        < 2
+        && start.elapsed() < Duration::from_secs(300)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial = std::fs::read_to_string(&journal).unwrap().lines().count();
+    assert!(partial > 0 && partial < 6, "killed with {partial} items journaled");
+    let status = args(&resumed, "1").output().unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+
+    let read = |out: &Path| -> Vec<GenSample> {
+        let text = std::fs::read_to_string(out.join("samples/gsm8k.jsonl")).unwrap();
+        text.lines()
+            .map(|l| GenSample {
+                seconds: 0.0,
+                ..serde_json::from_str(l).unwrap()
+            })
+            .collect()
+    };
+    let (a, b) = (read(&whole), read(&resumed));
+    assert_eq!(a.len(), 6);
+    assert_eq!(
+        a, b,
+        "greedy generations differ between batch 6 and a resumed batch-1 run"
+    );
+    assert!(
+        a.iter()
+            .all(|s| s.generated_tokens[0] <= 40 && s.prompt.starts_with("Question:"))
+    );
+    assert!(
+        a.iter()
+            .all(|s| s.scores.contains_key("exact_match") && s.scores.contains_key("exact_match_flexible"))
+    );
+    assert_eq!(scores_without_timings(&resumed), scores_without_timings(&whole));
 }

@@ -106,7 +106,7 @@ fn rolling_loglikelihood_sums_every_token_once() {
     input.extend(&tokens);
     let logits = model.decoder.forward(&StepInput::single(&input, 0), None).unwrap();
     let vocab = model.decoder.config.vocab_size;
-    let lp = log_softmax(logits, 2).into_data().to_vec::<f32>().unwrap();
+    let lp = log_softmax(logits, 2).try_into_vec_as::<f32>().unwrap();
     let expected: f64 = tokens
         .iter()
         .enumerate()

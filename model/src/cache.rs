@@ -51,8 +51,21 @@ impl KvCache {
         self.rows.first().map_or(0, Vec::len)
     }
 
-    /// Bytes of key and value tensors held now, all layers.
+    /// Bytes of the key and value slots in use, all layers (buffers may hold spare room beyond
+    /// this: see `reserved_bytes`).
     pub fn bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .flatten()
+            .map(|(k, v)| {
+                let [b, h, _, d] = k.dims();
+                2 * b * h * self.slots() * d * k.dtype().size().max(v.dtype().size())
+            })
+            .sum()
+    }
+
+    /// Bytes of the key and value buffers allocated, spare room included.
+    pub fn reserved_bytes(&self) -> usize {
         self.layers
             .iter()
             .flatten()
@@ -67,24 +80,47 @@ impl KvCache {
 
     /// Keys and values to attend over for `layer`: the cached slots followed by the new ones.
     /// Also stores the new keys and values. The new tokens' metadata is recorded by `commit`.
+    ///
+    /// Until a rolling buffer wraps, keys are appended in place into a buffer with spare room
+    /// (grown by doubling), so a decoding step writes one slot instead of copying the cache.
     pub(crate) fn attend_and_store(&mut self, layer: usize, k: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
-        let [_, _, new, _] = k.dims();
-        let (k_all, v_all) = match self.layers[layer].take() {
-            Some((k_old, v_old)) => (
-                Tensor::cat(vec![k_old, k.clone()], 2),
-                Tensor::cat(vec![v_old, v.clone()], 2),
-            ),
-            None => (k.clone(), v.clone()),
-        };
-        let stored = match self.capacity {
-            Some(cap) if self.stream_len + new > cap => {
-                let (k_ring, v_ring) = self.ring_of(&k_all, &v_all, cap);
-                (self.write_ring(k_ring, k, cap), self.write_ring(v_ring, v, cap))
+        let [b, h, new, d] = k.dims();
+        let used = self.slots();
+        let old = self.layers[layer].take();
+        if let Some(cap) = self.capacity.filter(|&cap| self.stream_len + new > cap) {
+            let (k_all, v_all) = match old {
+                Some((k_old, v_old)) => (
+                    Tensor::cat(vec![k_old.narrow(2, 0, used), k.clone()], 2),
+                    Tensor::cat(vec![v_old.narrow(2, 0, used), v.clone()], 2),
+                ),
+                None => (k.clone(), v.clone()),
+            };
+            let (k_ring, v_ring) = self.ring_of(&k_all, &v_all, cap);
+            self.layers[layer] = Some((self.write_ring(k_ring, k, cap), self.write_ring(v_ring, v, cap)));
+            return (k_all, v_all);
+        }
+        let needed = used + new;
+        let (k_buf, v_buf) = match old {
+            Some((k_buf, v_buf)) if k_buf.dims()[2] >= needed => (k_buf, v_buf),
+            old => {
+                let room = needed.next_power_of_two().max(64);
+                let room = self.capacity.map_or(room, |cap| room.min(cap));
+                let grow = |old: Option<Tensor<4>>| {
+                    let buf = Tensor::zeros([b, h, room, d], &k.device());
+                    match old {
+                        Some(old) if used > 0 => buf.slice_assign([0..b, 0..h, 0..used, 0..d], old.narrow(2, 0, used)),
+                        _ => buf,
+                    }
+                };
+                let (k_old, v_old) = old.unzip();
+                (grow(k_old), grow(v_old))
             }
-            _ => (k_all.clone(), v_all.clone()),
         };
-        self.layers[layer] = Some(stored);
-        (k_all, v_all)
+        let k_buf = k_buf.slice_assign([0..b, 0..h, used..needed, 0..d], k);
+        let v_buf = v_buf.slice_assign([0..b, 0..h, used..needed, 0..d], v);
+        let attend = (k_buf.clone().narrow(2, 0, needed), v_buf.clone().narrow(2, 0, needed));
+        self.layers[layer] = Some((k_buf, v_buf));
+        attend
     }
 
     /// The buffer of `cap` slots as it was before this call (the first `slots` of `all`),

@@ -67,6 +67,14 @@ impl Decoder {
             .reshape([b, s, vocab]))
     }
 
+    /// Logits [batch, vocab] at the last position of each row (left-padded rows all end there):
+    /// what decoding needs. The LM head runs on one position per row.
+    pub fn last_logits(&self, input: &StepInput, cache: Option<&mut KvCache>) -> Result<Tensor<2>> {
+        let hidden = self.hidden_states(input, cache)?;
+        let [b, s, h] = hidden.dims();
+        Ok(hidden.narrow(1, s - 1, 1).reshape([b, h]).matmul(self.lm_head.clone()))
+    }
+
     /// Scores only the requested (position, next token) pairs: the LM head runs on those
     /// positions alone and only two numbers per query come back from the device.
     pub fn score_tokens(&self, input: &StepInput, queries: &[TokenQuery]) -> Result<Vec<TokenScore>> {

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use crate::error::TaskError;
 
 /// The decompressed text of a `.gz` file (or of a plain file, if the name does not end in `.gz`).
-fn read_text(path: &Path) -> Result<String, TaskError> {
+pub(crate) fn read_text(path: &Path) -> Result<String, TaskError> {
     let io = |source| TaskError::Io {
         path: path.to_path_buf(),
         source,
@@ -59,6 +59,12 @@ pub(crate) fn jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<(usize, Stri
                 .map(|v| (n, line, v))
         })
         .collect()
+}
+
+/// A file holding one JSON value (possibly spanning lines); errors name the line serde stopped at.
+pub(crate) fn json_file<T: DeserializeOwned>(path: &Path) -> Result<T, TaskError> {
+    let text = read_text(path)?;
+    serde_json::from_str::<T>(&text).map_err(|e| TaskError::malformed(path, e.line().max(1), format!("bad JSON: {e}")))
 }
 
 /// A label file (`.lst`): one integer per line.

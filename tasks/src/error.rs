@@ -23,6 +23,14 @@ pub enum TaskError {
 
     #[error("{task}: {message}")]
     Fewshot { task: String, message: String },
+
+    /// A known task whose data this crate does not ship (e.g. triviaqa).
+    #[error("{task}: {message}")]
+    NotBundled { task: String, message: String },
+
+    /// A generate_until task given to the multiple-choice loader.
+    #[error("{task} is a generative (generate_until) task; load it with load_gen_task")]
+    Generative { task: String },
 }
 
 impl TaskError {

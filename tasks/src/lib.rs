@@ -2,6 +2,11 @@
 //! (checked against tag v0.4.12): data sets → log-likelihood requests, plus how they are scored.
 //! This crate knows nothing of tensors or models.
 //!
+//! Two families: the multiple-choice tasks ([`load_task`], this module) and the generative
+//! (`generate_until`) tasks gsm8k, gsm8k_cot, minerva_math (group `math`), humaneval, mbpp,
+//! nq_open and bbh ([`load_gen_task`], [`score_responses`]; see [`generative`]). [`is_generative`]
+//! tells them apart; [`known_tasks`], [`expand_task_names`] and [`group_members`] cover both.
+//!
 //! Prompt construction (lm_eval/api/task.py, `ConfigurableTask.fewshot_context` and
 //! `construct_requests` for `output_type: multiple_choice`), for one evaluated doc:
 //!
@@ -23,6 +28,8 @@
 //! `evaluator.simple_evaluate(fewshot_random_seed=1234)` → `task.set_fewshot_seed`), advanced by
 //! one `rnd.sample(fewshot_docs, n)` (or `n + 1`, see `Kind::draws_extra` in defs.rs) per evaluated
 //! doc in data order; MMLU uses `first_n` (the first n dev questions, in file order).
+//!
+//! The rest of this page is about the multiple-choice tasks.
 //!
 //! Verification: `tests/lm_eval_reference.rs` compares every request of every task (0-shot),
 //! every MMLU subject 5-shot, and several seeded few-shot settings with what lm-eval 0.4.12's own
@@ -46,12 +53,17 @@
 mod data;
 mod defs;
 mod error;
+pub mod generative;
 pub mod pyrandom;
 mod pytext;
 
 use std::path::{Path, PathBuf};
 
 pub use error::TaskError;
+pub use generative::{
+    CodeCheck, GenItem, GenMetric, GenOptions, GenTaskInstance, ItemScores, MetricScore, canonical_solution,
+    default_shots, is_generative, load_gen_task, pass_at_k, score_code, score_responses,
+};
 
 use defs::{Doc, Kind, MMLU_SUBJECTS, Query, SamplerKind};
 use pyrandom::PyRandom;
@@ -169,22 +181,26 @@ impl Default for TaskOptions {
     }
 }
 
-/// The single tasks, in a fixed order.
+/// The single tasks, in a fixed order: the multiple-choice ones ([`load_task`]), then the
+/// generative ones ([`load_gen_task`], see [`is_generative`]).
 pub fn known_tasks() -> Vec<String> {
     let mut out: Vec<String> = COMMONSENSE.iter().map(|s| s.to_string()).collect();
     out.push("boolq".into());
     out.extend(MMLU_SUBJECTS.iter().map(|(s, _)| format!("mmlu_{s}")));
+    out.extend(generative::gen_task_names());
     out
 }
 
 /// The groups [`expand_task_names`] accepts.
-pub const GROUPS: [&str; 6] = [
+pub const GROUPS: [&str; 8] = [
     "commonsense",
     "mmlu",
     "mmlu_stem",
     "mmlu_humanities",
     "mmlu_social_sciences",
     "mmlu_other",
+    "math",
+    "bbh",
 ];
 
 const COMMONSENSE: [&str; 8] = [
@@ -198,8 +214,12 @@ const COMMONSENSE: [&str; 8] = [
     "commonsense_qa",
 ];
 
-/// lm-eval's own names for tasks this crate names differently.
-const ALIASES: [(&str, &str); 1] = [("social_iqa", "siqa")];
+/// lm-eval's own names for tasks and groups this crate names differently.
+const ALIASES: [(&str, &str); 3] = [
+    ("social_iqa", "siqa"),
+    ("minerva_math", "math"),
+    ("bbh_cot_fewshot", "bbh"),
+];
 
 fn group_tasks(group: &str) -> Option<Vec<String>> {
     let mmlu = |category: Option<&str>| {
@@ -216,15 +236,17 @@ fn group_tasks(group: &str) -> Option<Vec<String>> {
         "mmlu_humanities" => mmlu(Some("humanities")),
         "mmlu_social_sciences" => mmlu(Some("social_sciences")),
         "mmlu_other" => mmlu(Some("other")),
-        _ => return None,
+        _ => return generative::gen_group(group),
     })
 }
 
 /// Expands groups into their tasks ("commonsense": hellaswag, winogrande, piqa, siqa,
 /// openbookqa, arc_easy, arc_challenge, commonsense_qa; "mmlu": the 57 `mmlu_<subject>`;
-/// "mmlu_stem", "mmlu_humanities", "mmlu_social_sciences", "mmlu_other": their subjects),
+/// "mmlu_stem", "mmlu_humanities", "mmlu_social_sciences", "mmlu_other": their subjects;
+/// "math": the 7 `minerva_math_<subject>`; "bbh": the 27 `bbh_cot_fewshot_<task>`),
 /// drops duplicates (first occurrence wins) and rejects unknown names with a list of the known
-/// ones. lm-eval's name `social_iqa` is accepted for `siqa`.
+/// ones. lm-eval's names `social_iqa`, `minerva_math` and `bbh_cot_fewshot` are accepted for
+/// `siqa`, `math` and `bbh`.
 pub fn expand_task_names(list: &[String]) -> Result<Vec<String>, TaskError> {
     let known = known_tasks();
     let mut out: Vec<String> = Vec::new();
@@ -255,6 +277,19 @@ fn unknown(name: &str) -> TaskError {
     known.extend(COMMONSENSE.iter().map(|s| s.to_string()));
     known.push("boolq".into());
     known.push("mmlu_<subject> (".to_string() + &subjects_list() + ")");
+    known.extend(
+        generative::gen_task_names()
+            .into_iter()
+            .filter(|t| !t.starts_with("minerva_math_") && !t.starts_with("bbh_cot_fewshot_")),
+    );
+    known.push(format!(
+        "minerva_math_<subject> ({})",
+        generative::defs::MATH_SUBJECTS.map(|(s, _)| s).join(" ")
+    ));
+    known.push(format!(
+        "bbh_cot_fewshot_<task> ({})",
+        generative::defs::BBH_TASKS.join(" ")
+    ));
     TaskError::UnknownTask {
         name: name.to_string(),
         known: known.join(", "),
@@ -269,14 +304,18 @@ fn subjects_list() -> String {
 /// group's score averages, weighted by subtask size (`aggregate_metric_list: weight_by_size:
 /// True` in mmlu/default/_mmlu*.yaml). "mmlu" → its 57 subtasks (weighting the four category
 /// groups by their sizes equals weighting the 57 subtasks by theirs); "mmlu_stem",
-/// "mmlu_humanities", "mmlu_social_sciences", "mmlu_other" → their subjects. "commonsense" is
-/// only a selection shorthand for this harness (lm-eval has no such group and reports no
-/// combined score), so it gives `None`, as does any other name.
+/// "mmlu_humanities", "mmlu_social_sciences", "mmlu_other" → their subjects; "bbh" → its 27
+/// tasks (bbh/cot_fewshot/_bbh.yaml: exact_match of the get-answer filter, weight_by_size:
+/// true); "math" → the 7 minerva_math subjects (weighted by size the same way; lm-eval 0.4.12
+/// ships no minerva_math group file). lm-eval's names `minerva_math`, `bbh_cot_fewshot` work
+/// too. "commonsense" is only a selection shorthand for this harness (lm-eval has no such group
+/// and reports no combined score), so it gives `None`, as does any other name.
 pub fn group_members(group: &str) -> Option<Vec<String>> {
     if group == "commonsense" {
         return None;
     }
-    group_tasks(group)
+    let canonical = ALIASES.iter().find(|(a, _)| *a == group).map_or(group, |(_, c)| c);
+    group_tasks(canonical)
 }
 
 /// `$HARNESS_DATA_DIR` if set (and not empty), else this crate's `data/` folder.
@@ -287,12 +326,22 @@ pub fn default_data_dir() -> PathBuf {
     }
 }
 
-/// Loads one task (not a group) from `data_dir` and builds its requests.
+/// Loads one multiple-choice task (not a group) from `data_dir` and builds its requests.
+/// Generative tasks are loaded by [`load_gen_task`]; given one, this returns
+/// [`TaskError::Generative`] (or the task's loading error, e.g. triviaqa's
+/// [`TaskError::NotBundled`]).
 pub fn load_task(name: &str, data_dir: &Path, options: &TaskOptions) -> Result<TaskInstance, TaskError> {
     let canonical = ALIASES
         .iter()
         .find(|(alias, _)| *alias == name)
         .map_or(name, |(_, c)| c);
+    if generative::is_generative(canonical) {
+        // triviaqa: the not-bundled error; the others are loaded by load_gen_task.
+        load_gen_task(canonical, data_dir, &GenOptions::from(options))?;
+        return Err(TaskError::Generative {
+            task: canonical.to_string(),
+        });
+    }
     let kind = Kind::from_name(canonical).ok_or_else(|| unknown(name))?;
     let eval = kind.eval_docs(data_dir)?;
     let mut data_files = eval.files;

@@ -49,6 +49,51 @@ fn titlecase(c: char) -> String {
     }
 }
 
+/// Python's `str.isprintable()` for one non-ASCII character, for the characters that can
+/// plausibly occur in text data: false for C1 controls, format characters, private use, and
+/// separators other than the ASCII space (unassigned code points are not detected).
+fn py_isprintable_non_ascii(c: char) -> bool {
+    !matches!(c as u32,
+        0x80..=0xA0 | 0xAD | 0x600..=0x605 | 0x61C | 0x6DD | 0x70F | 0x1680 | 0x180E | 0x2000..=0x200F
+        | 0x2028..=0x202F | 0x205F..=0x2064 | 0x2066..=0x206F | 0x3000 | 0xD800..=0xF8FF | 0xFEFF
+        | 0xFFF9..=0xFFFB | 0x110BD | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F | 0xF0000..)
+}
+
+/// `repr(s)` for a `str` (CPython `unicode_repr`).
+pub(crate) fn py_repr_str(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            _ if c == quote || c == '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            _ if (c as u32) < 0x20 || c as u32 == 0x7F => out.push_str(&format!("\\x{:02x}", c as u32)),
+            _ if c.is_ascii() || py_isprintable_non_ascii(c) => out.push(c),
+            _ if (c as u32) <= 0xFF => out.push_str(&format!("\\x{:02x}", c as u32)),
+            _ if (c as u32) <= 0xFFFF => out.push_str(&format!("\\u{:04x}", c as u32)),
+            _ => out.push_str(&format!("\\U{:08x}", c as u32)),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// `str(list_of_str)`: `['a', "b'c"]`.
+pub(crate) fn py_repr_str_list(items: &[String]) -> String {
+    let parts: Vec<String> = items.iter().map(|s| py_repr_str(s)).collect();
+    format!("[{}]", parts.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +108,17 @@ mod tests {
         assert_eq!(py_capitalize(""), "");
         assert_eq!(py_capitalize("ǆemal"), "ǅemal");
         assert_eq!(py_capitalize("ΣΑΣ"), "Σας");
+    }
+
+    #[test]
+    fn repr_follows_python() {
+        assert_eq!(py_repr_str("a"), "'a'");
+        assert_eq!(py_repr_str("it's"), "\"it's\"");
+        assert_eq!(py_repr_str("it's \"x\""), "'it\\'s \"x\"'");
+        assert_eq!(
+            py_repr_str("a\\b\n\u{1}é\u{a0}\u{200b}"),
+            "'a\\\\b\\n\\x01é\\xa0\\u200b'"
+        );
+        assert_eq!(py_repr_str_list(&["x".into(), "y".into()]), "['x', 'y']");
     }
 }

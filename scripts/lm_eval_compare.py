@@ -1,0 +1,175 @@
+"""Runs lm-evaluation-harness 0.4.x (HF transformers backend, float32, CPU) on SmolLM2 over the same
+bundled data as `harness eval`, and compares per item with a harness run.
+
+    python3 -m venv /tmp/lmvenv
+    /tmp/lmvenv/bin/pip install lm-eval==0.4.12 torch transformers==5.24.0 gguf==0.19.0
+    /tmp/lmvenv/bin/python scripts/lm_eval_compare.py run --tasks arc_easy,hellaswag --limit 200 \
+        --out /tmp/lm-eval-out [--batch-size 1]
+    /tmp/lmvenv/bin/python scripts/lm_eval_compare.py compare --lm-eval /tmp/lm-eval-out \
+        --harness results/runs/<run>/
+
+The model is the GGUF the harness reads, loaded by transformers (`gguf_file=`, which dequantizes to
+float32), so both sides evaluate identical weights. Tasks are built by lm-eval's own
+ConfigurableTask from its YAMLs with the bundled data (tasks/tests/reference/lm_eval_reference.py),
+and evaluated by lm-eval's own evaluator. `run` also writes the evaluation time of each task
+(`seconds`, model loading excluded), which BENCHMARKS.md reports as lm-eval's items/s.
+"""
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tasks/tests/reference"))
+
+# Our task names → lm-eval's.
+LM_EVAL_NAME = {"siqa": "social_iqa"}
+
+
+def lm_eval_task(name, shots):
+    import datasets
+    from lm_eval.api.task import ConfigurableTask
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    import lm_eval_reference as ref
+
+    lm_name = LM_EVAL_NAME.get(name, name)
+    cfg = load_yaml(ref.TASKS / (ref.YAML.get(lm_name) or f"mmlu/default/{lm_name}.yaml"))
+    for k in ("tag", "group", "task_list"):
+        cfg.pop(k, None)
+    data = datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in ref.splits(lm_name).items()})
+    cfg["custom_dataset"] = lambda **_: data
+    cfg["num_fewshot"] = shots
+    return ConfigurableTask(config=cfg)
+
+
+def run(args):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from lm_eval import evaluator
+    from lm_eval.models.huggingface import HFLM
+
+    torch.set_num_threads(args.threads)
+    gguf = Path(args.model).resolve()
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model.eval()
+    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=args.batch_size, device="cpu", dtype="float32")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    timings = {}
+    for name in args.tasks.split(","):
+        task = lm_eval_task(name, args.shots)
+        start = time.perf_counter()
+        res = evaluator.evaluate(lm=lm, task_dict={name: task}, limit=args.limit, log_samples=True)
+        seconds = time.perf_counter() - start
+        samples = res["samples"][name]
+        items = []
+        for s in sorted(samples, key=lambda s: s["doc_id"]):
+            lls = [float(r[0][0]) for r in s["resps"]]
+            items.append({"doc_id": s["doc_id"], "loglikelihoods": lls, "acc": s["acc"], "acc_norm": s.get("acc_norm")})
+        scores = {k: v for k, v in res["results"][name].items() if isinstance(v, (int, float))}
+        timings[name] = {"items": len(items), "seconds": seconds, "items_per_s": len(items) / seconds}
+        (out / f"{name}.json").write_text(json.dumps({"scores": scores, "items": items}) + "\n")
+        print(f"{name}: {len(items)} items in {seconds:.1f} s ({len(items) / seconds:.2f} items/s) {scores}",
+              flush=True)
+    (out / "timings.json").write_text(json.dumps({"batch_size": args.batch_size, "threads": args.threads,
+                                                  "tasks": timings}, indent=1) + "\n")
+
+
+def argmax(xs):
+    best = 0
+    for i, x in enumerate(xs):
+        if x > xs[best]:
+            best = i
+    return best
+
+
+def compare(args):
+    """Per task: acc/acc_norm on both sides, per-item decision agreement, and the largest per-choice
+    log-likelihood difference. Disagreements are listed with their margins (a tie within float noise
+    shows a margin near zero on one side)."""
+    worst_points = 0.0
+    worst_agree = 1.0
+    rows = []
+    for path in sorted(Path(args.lm_eval).glob("*.json")):
+        if path.name == "timings.json":
+            continue
+        name = path.stem
+        theirs = {it["doc_id"]: it for it in json.loads(path.read_text())["items"]}
+        journal = Path(args.harness) / "samples" / f"{name}.jsonl"
+        if not journal.exists():
+            print(f"{name}: no harness journal at {journal}")
+            continue
+        ours = {}
+        for line in journal.read_text().splitlines():
+            s = json.loads(line)
+            ours[s["doc_id"]] = s
+        common = sorted(set(ours) & set(theirs))
+        if not common:
+            continue
+        max_dll = 0.0
+        agree = {"acc": 0, "acc_norm": 0}
+        totals = {"acc": [0.0, 0.0], "acc_norm": [0.0, 0.0]}
+        notes = []
+        for d in common:
+            o, t = ours[d], theirs[d]
+            for a, b in zip(o["loglikelihoods"], t["loglikelihoods"]):
+                max_dll = max(max_dll, abs(a - b))
+            for metric in ("acc", "acc_norm"):
+                if t.get(metric) is None:
+                    continue
+                totals[metric][0] += o[metric]
+                totals[metric][1] += t[metric]
+                if o[metric] == t[metric]:
+                    agree[metric] += 1
+                else:
+                    lls = t["loglikelihoods"]
+                    srt = sorted(lls, reverse=True)
+                    notes.append(f"  doc {d} {metric}: ours {o[metric]} lm-eval {t[metric]} "
+                                 f"(lm-eval top-2 margin {srt[0] - srt[1]:.2e})")
+        n = len(common)
+        for metric in ("acc", "acc_norm"):
+            if theirs[common[0]].get(metric) is None:
+                continue
+            ov, tv = totals[metric][0] / n, totals[metric][1] / n
+            pts = abs(ov - tv) * 100
+            rate = agree[metric] / n
+            worst_points = max(worst_points, pts)
+            worst_agree = min(worst_agree, rate)
+            rows.append(f"| {name} | {metric} | {n} | {ov:.4f} | {tv:.4f} | {pts:.2f} | {rate * 100:.2f}% | {max_dll:.1e} |")
+        for line in notes:
+            print(f"{name}:{line}")
+    print("| task | metric | n | harness | lm-eval | diff (points) | items agreeing | max abs Δ loglik |")
+    print("|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    print(f"worst difference {worst_points:.2f} points, worst per-item agreement {worst_agree * 100:.2f}%")
+    return 0 if worst_points <= 0.3 and worst_agree >= 0.995 else 1
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--model", default=str(ROOT / "models/SmolLM2-135M-Instruct.Q4_1.gguf"))
+    r.add_argument("--tasks", required=True)
+    r.add_argument("--shots", type=int, default=0)
+    r.add_argument("--limit", type=int)
+    r.add_argument("--batch-size", type=int, default=1)
+    r.add_argument("--threads", type=int, default=2)
+    r.add_argument("--out", required=True)
+    c = sub.add_parser("compare")
+    c.add_argument("--lm-eval", required=True)
+    c.add_argument("--harness", required=True)
+    a = p.parse_args()
+    if a.cmd == "run":
+        run(a)
+    else:
+        sys.exit(compare(a))
+
+
+if __name__ == "__main__":
+    main()

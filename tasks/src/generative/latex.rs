@@ -1,0 +1,672 @@
+//! minerva_math's `is_equiv` without sympy.
+//!
+//! lm-eval (minerva_math/utils.py `is_equiv`) parses both normalized answers with sympy's
+//! `parse_latex` (ANTLR grammar `LaTeX.g4`) and counts them equal when
+//! `sympy.simplify(a - b) == 0`; any parse error, a relation, ∞ (`oo - oo = nan`) or a timeout
+//! gives "not equal". This module keeps that shape:
+//!
+//! 1. parse each string with a recursive-descent parser for the common part of sympy's grammar:
+//!    numbers (`DIGIT+ (',' DIGIT{3})* ('.' DIGIT+)?`), letters and `\commands` as symbols
+//!    (so `\text{Monday}` is the product text·M·o·n·d·a·y, as in sympy), `+ - * / :`,
+//!    `\cdot \times \div`, implicit multiplication (binding tighter than `*` and `/`, so `1/2x` is
+//!    1/(2x)), `^`, `!`, `_` subscripts, groups `() [] {} \{\}`, `|x|`, `\frac \dfrac \tfrac`,
+//!    `\sqrt{x}`, `\sqrt[n]{x}`, `\binom`, `\lfloor\rfloor`, `\lceil\rceil`, `\overline`,
+//!    `\sin`…`\ln`, `\log_b`; `\left`, `\right` and the spacing commands are skipped;
+//! 2. reject what sympy rejects in the MATH answers: characters outside its token set (`\%`,
+//!    `\\`, `&`, non-ASCII, …, so matrices and percentages never match), leading-dot decimals
+//!    (`.5`), integers with a leading zero (`01`: `sympy.Number` refuses them), empty groups,
+//!    `\sqrt` without braces, unbalanced groups and commas inside groups (tuples and intervals
+//!    such as `(1,2)`, `[2,5)`); like sympy, tokens after a complete top-level expression are
+//!    ignored (`1,2` parses as 1);
+//! 3. a relation (`<`, `\le`, …), `\infty` or a non-finite value is "not equal";
+//! 4. instead of `simplify(a - b) == 0`: without symbols, the two values agree to 1e-9
+//!    (relative); with symbols, the values agree at three fixed pseudo-random assignments of the
+//!    symbols (polynomial identity testing; `x^2+1` equals `1+x^2`).
+//!
+//! Differences from sympy remain for inputs outside this grammar, for floating-point ties
+//! (sympy's `Float` arithmetic), and for the parser's error recovery; tests/lm_eval_gen_reference.rs
+//! measures the agreement with lm-eval's own `is_equiv` on all 5,000 MATH gold answers and on
+//! hand-picked pairs.
+
+use std::collections::BTreeSet;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Num(String),
+    Letter(char),
+    Cmd(String),
+    Punct(char),
+    LBraceLit,
+    RBraceLit,
+}
+
+/// Commands the lexer drops (spacing, `\left`/`\right`, which only size delimiters).
+const SKIPPED: [&str; 11] = [
+    "left",
+    "right",
+    "quad",
+    "qquad",
+    "thinspace",
+    "medspace",
+    "thickspace",
+    "negthinspace",
+    "negmedspace",
+    "negthickspace",
+    "displaystyle",
+];
+
+fn lex(s: &str) -> Option<Vec<Tok>> {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+        } else if c == '\\' {
+            let next = *chars.get(i + 1)?;
+            if next.is_ascii_alphabetic() {
+                let mut j = i + 1;
+                while j < chars.len() && chars[j].is_ascii_alphabetic() {
+                    j += 1;
+                }
+                let name: String = chars[i + 1..j].iter().collect();
+                if !SKIPPED.contains(&name.as_str()) {
+                    out.push(Tok::Cmd(name));
+                }
+                i = j;
+            } else {
+                match next {
+                    // spacing, and sympy's IGNORE tokens (\- \* \. \/ \" \( \) \=)
+                    ',' | ':' | ';' | '!' | ' ' | '>' | '-' | '*' | '.' | '/' | '"' | '(' | ')' | '=' => {}
+                    '{' => out.push(Tok::LBraceLit),
+                    '}' => out.push(Tok::RBraceLit),
+                    '|' => out.push(Tok::Punct('|')),
+                    _ => return None,
+                }
+                i += 2;
+            }
+        } else if c.is_ascii_digit()
+            && matches!(out.last(), Some(Tok::Cmd(f)) if ["frac", "dfrac", "tfrac"].contains(&f.as_str()))
+        {
+            // `\frac12…`: sympy's grammar takes single DIGIT arguments here.
+            out.push(Tok::Num(c.to_string()));
+            if chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()) {
+                out.push(Tok::Num(chars[i + 1].to_string()));
+                i += 1;
+            }
+            i += 1;
+        } else if c.is_ascii_digit() {
+            let mut j = i;
+            while j < chars.len() && chars[j].is_ascii_digit() {
+                j += 1;
+            }
+            // (',' DIGIT DIGIT DIGIT)*
+            while j + 3 < chars.len() && chars[j] == ',' && chars[j + 1..j + 4].iter().all(|d| d.is_ascii_digit()) {
+                j += 4;
+            }
+            if j < chars.len() && chars[j] == '.' {
+                // sympy: "5." and "5.x" do not lex.
+                if !chars.get(j + 1).is_some_and(|d| d.is_ascii_digit()) {
+                    return None;
+                }
+                j += 1;
+                while j < chars.len() && chars[j].is_ascii_digit() {
+                    j += 1;
+                }
+            }
+            out.push(Tok::Num(chars[i..j].iter().collect()));
+            i = j;
+        } else if c.is_ascii_alphabetic() {
+            out.push(Tok::Letter(c));
+            i += 1;
+        } else if "+-*/=<>!()[]{}|^_,.:'".contains(c) {
+            out.push(Tok::Punct(c));
+            i += 1;
+        } else {
+            // '%', '&', '$', '#', '"', '?', ';', '@', non-ASCII, …: not in sympy's token set.
+            return None;
+        }
+    }
+    Some(out)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Expr {
+    Num(f64),
+    Sym(String),
+    Infinite,
+    /// Parsed, but sympy's conversion fails (e.g. the number "01").
+    Unconvertible,
+    Neg(Box<Expr>),
+    Bin(char, Box<Expr>, Box<Expr>),
+    Fact(Box<Expr>),
+    Func(String, Box<Expr>),
+    Log(Box<Expr>, Box<Expr>),
+    Root(Box<Expr>, Box<Expr>),
+    Binom(Box<Expr>, Box<Expr>),
+}
+
+/// What a string parses to.
+#[derive(Debug)]
+enum Parsed {
+    Expr(Expr),
+    Relation,
+}
+
+struct Parser {
+    toks: Vec<Tok>,
+    pos: usize,
+}
+
+type P<T> = Option<T>;
+
+const FUNCS: [&str; 21] = [
+    "sin", "cos", "tan", "csc", "sec", "cot", "arcsin", "arccos", "arctan", "arccsc", "arcsec", "arccot", "sinh",
+    "cosh", "tanh", "arsinh", "arcosh", "artanh", "exp", "ln", "log",
+];
+
+impl Parser {
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.pos)
+    }
+
+    fn is_punct(&self, c: char) -> bool {
+        self.peek() == Some(&Tok::Punct(c))
+    }
+
+    fn is_cmd(&self, names: &[&str]) -> bool {
+        matches!(self.peek(), Some(Tok::Cmd(n)) if names.contains(&n.as_str()))
+    }
+
+    fn expect_punct(&mut self, c: char) -> P<()> {
+        if self.is_punct(c) {
+            self.pos += 1;
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    fn top(&mut self) -> P<Parsed> {
+        let e = self.expr()?;
+        let relation = self.peek().is_some_and(|t| match t {
+            Tok::Punct(c) => "=<>".contains(*c),
+            Tok::Cmd(n) => [
+                "le", "leq", "ge", "geq", "lt", "gt", "neq", "ne", "leqslant", "geqslant",
+            ]
+            .contains(&n.as_str()),
+            _ => false,
+        });
+        // Anything else after a complete expression is ignored, as sympy's parser does.
+        Some(if relation { Parsed::Relation } else { Parsed::Expr(e) })
+    }
+
+    /// Like ANTLR's adaptive prediction, a loop that cannot continue stops before the operator
+    /// (sympy parses "1+" as 1; inside a group the missing closer then fails).
+    fn expr(&mut self) -> P<Expr> {
+        let mut left = self.mp()?;
+        while let Some(Tok::Punct(c @ ('+' | '-'))) = self.peek().cloned() {
+            let save = self.pos;
+            self.pos += 1;
+            let Some(right) = self.mp() else {
+                self.pos = save;
+                break;
+            };
+            left = Expr::Bin(c, Box::new(left), Box::new(right));
+        }
+        Some(left)
+    }
+
+    fn mp(&mut self) -> P<Expr> {
+        let mut left = self.unary()?;
+        loop {
+            let op = match self.peek() {
+                Some(Tok::Punct('*')) => '*',
+                Some(Tok::Punct('/' | ':')) => '/',
+                Some(Tok::Cmd(n)) if n == "cdot" || n == "times" => '*',
+                Some(Tok::Cmd(n)) if n == "div" => '/',
+                _ => break,
+            };
+            let save = self.pos;
+            self.pos += 1;
+            let Some(right) = self.unary() else {
+                self.pos = save;
+                break;
+            };
+            left = Expr::Bin(op, Box::new(left), Box::new(right));
+        }
+        Some(left)
+    }
+
+    fn unary(&mut self) -> P<Expr> {
+        match self.peek() {
+            Some(Tok::Punct('-')) => {
+                self.pos += 1;
+                Some(Expr::Neg(Box::new(self.unary()?)))
+            }
+            Some(Tok::Punct('+')) => {
+                self.pos += 1;
+                self.unary()
+            }
+            _ => {
+                // postfix+: implicit multiplication; stop (backtrack) where no further factor parses.
+                let mut e = self.postfix()?;
+                loop {
+                    let save = self.pos;
+                    match self.postfix() {
+                        Some(f) => e = Expr::Bin('*', Box::new(e), Box::new(f)),
+                        None => {
+                            self.pos = save;
+                            break;
+                        }
+                    }
+                }
+                Some(e)
+            }
+        }
+    }
+
+    fn postfix(&mut self) -> P<Expr> {
+        let mut e = self.exp()?;
+        while self.is_punct('!') {
+            self.pos += 1;
+            e = Expr::Fact(Box::new(e));
+        }
+        Some(e)
+    }
+
+    fn exp(&mut self) -> P<Expr> {
+        let mut base = self.comp()?;
+        while self.is_punct('^') {
+            self.pos += 1;
+            let power = if self.is_punct('{') {
+                self.group('{', '}')?
+            } else {
+                self.atom()?
+            };
+            base = Expr::Bin('^', Box::new(base), Box::new(power));
+        }
+        Some(base)
+    }
+
+    fn group(&mut self, open: char, close: char) -> P<Expr> {
+        self.expect_punct(open)?;
+        let e = self.expr()?;
+        self.expect_punct(close)?;
+        Some(e)
+    }
+
+    fn braced(&mut self) -> P<Expr> {
+        self.group('{', '}')
+    }
+
+    fn comp(&mut self) -> P<Expr> {
+        match self.peek()?.clone() {
+            Tok::Punct('(') => self.group('(', ')'),
+            Tok::Punct('[') => self.group('[', ']'),
+            Tok::Punct('{') => self.braced(),
+            Tok::LBraceLit => {
+                self.pos += 1;
+                let e = self.expr()?;
+                (self.peek() == Some(&Tok::RBraceLit)).then_some(())?;
+                self.pos += 1;
+                Some(e)
+            }
+            Tok::Punct('|') => {
+                self.pos += 1;
+                let e = self.expr()?;
+                self.expect_punct('|')?;
+                Some(Expr::Func("abs".into(), Box::new(e)))
+            }
+            Tok::Cmd(name) => match name.as_str() {
+                "lfloor" | "lceil" => {
+                    self.pos += 1;
+                    let e = self.expr()?;
+                    let close = if name == "lfloor" { "rfloor" } else { "rceil" };
+                    self.is_cmd(&[close]).then_some(())?;
+                    self.pos += 1;
+                    Some(Expr::Func(name[1..].to_string(), Box::new(e)))
+                }
+                "sqrt" => {
+                    self.pos += 1;
+                    let n = if self.is_punct('[') {
+                        self.group('[', ']')?
+                    } else {
+                        Expr::Num(2.0)
+                    };
+                    let x = self.braced()?;
+                    Some(Expr::Root(Box::new(x), Box::new(n)))
+                }
+                "overline" => {
+                    self.pos += 1;
+                    self.braced()
+                }
+                f if FUNCS.contains(&f) => {
+                    self.pos += 1;
+                    let base = if f == "log" && self.is_punct('_') {
+                        self.pos += 1;
+                        Some(if self.is_punct('{') {
+                            self.braced()?
+                        } else {
+                            self.atom()?
+                        })
+                    } else {
+                        None
+                    };
+                    let arg = match self.peek() {
+                        Some(Tok::Punct('(')) => self.group('(', ')')?,
+                        Some(Tok::Punct('{')) => self.braced()?,
+                        _ => self.postfix()?,
+                    };
+                    Some(match base {
+                        Some(b) => Expr::Log(Box::new(arg), Box::new(b)),
+                        None => Expr::Func(f.to_string(), Box::new(arg)),
+                    })
+                }
+                _ => self.atom(),
+            },
+            _ => self.atom(),
+        }
+    }
+
+    /// A number, a symbol (with subscript and primes), `\frac`, `\binom`, `\infty`.
+    fn atom(&mut self) -> P<Expr> {
+        match self.peek()?.clone() {
+            Tok::Num(text) => {
+                self.pos += 1;
+                let digits = text.replace(',', "");
+                // sympy.Number("01") fails after parsing (Python int literal rules; "00" and
+                // "007.5" are fine): the whole comparison fails.
+                if !digits.contains('.') && digits.len() > 1 && digits.starts_with('0') && digits.contains(|c| c != '0')
+                {
+                    return Some(Expr::Unconvertible);
+                }
+                digits.parse::<f64>().ok().map(Expr::Num)
+            }
+            Tok::Letter(c) => {
+                self.pos += 1;
+                self.symbol_tail(c.to_string())
+            }
+            Tok::Cmd(name) => {
+                self.pos += 1;
+                match name.as_str() {
+                    "frac" | "dfrac" | "tfrac" => {
+                        let (num, den) = self.frac_args()?;
+                        Some(Expr::Bin('/', Box::new(num), Box::new(den)))
+                    }
+                    "binom" | "dbinom" | "tbinom" => {
+                        let n = self.braced()?;
+                        let k = self.braced()?;
+                        Some(Expr::Binom(Box::new(n), Box::new(k)))
+                    }
+                    "infty" => Some(Expr::Infinite),
+                    // Operators and closers are not atoms.
+                    "cdot" | "times" | "div" | "rfloor" | "rceil" | "le" | "leq" | "ge" | "geq" | "lt" | "gt"
+                    | "neq" | "ne" | "sqrt" => None,
+                    _ => self.symbol_tail(format!("\\{name}")),
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// `\frac{a}{b}`, or with single digits: `\frac12`, `\frac{1}{2}` (sympy reads `\frac123` as
+    /// (1/2)·3: the digits after the first two stay for what follows).
+    fn frac_args(&mut self) -> P<(Expr, Expr)> {
+        let num = self.frac_arg()?;
+        let den = self.frac_arg()?;
+        Some((num, den))
+    }
+
+    fn frac_arg(&mut self) -> P<Expr> {
+        match self.peek()?.clone() {
+            // The lexer splits the digits right after \frac into one-digit numbers.
+            Tok::Num(t) if t.len() == 1 && t.chars().all(|c| c.is_ascii_digit()) => {
+                self.pos += 1;
+                Some(Expr::Num(f64::from(t.chars().next()?.to_digit(10)?)))
+            }
+            _ => self.braced(),
+        }
+    }
+
+    fn symbol_tail(&mut self, mut name: String) -> P<Expr> {
+        if self.is_punct('_') {
+            self.pos += 1;
+            let start = self.pos;
+            if self.is_punct('{') {
+                self.braced()?;
+            } else {
+                self.atom()?;
+            }
+            name.push('_');
+            name.push_str(&format!("{:?}", &self.toks[start..self.pos]));
+        }
+        while self.is_punct('\'') {
+            self.pos += 1;
+            name.push('\'');
+        }
+        Some(Expr::Sym(name))
+    }
+}
+
+fn parse(s: &str) -> Option<Parsed> {
+    let toks = lex(s)?;
+    let mut p = Parser { toks, pos: 0 };
+    p.top()
+}
+
+fn symbols(e: &Expr, out: &mut BTreeSet<String>) -> bool {
+    match e {
+        Expr::Num(_) => true,
+        Expr::Infinite | Expr::Unconvertible => false,
+        Expr::Sym(s) => {
+            out.insert(s.clone());
+            true
+        }
+        Expr::Neg(a) | Expr::Fact(a) | Expr::Func(_, a) => symbols(a, out),
+        Expr::Bin(_, a, b) | Expr::Log(a, b) | Expr::Root(a, b) | Expr::Binom(a, b) => {
+            symbols(a, out) && symbols(b, out)
+        }
+    }
+}
+
+fn factorial(n: f64) -> f64 {
+    if n < 0.0 || n.fract() != 0.0 || n > 170.0 {
+        return f64::NAN;
+    }
+    (1..=n as u64).map(|i| i as f64).product()
+}
+
+fn eval(e: &Expr, env: &dyn Fn(&str) -> f64) -> f64 {
+    match e {
+        Expr::Num(v) => *v,
+        Expr::Sym(s) => env(s),
+        Expr::Infinite | Expr::Unconvertible => f64::NAN,
+        Expr::Neg(a) => -eval(a, env),
+        Expr::Bin(op, a, b) => {
+            let (x, y) = (eval(a, env), eval(b, env));
+            match op {
+                '+' => x + y,
+                '-' => x - y,
+                '*' => x * y,
+                '/' => {
+                    if y == 0.0 {
+                        f64::NAN
+                    } else {
+                        x / y
+                    }
+                }
+                _ => {
+                    if y.fract() == 0.0 && y.abs() < 1e6 {
+                        x.powi(y as i32)
+                    } else {
+                        x.powf(y)
+                    }
+                }
+            }
+        }
+        Expr::Fact(a) => factorial(eval(a, env)),
+        Expr::Root(x, n) => {
+            let (x, n) = (eval(x, env), eval(n, env));
+            if n == 2.0 {
+                x.sqrt()
+            } else if x < 0.0 && n.fract() == 0.0 && (n as i64) % 2 == 1 {
+                // sympy's root() is the principal (complex) root here; never equal to a real.
+                f64::NAN
+            } else {
+                x.powf(1.0 / n)
+            }
+        }
+        Expr::Log(x, b) => eval(x, env).ln() / eval(b, env).ln(),
+        Expr::Binom(n, k) => {
+            let (n, k) = (eval(n, env), eval(k, env));
+            if k.fract() != 0.0 || k < 0.0 {
+                return f64::NAN;
+            }
+            (0..k as u64).map(|i| (n - i as f64) / (i as f64 + 1.0)).product()
+        }
+        Expr::Func(f, a) => {
+            let x = eval(a, env);
+            match f.as_str() {
+                "abs" => x.abs(),
+                "floor" => x.floor(),
+                "ceil" => x.ceil(),
+                "sin" => x.sin(),
+                "cos" => x.cos(),
+                "tan" => x.tan(),
+                "csc" => 1.0 / x.sin(),
+                "sec" => 1.0 / x.cos(),
+                "cot" => 1.0 / x.tan(),
+                "arcsin" => x.asin(),
+                "arccos" => x.acos(),
+                "arctan" => x.atan(),
+                "arccsc" => (1.0 / x).asin(),
+                "arcsec" => (1.0 / x).acos(),
+                "arccot" => (1.0 / x).atan(),
+                "sinh" => x.sinh(),
+                "cosh" => x.cosh(),
+                "tanh" => x.tanh(),
+                "arsinh" => x.asinh(),
+                "arcosh" => x.acosh(),
+                "artanh" => x.atanh(),
+                "exp" => x.exp(),
+                _ => x.ln(),
+            }
+        }
+    }
+}
+
+fn close(a: f64, b: f64) -> bool {
+    a.is_finite() && b.is_finite() && (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+/// A value for a symbol, fixed per (name, round): in [0.5, 2.5) in odd rounds, [4, 14) in even
+/// ones (so that `\sqrt{x-3}` is defined somewhere).
+fn symbol_value(name: &str, round: u64) -> f64 {
+    // FNV-1a, then a SplitMix64 finaliser.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ round.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    let u = (h >> 11) as f64 / (1u64 << 53) as f64;
+    if round % 2 == 1 { 0.5 + 2.0 * u } else { 4.0 + 10.0 * u }
+}
+
+/// ∞ or a division by a constant zero (sympy: `oo`, `zoo`; `a - a` is then `nan`), or
+/// something sympy cannot convert.
+fn degenerate(e: &Expr) -> bool {
+    match e {
+        Expr::Infinite | Expr::Unconvertible => true,
+        Expr::Num(_) | Expr::Sym(_) => false,
+        Expr::Bin('/', a, b) => {
+            let mut syms = BTreeSet::new();
+            (symbols(b, &mut syms) && syms.is_empty() && eval(b, &|_| f64::NAN) == 0.0)
+                || degenerate(a)
+                || degenerate(b)
+        }
+        Expr::Neg(a) | Expr::Fact(a) | Expr::Func(_, a) => degenerate(a),
+        Expr::Bin(_, a, b) | Expr::Log(a, b) | Expr::Root(a, b) | Expr::Binom(a, b) => degenerate(a) || degenerate(b),
+    }
+}
+
+/// minerva_math's `is_equiv(x1, x2)` for two normalized answers, without sympy (see the module
+/// documentation for what is and is not reproduced).
+pub fn is_equiv(a: &str, b: &str) -> bool {
+    let (Some(Parsed::Expr(x)), Some(Parsed::Expr(y))) = (parse(a), parse(b)) else {
+        return false;
+    };
+    if degenerate(&x) || degenerate(&y) {
+        return false;
+    }
+    // sympy cancels a - a exactly, whatever the size of a (2^{2005}, 1/2004!).
+    if x == y {
+        return true;
+    }
+    let mut syms = BTreeSet::new();
+    if !symbols(&x, &mut syms) || !symbols(&y, &mut syms) {
+        return false;
+    }
+    if syms.is_empty() {
+        let none = |_: &str| f64::NAN;
+        return close(eval(&x, &none), eval(&y, &none));
+    }
+    // Symbolic: equal values wherever both are defined, at 2+ of 6 assignments.
+    let mut defined = 0;
+    for round in 1..=6 {
+        let env = |s: &str| symbol_value(s, round);
+        let (u, v) = (eval(&x, &env), eval(&y, &env));
+        match (u.is_finite(), v.is_finite()) {
+            (true, true) if close(u, v) => defined += 1,
+            (false, false) => {}
+            _ => return false,
+        }
+    }
+    defined >= 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_equiv;
+
+    #[test]
+    fn numeric_and_symbolic_equivalence() {
+        assert!(is_equiv("\\frac{1}{2}", "0.5"));
+        assert!(is_equiv("\\dfrac{1}{2}", "\\frac{1}{2}"));
+        assert!(is_equiv("2\\sqrt{2}", "\\sqrt{8}"));
+        assert!(is_equiv("x^2+1", "1+x^2"));
+        assert!(is_equiv("\\text{Monday}", "\\text{Monday}"));
+        assert!(is_equiv("3!", "6"));
+        assert!(is_equiv("\\sqrt[3]{8}", "2"));
+        assert!(is_equiv("1,2", "1"));
+        assert!(!is_equiv("0.333", "\\frac{1}{3}"));
+        assert!(!is_equiv("x", "y"));
+        assert!(!is_equiv("-5", "5"));
+    }
+
+    #[test]
+    fn what_sympy_cannot_parse_is_never_equal() {
+        for s in [
+            "(1,2)",
+            "[2,5)",
+            ".5",
+            "01",
+            "5\\%",
+            "",
+            "\\infty",
+            "\\frac{\\sqrt3}{2}",
+            "x<1",
+            "\\frac{9}{{}5}",
+        ] {
+            assert!(!is_equiv(s, s), "{s}");
+        }
+        assert!(!is_equiv(
+            "\\begin{pmatrix}1\\\\2\\end{pmatrix}",
+            "\\begin{pmatrix}1\\\\2\\end{pmatrix}"
+        ));
+    }
+}
