@@ -23,6 +23,8 @@ pub struct Loglikelihood {
     pub is_greedy: bool,
     /// Continuation tokens scored.
     pub tokens: usize,
+    /// Context tokens (after lm-eval's encoding, before any truncation to the model's length).
+    pub context_tokens: usize,
 }
 
 /// A request in token space: score `continuation` after `context`.
@@ -129,7 +131,11 @@ impl<'a> Engine<'a> {
             .iter()
             .map(|(c, x)| self.encode_pair_with(c, x, &mut contexts))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        self.score(&requests, progress)
+        let mut results = self.score(&requests, progress)?;
+        for (result, request) in results.iter_mut().zip(&requests) {
+            result.context_tokens = request.context.len();
+        }
+        Ok(results)
     }
 
     /// Total log-likelihood of `text` and its token count, over disjoint windows of `max_len`.
@@ -160,6 +166,7 @@ impl<'a> Engine<'a> {
                 logprob: 0.0,
                 is_greedy: true,
                 tokens: 0,
+                context_tokens: 0,
             });
         }
         for batch in rows.chunks(self.batch_size) {
@@ -214,6 +221,7 @@ impl<'a> Engine<'a> {
                 logprob: sum as f64,
                 is_greedy: greedy,
                 tokens,
+                context_tokens: 0,
             });
         }
         Ok(())

@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use model::backend::BackendKind;
 use model::{AttentionSpec, load_model};
+use reports::merge::Shard;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tasks::{GenMetric, GenOptions, GenTaskInstance, McItem, Metric, TaskInstance, TaskOptions};
@@ -44,24 +45,35 @@ pub fn evaluate(config: &RunConfig) -> anyhow::Result<Outcome> {
     let data_dir = config.data_dir.clone().unwrap_or_else(tasks::default_data_dir);
     let task_names = tasks::expand_task_names(&config.tasks)?;
     let (gen_names, mc_names): (Vec<&String>, Vec<&String>) = task_names.iter().partition(|n| tasks::is_generative(n));
-    let options = TaskOptions {
+    if let Some(unknown) = config.task_limits.keys().find(|t| !task_names.contains(t)) {
+        bail!(
+            "task_limits names `{unknown}`, which is not one of this run's tasks ({})",
+            task_names.join(", ")
+        );
+    }
+    let options = |name: &str| TaskOptions {
         shots: config.shots.unwrap_or(0),
         seed: config.seed,
-        limit: config.limit,
+        limit: config.limit_for(name),
     };
     let loaded_tasks = mc_names
         .iter()
-        .map(|name| tasks::load_task(name, &data_dir, &options).map_err(anyhow::Error::from))
+        .map(|name| {
+            let mut task = tasks::load_task(name, &data_dir, &options(name))?;
+            task.items = in_shard(task.items, config.shard);
+            Ok(task)
+        })
         .collect::<anyhow::Result<Vec<TaskInstance>>>()?;
-    let gen_options = GenOptions {
-        shots: config.shots,
-        seed: config.seed,
-        limit: config.limit,
-    };
     let gen_tasks = gen_names
         .iter()
         .map(|name| {
+            let gen_options = GenOptions {
+                shots: config.shots,
+                seed: config.seed,
+                limit: config.limit_for(name),
+            };
             let mut task = tasks::load_gen_task(name, &data_dir, &gen_options)?;
+            task.items = in_shard(task.items, config.shard);
             with_pass_at_k(&mut task, config.samples);
             Ok(task)
         })
@@ -73,19 +85,31 @@ pub fn evaluate(config: &RunConfig) -> anyhow::Result<Outcome> {
         .map(|t| (&t.name, &t.data_files))
         .chain(gen_tasks.iter().map(|t| (&t.name, &t.data_files)));
     let data_hashes = hash_data(data_files)?;
-    let identity = json!({
+    let mut identity = json!({
         "model": config.model, "model_sha256": model_hash, "tasks": task_names, "shots": config.shots,
         "limit": config.limit, "attention": spec.to_string(), "backend": backend.to_string(), "seed": config.seed,
         "data_sha256": data_hashes, "samples": config.samples, "sampling": config.sampling, "max_gen_toks": config.max_gen_toks, "chat": config.chat,
         "system_prompt": config.system_prompt,
     });
+    // Only when set, so that identities of runs without them stay as they were.
+    if !config.task_limits.is_empty() {
+        identity["task_limits"] = json!(config.task_limits);
+    }
+    if let Some(shard) = config.shard {
+        identity["shard"] = json!(shard.to_string());
+    }
     let model_name = model_name(&config.model);
     let out_dir = match &config.out {
         Some(dir) => dir.clone(),
-        None => PathBuf::from("results/runs").join(format!(
-            "{model_name}-{spec}-{}",
-            &sha256_hex(identity.to_string().as_bytes())[..10]
-        )),
+        None => {
+            let shard = config
+                .shard
+                .map_or(String::new(), |s| format!("shard{}of{}-", s.index, s.count));
+            PathBuf::from("results/runs").join(format!(
+                "{model_name}-{spec}-{shard}{}",
+                &sha256_hex(identity.to_string().as_bytes())[..10]
+            ))
+        }
     };
     claim_out_dir(&out_dir, &identity)?;
 
@@ -138,7 +162,7 @@ pub fn evaluate(config: &RunConfig) -> anyhow::Result<Outcome> {
                 .collect();
             rows.push(row(
                 &task.name,
-                options.shots,
+                config.shots.unwrap_or(0),
                 metric.name().to_string(),
                 &values,
                 seconds,
@@ -169,12 +193,20 @@ pub fn evaluate(config: &RunConfig) -> anyhow::Result<Outcome> {
     }
     rows.extend(group_rows(&config.tasks, &rows));
     write_scores_csv(&out_dir.join("scores.csv"), &rows)?;
+    let attention = loaded.decoder.attention;
+    let decoder_config = &loaded.decoder.config;
     let run = json!({
         "config": config, "resolved_tasks": task_names, "attention": spec.to_string(), "backend": backend.to_string(),
         "model": {"path": config.model, "sha256": model_hash, "config": format!("{:?}", loaded.decoder.config)},
         "data_sha256": data_hashes, "harness_version": env!("CARGO_PKG_VERSION"), "harness_git": env!("HARNESS_GIT_HASH"),
         "machine": machine_info(), "started": started, "finished": utc_now(),
         "seconds_this_invocation": clock.elapsed().as_secs_f64(),
+        "attention_resolved": {
+            "num_layers": decoder_config.num_layers, "num_heads": attention.num_heads,
+            "native_kv_heads": attention.native_kv_heads, "kv_heads": attention.kv_heads,
+            "head_dim": decoder_config.head_dim, "window": attention.window,
+        },
+        "peak_rss_bytes": peak_rss_bytes(&out_dir.join("run.json")),
     });
     write_json(&out_dir.join("run.json"), &run)?;
     Ok(Outcome { out_dir, rows })
@@ -216,6 +248,40 @@ fn run_task(engine: &Engine, task: &TaskInstance, out_dir: &Path, batch_size: us
     journal.finish()
 }
 
+/// The items of `shard` (all without one): positions p with p % n == i, doc_ids unchanged.
+fn in_shard<T>(items: Vec<T>, shard: Option<Shard>) -> Vec<T> {
+    match shard {
+        None => items,
+        Some(shard) => items
+            .into_iter()
+            .enumerate()
+            .filter(|(p, _)| reports::merge::in_shard(*p, shard))
+            .map(|(_, item)| item)
+            .collect(),
+    }
+}
+
+/// The peak resident memory of this process (Linux `VmHWM`), or of an earlier invocation of the
+/// same run as recorded in its run.json, whichever is larger (a resumed run that had little left
+/// to do still reports what the run needed). None where /proc is not available.
+fn peak_rss_bytes(run_json: &Path) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    let earlier = std::fs::read_to_string(run_json)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("peak_rss_bytes").and_then(serde_json::Value::as_u64))
+        .unwrap_or(0);
+    Some((kib * 1024).max(earlier))
+}
+
 fn sample_of(item: &McItem, results: &[crate::engine::Loglikelihood], seconds: f64) -> McSample {
     let lls: Vec<f64> = results.iter().map(|r| r.logprob).collect();
     let (prediction, prediction_norm) = item.predictions(&lls);
@@ -234,6 +300,8 @@ fn sample_of(item: &McItem, results: &[crate::engine::Loglikelihood], seconds: f
         acc: f64::from(prediction == item.gold),
         acc_norm: f64::from(prediction_norm == item.gold),
         seconds,
+        context_tokens: results.iter().map(|r| r.context_tokens).collect(),
+        continuation_tokens: results.iter().map(|r| r.tokens).collect(),
     }
 }
 

@@ -54,6 +54,9 @@ pub struct GenSample {
     pub scores: BTreeMap<String, f64>,
     /// This item's share of the run time, for throughput that survives a resume.
     pub seconds: f64,
+    /// Prompt tokens given to the model (0 in journals written before they were recorded).
+    #[serde(default)]
+    pub prompt_tokens: usize,
 }
 
 impl Record for GenSample {
@@ -240,5 +243,6 @@ fn sample_of(
         executions,
         scores: scores.scores.iter().map(|s| (name(s), s.value)).collect(),
         seconds: 0.0,
+        prompt_tokens: outs.first().map_or(0, |g| g.prompt_tokens),
     }
 }

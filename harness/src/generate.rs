@@ -56,6 +56,9 @@ pub struct Generation {
     /// Tokens generated (the EOS included when it ended the sequence).
     pub ids: Vec<u32>,
     pub stop: StopReason,
+    /// Prompt tokens (after left truncation).
+    #[serde(default)]
+    pub prompt_tokens: usize,
 }
 
 pub struct Generator<'a> {
@@ -199,6 +202,7 @@ impl<'a> Generator<'a> {
                     text: cut_at_stops(&text, &request.until).to_string(),
                     ids: row.ids,
                     stop: row.finished.context("a row ended without a reason")?,
+                    prompt_tokens: request.prompt.len(),
                 })
             })
             .collect()

@@ -34,6 +34,12 @@ pub struct McSample {
     pub acc_norm: f64,
     /// This item's share of the scoring time, for throughput that survives a resume.
     pub seconds: f64,
+    /// Per choice: context and continuation tokens (empty in journals written before they were
+    /// recorded).
+    #[serde(default)]
+    pub context_tokens: Vec<usize>,
+    #[serde(default)]
+    pub continuation_tokens: Vec<usize>,
 }
 
 impl Record for McSample {
@@ -156,6 +162,8 @@ mod tests {
             acc: 1.0,
             acc_norm: 1.0,
             seconds: 0.5,
+            context_tokens: vec![2, 2],
+            continuation_tokens: vec![1, 1],
         }
     }
 

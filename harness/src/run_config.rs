@@ -1,10 +1,12 @@
 //! The resolved configuration of an evaluation run: a JSON file in configs/ can say everything
 //! the flags say, and flags override it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
+use reports::merge::Shard;
 use serde::{Deserialize, Serialize};
 
 use crate::sampling::Sampling;
@@ -24,6 +26,13 @@ pub struct EvalFlags {
     /// Only the first N items of each task, in data order (as lm-eval's --limit).
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Per-task limits overriding --limit, e.g. `gsm8k=5,arc_easy=100` (task names, not groups).
+    #[arg(long, value_delimiter = ',', value_parser = parse_task_limit)]
+    pub task_limits: Option<Vec<(String, usize)>>,
+    /// Evaluate only shard i of n: in every task, the items at positions p (after --limit) with
+    /// p % n == i; doc_ids keep their unsharded values. `harness merge` joins the shards.
+    #[arg(long)]
+    pub shard: Option<Shard>,
     /// Rows per forward pass (default 8). Results do not depend on it beyond float noise.
     #[arg(long)]
     pub batch_size: Option<usize>,
@@ -81,6 +90,12 @@ pub struct RunConfig {
     pub shots: Option<usize>,
     #[serde(default)]
     pub limit: Option<usize>,
+    /// Per-task limits that override `limit` (task name → N).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub task_limits: BTreeMap<String, usize>,
+    /// Only this shard of every task's items (see reports::merge).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "shard_text")]
+    pub shard: Option<Shard>,
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
     #[serde(default = "default_attention")]
@@ -130,6 +145,8 @@ struct PartialConfig {
     tasks: Option<TaskList>,
     shots: Option<usize>,
     limit: Option<usize>,
+    task_limits: Option<BTreeMap<String, usize>>,
+    shard: Option<String>,
     batch_size: Option<usize>,
     attention: Option<String>,
     backend: Option<String>,
@@ -174,6 +191,21 @@ impl RunConfig {
                 .context("no tasks: give --tasks or \"tasks\" in the config")?,
             shots: flags.shots.or(file.shots),
             limit: flags.limit.or(file.limit),
+            task_limits: match &flags.task_limits {
+                Some(pairs) => pairs.iter().cloned().collect(),
+                None => file.task_limits.unwrap_or_default(),
+            },
+            shard: match (flags.shard, &file.shard) {
+                (Some(shard), _) => Some(shard),
+                (None, Some(text)) => {
+                    let file = flags.config.as_deref().unwrap_or(Path::new("config"));
+                    Some(
+                        text.parse()
+                            .with_context(|| format!("{}: invalid \"shard\"", file.display()))?,
+                    )
+                }
+                (None, None) => None,
+            },
             batch_size: flags.batch_size.or(file.batch_size).unwrap_or_else(default_batch_size),
             attention: flags
                 .attention
@@ -207,10 +239,63 @@ impl RunConfig {
                 config.samples
             );
         }
+        if let Some(zero) = config.task_limits.iter().find(|(_, n)| **n == 0) {
+            bail!("task limit for {} must be positive", zero.0);
+        }
         if config.system_prompt.is_some() && !config.chat {
             bail!("--system-prompt needs --chat (lm-eval also puts it in the chat template's system turn)");
         }
         Ok(config)
+    }
+}
+
+impl RunConfig {
+    /// The limit for one (expanded) task: its `task_limits` entry, else `limit`.
+    pub fn limit_for(&self, task: &str) -> Option<usize> {
+        self.task_limits.get(task).copied().or(self.limit)
+    }
+
+    /// This configuration as a config file (the flat keys `--config` reads), so that a child
+    /// `harness eval --config FILE` runs exactly it.
+    pub fn to_config_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "model": self.model, "tasks": self.tasks, "shots": self.shots, "limit": self.limit,
+            "task_limits": self.task_limits, "shard": self.shard.map(|s| s.to_string()),
+            "batch_size": self.batch_size, "attention": self.attention, "backend": self.backend,
+            "seed": self.seed, "out": self.out, "data_dir": self.data_dir, "samples": self.samples,
+            "temperature": self.sampling.temperature, "top_p": self.sampling.top_p, "top_k": self.sampling.top_k,
+            "max_gen_toks": self.max_gen_toks, "chat": self.chat, "system_prompt": self.system_prompt,
+        })
+    }
+}
+
+/// `task=N` of `--task-limits`.
+fn parse_task_limit(text: &str) -> Result<(String, usize), String> {
+    let (task, n) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}`: expected task=N, e.g. gsm8k=5"))?;
+    let n: usize = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}`: `{n}` is not a count"))?;
+    Ok((task.trim().to_string(), n))
+}
+
+/// A shard as its `i/n` text in JSON.
+mod shard_text {
+    use reports::merge::Shard;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(shard: &Option<Shard>, s: S) -> Result<S::Ok, S::Error> {
+        match shard {
+            Some(shard) => s.serialize_str(&shard.to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Shard>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| t.parse().map_err(serde::de::Error::custom)).transpose()
     }
 }
 
@@ -248,7 +333,7 @@ mod tests {
         let path = dir.path().join("bad.json");
         std::fs::write(&path, r#"{"model": "m.gguf", "taks": "arc_easy"}"#).unwrap();
         let flags = EvalFlags {
-            config: Some(path),
+            config: Some(path.clone()),
             ..Default::default()
         };
         let err = format!("{:#}", RunConfig::resolve(&flags).unwrap_err());
@@ -262,5 +347,56 @@ mod tests {
             .unwrap_err()
         );
         assert!(err.contains("no tasks"), "{err}");
+        std::fs::write(&path, r#"{"model": "m.gguf", "tasks": "arc_easy", "shard": "3/3"}"#).unwrap();
+        let flags = EvalFlags {
+            config: Some(path),
+            ..Default::default()
+        };
+        let err = format!("{:#}", RunConfig::resolve(&flags).unwrap_err());
+        assert!(
+            err.contains("bad.json: invalid \"shard\"") && err.contains("0 ≤ i < n"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_config_written_back_resolves_to_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("child.json");
+        let flags = EvalFlags {
+            model: Some("m.gguf".into()),
+            tasks: Some(vec!["arc_easy".into(), "gsm8k".into()]),
+            limit: Some(20),
+            task_limits: Some(vec![("gsm8k".into(), 5)]),
+            shard: Some("1/4".parse().unwrap()),
+            attention: Some("gqa:1,swa:64".into()),
+            samples: Some(4),
+            temperature: Some(0.6),
+            max_gen_toks: Some(64),
+            out: Some("o".into()),
+            ..Default::default()
+        };
+        let config = RunConfig::resolve(&flags).unwrap();
+        assert_eq!(
+            (config.limit_for("gsm8k"), config.limit_for("arc_easy")),
+            (Some(5), Some(20))
+        );
+        std::fs::write(&path, config.to_config_json().to_string()).unwrap();
+        let back = RunConfig::resolve(&EvalFlags {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(back, config);
+        // run.json's copy records the shard as text and leaves out what is unset.
+        let json = serde_json::to_value(&config).unwrap();
+        assert_eq!(json["shard"], "1/4");
+        let plain = RunConfig {
+            shard: None,
+            task_limits: BTreeMap::new(),
+            ..config
+        };
+        let json = serde_json::to_value(&plain).unwrap();
+        assert!(json.get("shard").is_none() && json.get("task_limits").is_none());
     }
 }

@@ -31,6 +31,8 @@ fn config(tasks: &[&str], limit: usize, batch_size: usize, out: &Path) -> RunCon
         tasks: tasks.iter().map(|t| t.to_string()).collect(),
         shots: None,
         limit: Some(limit),
+        task_limits: Default::default(),
+        shard: None,
         batch_size,
         attention: "native".into(),
         backend: "flex".into(),
