@@ -23,6 +23,11 @@ pub enum Command {
     Logprobs(crate::logprobs::LogprobsArgs),
     /// Evaluate a model on multiple-choice tasks; writes scores.csv, samples/ and run.json.
     Eval(crate::run_config::EvalFlags),
+    /// Join the run folders of `eval --shard i/n` (all n of them) into one run folder.
+    Merge(crate::jobs::merge::MergeArgs),
+    /// Compare a run (or a run of a config, made first) with a baseline run; exit 0 no
+    /// regression, 1 regression, 2 cannot compare.
+    Regress(crate::jobs::regress::RegressArgs),
 }
 
 /// How to load and run a model: shared by every subcommand.
@@ -39,9 +44,12 @@ pub struct ModelArgs {
     pub backend: BackendKind,
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs a command; Ok holds the process exit code (regress: 0, 1 or 2; others 0).
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Logprobs(args) => crate::logprobs::run(&args),
-        Command::Eval(flags) => crate::eval::run(&flags),
+        Command::Logprobs(args) => crate::logprobs::run(&args).map(|()| 0),
+        Command::Eval(flags) => crate::eval::run(&flags).map(|()| 0),
+        Command::Merge(args) => crate::jobs::merge::run(&args).map(|()| 0),
+        Command::Regress(args) => Ok(crate::jobs::regress::run(&args)),
     }
 }

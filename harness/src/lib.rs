@@ -9,6 +9,7 @@ pub mod engine;
 pub mod eval;
 pub mod gen_eval;
 pub mod generate;
+pub mod jobs;
 pub mod journal;
 pub mod logprobs;
 pub mod metrics;

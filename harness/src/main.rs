@@ -5,8 +5,11 @@ use harness::cli;
 
 fn main() {
     let cli = cli::Cli::parse();
-    if let Err(err) = cli::run(cli) {
-        eprintln!("error: {err:#}");
-        std::process::exit(1);
+    match cli::run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::exit(1);
+        }
     }
 }

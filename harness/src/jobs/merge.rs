@@ -1,0 +1,50 @@
+//! `harness merge --out DIR SHARD_DIR...`: the shard run folders of one `eval --shard i/n` run
+//! back into one run folder, recomputed from the per-item results (reports::merge::merge_runs,
+//! with the task groups of the tasks crate).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::report::summary_table;
+
+#[derive(Args, Clone, Debug)]
+pub struct MergeArgs {
+    /// The merged run folder (scores.csv, samples/, run.json, identity.json without `shard`).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The shard run folders, all n of them, in any order.
+    #[arg(required = true)]
+    pub shards: Vec<PathBuf>,
+}
+
+pub fn run(args: &MergeArgs) -> anyhow::Result<()> {
+    let summary = reports::merge::merge_runs(&args.shards, &args.out, &tasks::group_members)?;
+    let rows: Vec<crate::report::ScoreRow> = summary.rows.iter().map(to_harness_row).collect();
+    print!("{}", summary_table(&rows));
+    let shards: Vec<String> = summary
+        .shards
+        .iter()
+        .map(|(s, p)| format!("{s} {}", p.display()))
+        .collect();
+    println!("merged {} shards: {}", shards.len(), shards.join(", "));
+    println!("wrote {}", args.out.join("scores.csv").display());
+    Ok(())
+}
+
+/// The reports crate's scores.csv row as the harness's (same columns).
+pub fn to_harness_row(row: &reports::run_dir::ScoreRow) -> crate::report::ScoreRow {
+    crate::report::ScoreRow {
+        model: row.model.clone(),
+        attention: row.attention.clone(),
+        backend: row.backend.clone(),
+        task: row.task.clone(),
+        shots: row.shots,
+        n: row.n,
+        metric: row.metric.clone(),
+        value: row.value,
+        stderr: row.stderr,
+        seconds: row.seconds,
+        items_per_s: row.items_per_s,
+    }
+}
