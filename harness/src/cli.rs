@@ -28,6 +28,9 @@ pub enum Command {
     /// Compare a run (or a run of a config, made first) with a baseline run; exit 0 no
     /// regression, 1 regression, 2 cannot compare.
     Regress(crate::jobs::regress::RegressArgs),
+    /// Run several attention variants of one model on the same tasks; write compare.csv,
+    /// compare.md and compare.svg (scores, paired tests against native, KV-cache bytes, memory).
+    Compare(crate::jobs::compare::CompareArgs),
 }
 
 /// How to load and run a model: shared by every subcommand.
@@ -51,5 +54,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Eval(flags) => crate::eval::run(&flags).map(|()| 0),
         Command::Merge(args) => crate::jobs::merge::run(&args).map(|()| 0),
         Command::Regress(args) => Ok(crate::jobs::regress::run(&args)),
+        Command::Compare(args) => crate::jobs::compare::run(&args).map(|()| 0),
     }
 }

@@ -1,5 +1,5 @@
 //! The jobs through the binary: `eval --shard` + `merge` reproduce the unsharded run, `regress`
-//! exits 0/1/2.
+//! exits 0/1/2, and a tiny real `compare`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -299,4 +299,105 @@ fn regress_runs_a_config_first() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[test]
+fn compare_two_variants_on_four_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cmp");
+    let output = harness(&[
+        "compare",
+        "--model",
+        path_str(&gguf()),
+        "--variants",
+        "native,mqa",
+        "--tasks",
+        "arc_easy",
+        "--limit",
+        "4",
+        "--out",
+        path_str(&out),
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    for file in [
+        "compare.csv",
+        "compare.md",
+        "compare.svg",
+        "variants/native/scores.csv",
+        "variants/mqa/config.json",
+    ] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let mut reader = csv::Reader::from_path(out.join("compare.csv")).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(header.join(","), harness::jobs::compare::CSV_HEADER);
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 4); // 2 variants × acc, acc_norm
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    for row in &rows {
+        let native = &row[column("attention")] == "native";
+        assert_eq!(row[column("delta_vs_native")].is_empty(), native);
+        assert_eq!(row[column("p_value")].is_empty(), native);
+        // SmolLM2-135M: 30 layers, head_dim 64; 3 K/V heads native, 1 with MQA.
+        let heads: u64 = if native { 3 } else { 1 };
+        assert_eq!(
+            row[column("kv_bytes_32k")].parse::<u64>().unwrap(),
+            2 * 30 * heads * 32_768 * 64 * 4
+        );
+        let mean: f64 = row[column("mean_tokens")].parse().unwrap();
+        assert!(mean > 10.0 && mean < 200.0, "{mean}");
+        let kv: u64 = row[column("kv_bytes")].parse().unwrap();
+        assert_eq!(kv, 2 * 30 * heads * mean.round() as u64 * 64 * 4);
+        assert!(row[column("peak_bytes")].parse::<u64>().unwrap() > 100 << 20);
+        assert!(row[column("tokens_per_s")].parse::<f64>().unwrap() > 0.0);
+    }
+    let markdown = text(&out.join("compare.md"));
+    assert!(markdown.contains("| task | metric | n | native | mqa |"), "{markdown}");
+    assert!(
+        markdown.contains("KV cache @ 32k tokens") && markdown.contains("| native | 3 | — | 1.41 GiB |"),
+        "{markdown}"
+    );
+
+    // Rerunning resumes: nothing is recomputed, the table is the same.
+    let before = text(&out.join("compare.csv"));
+    let output = harness(&[
+        "compare",
+        "--model",
+        path_str(&gguf()),
+        "--variants",
+        "native,mqa",
+        "--tasks",
+        "arc_easy",
+        "--limit",
+        "4",
+        "--out",
+        path_str(&out),
+    ]);
+    assert!(output.status.success());
+    let strip = |t: &str| -> Vec<String> {
+        t.lines()
+            .map(|l| l.split(',').take(9).collect::<Vec<_>>().join(","))
+            .collect()
+    };
+    assert_eq!(strip(&text(&out.join("compare.csv"))), strip(&before));
+
+    // A variant the model cannot take fails before anything runs.
+    let output = harness(&[
+        "compare",
+        "--model",
+        path_str(&gguf()),
+        "--variants",
+        "native,gqa:2",
+        "--tasks",
+        "arc_easy",
+        "--out",
+        path_str(&dir.path().join("x")),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("variant `gqa:2`") && stderr.contains("do not divide"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("x").exists());
 }

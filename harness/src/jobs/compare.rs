@@ -1,0 +1,218 @@
+//! `harness compare --model M --variants native,mha,mqa,gqa:2,swa:256 --tasks ...`: one model
+//! run as several attention variants on the same items, side by side.
+//!
+//! Each variant is a child `harness eval --config DIR/variants/<variant>/config.json` (resumable
+//! like any eval; a child process so that each variant's peak resident memory, which eval records
+//! in run.json as `peak_rss_bytes` from Linux's VmHWM, is its own). Then, from the run folders:
+//!
+//! - `compare.csv`: one row per variant × task × metric: the scores.csv columns, then
+//!   `tokens_per_s` (tokens through the model per second: a multiple-choice item's shared context
+//!   once plus its continuations; a generation's prompt plus its new tokens, per sample),
+//!   `mean_tokens` (mean context + continuation, or prompt + generation, length),
+//!   `kv_bytes` (the KV cache of one sequence of `mean_tokens` tokens, f32:
+//!   model::cache::kv_cache_bytes with the variant's K/V heads and window), `kv_bytes_32k` (the
+//!   same at 32,768 tokens), `peak_bytes` (the variant's peak resident memory), `delta_vs_native`
+//!   (value − the reference's value, as a fraction) and `p_value` (a paired test on the per-item
+//!   results against the reference: McNemar's exact test for 0/1 results, the paired t-test
+//!   otherwise; group rows pool their members' items), both empty for the reference itself;
+//! - `compare.md`: the scores (with Δ in points and p) and the costs, for people;
+//! - `compare.svg`: grouped bars of each task's first metric per variant, and of items/s.
+//!
+//! The reference is `native` when listed, else the first variant.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail, ensure};
+use clap::Args;
+use model::cache::kv_cache_bytes;
+use model::{AttentionSpec, ModelConfig};
+use reports::run_dir::RunDir;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+pub use super::compare_report::{human_bytes, markdown, svg};
+pub use super::compare_rows::{CSV_HEADER, CompareRow, assemble, write_csv};
+use crate::run_config::{EvalFlags, RunConfig};
+
+/// The long-context length at which `kv_bytes_32k` is computed.
+pub const LONG_CONTEXT: usize = 32_768;
+
+#[derive(Args, Clone, Debug)]
+pub struct CompareArgs {
+    /// Attention variants, comma-separated; join the parts of one variant with `+`
+    /// (e.g. `native,mqa,gqa:1+swa:256`).
+    #[arg(long, value_delimiter = ',', default_value = "native,mha,mqa")]
+    pub variants: Vec<String>,
+    /// Model, tasks, limit, config, ... as for `eval`; --out is the comparison's folder (default
+    /// results/runs/compare-<model>-<settings hash>/), each variant going to its variants/<name>/.
+    #[command(flatten)]
+    pub eval: EvalFlags,
+}
+
+/// One attention variant to run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Variant {
+    /// The canonical spec text (`gqa:2,swa:256`), as scores.csv's `attention` column has it.
+    pub label: String,
+    pub spec: AttentionSpec,
+    /// Its folder name under variants/ (`gqa-2+swa-256`).
+    pub dir_name: String,
+}
+
+/// Parses `--variants`; `+` joins parts of one variant. Duplicates are an error.
+pub fn parse_variants(list: &[String]) -> anyhow::Result<Vec<Variant>> {
+    let mut out: Vec<Variant> = Vec::new();
+    for raw in list.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        let spec: AttentionSpec = raw
+            .replace('+', ",")
+            .parse()
+            .with_context(|| format!("--variants: `{raw}`"))?;
+        let label = spec.to_string();
+        ensure!(
+            out.iter().all(|v| v.label != label),
+            "--variants: `{raw}` is listed twice (as `{label}`)"
+        );
+        let dir_name = label.replace(':', "-").replace(',', "+");
+        out.push(Variant { label, spec, dir_name });
+    }
+    ensure!(!out.is_empty(), "--variants: no variants given");
+    Ok(out)
+}
+
+/// What the KV cache of one variant holds per token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvShape {
+    pub layers: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub window: Option<usize>,
+}
+
+impl KvShape {
+    /// Bytes of one sequence's f32 cache after `tokens` tokens.
+    pub fn bytes(&self, tokens: usize) -> u64 {
+        kv_cache_bytes(self.layers, self.kv_heads, self.head_dim, 1, tokens, self.window, 4) as u64
+    }
+}
+
+/// A finished variant run, as the table needs it.
+pub struct VariantRun {
+    pub label: String,
+    pub kv: KvShape,
+    pub run: RunDir,
+    /// run.json's `peak_rss_bytes`.
+    pub peak_bytes: Option<u64>,
+}
+
+pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
+    if args.eval.attention.is_some() {
+        bail!("compare runs the variants of --variants; --attention does not apply");
+    }
+    if args.eval.shard.is_some() {
+        bail!("compare does not take --shard (run `eval --shard` per variant and merge instead)");
+    }
+    let variants = parse_variants(&args.variants)?;
+    let mut base = RunConfig::resolve(&EvalFlags {
+        out: None,
+        ..args.eval.clone()
+    })?;
+    let model_config = read_model_config(&base.model)?;
+    let shapes = variants
+        .iter()
+        .map(|v| {
+            let resolved = v
+                .spec
+                .resolve(&model_config)
+                .with_context(|| format!("variant `{}` of {}", v.label, base.model.display()))?;
+            Ok(KvShape {
+                layers: model_config.num_layers,
+                kv_heads: resolved.kv_heads,
+                head_dim: model_config.head_dim,
+                window: resolved.window,
+            })
+        })
+        .collect::<anyhow::Result<Vec<KvShape>>>()?;
+    let out = args.eval.out.clone().unwrap_or_else(|| default_out(&base));
+    base.out = None;
+    let mut runs = Vec::new();
+    for (variant, kv) in variants.iter().zip(shapes) {
+        let dir = out.join("variants").join(&variant.dir_name);
+        let config = RunConfig {
+            attention: variant.label.clone(),
+            out: Some(dir.clone()),
+            ..base.clone()
+        };
+        eprintln!("== variant {} → {}", variant.label, dir.display());
+        run_child(&config, &dir, &variant.label)?;
+        let run = RunDir::load(&dir)?;
+        let peak_bytes = run
+            .run
+            .as_ref()
+            .and_then(|r| r.get("peak_rss_bytes"))
+            .and_then(Value::as_u64);
+        runs.push(VariantRun {
+            label: variant.label.clone(),
+            kv,
+            run,
+            peak_bytes,
+        });
+    }
+    let reference = runs.iter().position(|r| r.label == "native").unwrap_or(0);
+    let rows = assemble(&runs, reference, &tasks::group_members)?;
+    write_csv(&out.join("compare.csv"), &rows)?;
+    let markdown = markdown(&base, &runs, reference, &rows);
+    crate::journal::write_atomic(&out.join("compare.md"), markdown.as_bytes())?;
+    crate::journal::write_atomic(&out.join("compare.svg"), svg(&runs, &rows).as_bytes())?;
+    print!("{markdown}");
+    println!(
+        "\nwrote {}, compare.md and compare.svg",
+        out.join("compare.csv").display()
+    );
+    Ok(())
+}
+
+/// results/runs/compare-<model>-<hash of the settings other than attention and out>.
+fn default_out(base: &RunConfig) -> PathBuf {
+    let mut settings = base.to_config_json();
+    settings["attention"] = Value::Null;
+    settings["out"] = Value::Null;
+    let digest = Sha256::digest(settings.to_string().as_bytes());
+    let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
+    let model = base
+        .model
+        .file_name()
+        .map_or("model".into(), |n| n.to_string_lossy().to_string());
+    let model = model.strip_suffix(".gguf").unwrap_or(&model).to_string();
+    PathBuf::from("results/runs").join(format!("compare-{model}-{hex}"))
+}
+
+/// The checkpoint's configuration without loading its weights.
+fn read_model_config(path: &Path) -> anyhow::Result<ModelConfig> {
+    if path.is_dir() {
+        return Ok(ModelConfig::from_hf_file(&path.join("config.json"))?);
+    }
+    let gguf = model::load::gguf::GgufFile::open(path)?;
+    Ok(ModelConfig::from_gguf(&gguf)?)
+}
+
+/// `harness eval --config DIR/config.json` in a child process.
+fn run_child(config: &RunConfig, dir: &Path, label: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let config_path = dir.join("config.json");
+    crate::report::write_json(&config_path, &config.to_config_json())?;
+    let exe = std::env::current_exe().context("cannot locate the harness binary to run the variants")?;
+    let status = Command::new(&exe)
+        .arg("eval")
+        .arg("--config")
+        .arg(&config_path)
+        .status()
+        .with_context(|| format!("cannot start {}", exe.display()))?;
+    if !status.success() {
+        bail!(
+            "variant `{label}`: `harness eval --config {}` failed ({status}; its error is above)",
+            config_path.display()
+        );
+    }
+    Ok(())
+}

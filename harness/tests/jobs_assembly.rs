@@ -1,0 +1,144 @@
+//! The jobs' glue without a model: compare's table from synthetic run folders (deltas and paired
+//! tests against hand-computed values, the native row blank).
+
+use std::path::Path;
+
+use harness::jobs::compare::{CompareRow, KvShape, VariantRun, assemble, write_csv};
+use reports::run_dir::RunDir;
+use serde_json::json;
+
+const HEADER: &str = "model,attention,backend,task,shots,n,metric,value,stderr,seconds,items_per_s\n";
+
+/// A run folder: task `t1` (acc per item, with token counts), task `t2` (acc), and a group row
+/// `grp` = t1 + t2 whose value is the pooled mean.
+fn write_variant(dir: &Path, attention: &str, t1: &[f64], t2: &[f64]) -> RunDir {
+    std::fs::create_dir_all(dir.join("samples")).unwrap();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let all: Vec<f64> = t1.iter().chain(t2).copied().collect();
+    let mut csv = String::from(HEADER);
+    for (task, values) in [("t1", t1), ("t2", t2), ("grp", &all[..])] {
+        let n = values.len();
+        csv.push_str(&format!(
+            "m,{attention},flex,{task},0,{n},acc,{},0.1,{},2.0\n",
+            mean(values),
+            n as f64 / 2.0
+        ));
+    }
+    std::fs::write(dir.join("scores.csv"), csv).unwrap();
+    // t1 items: a shared 10-token context and continuations of 2 and 4 tokens; 0.5 s each.
+    let t1_lines: String = t1
+        .iter()
+        .enumerate()
+        .map(|(doc, a)| {
+            let item = json!({"doc_id": doc, "prompt": "p", "contexts": null, "choices": [" a", " b"],
+                              "acc": a, "seconds": 0.5, "context_tokens": [10, 10], "continuation_tokens": [2, 4]});
+            format!("{item}\n")
+        })
+        .collect();
+    std::fs::write(dir.join("samples/t1.jsonl"), t1_lines).unwrap();
+    let t2_lines: String = t2
+        .iter()
+        .enumerate()
+        .map(|(doc, a)| {
+            format!(
+                "{}\n",
+                json!({"doc_id": doc, "prompt": "q", "choices": [" x"], "acc": a, "seconds": 0.25})
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("samples/t2.jsonl"), t2_lines).unwrap();
+    std::fs::write(dir.join("run.json"), json!({"peak_rss_bytes": 1000}).to_string()).unwrap();
+    RunDir::load(dir).unwrap()
+}
+
+fn members(group: &str) -> Option<Vec<String>> {
+    (group == "grp").then(|| vec!["t1".to_string(), "t2".to_string()])
+}
+
+const KV: KvShape = KvShape {
+    layers: 2,
+    kv_heads: 3,
+    head_dim: 4,
+    window: None,
+};
+
+fn find<'a>(rows: &'a [CompareRow], variant: &str, task: &str) -> &'a CompareRow {
+    rows.iter()
+        .find(|r| r.variant == variant && r.score.task == task)
+        .unwrap()
+}
+
+#[test]
+fn compare_rows_carry_deltas_and_paired_tests_against_native() {
+    let dir = tempfile::tempdir().unwrap();
+    let native_t1 = [1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0];
+    // mqa: items 0, 1, 2 lost (b = 3), item 4 gained (c = 1).
+    let mqa_t1 = [0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
+    let t2 = [1.0, 0.0, 1.0, 0.0];
+    // swa: t2 item 1 gained; the group pools 14 items: b = 0, c = 1.
+    let swa_t2 = [1.0, 1.0, 1.0, 0.0];
+    let runs = vec![
+        VariantRun {
+            label: "native".into(),
+            kv: KV,
+            run: write_variant(&dir.path().join("native"), "native", &native_t1, &t2),
+            peak_bytes: Some(1000),
+        },
+        VariantRun {
+            label: "mqa".into(),
+            kv: KvShape { kv_heads: 1, ..KV },
+            run: write_variant(&dir.path().join("mqa"), "mqa", &mqa_t1, &t2),
+            peak_bytes: Some(900),
+        },
+        VariantRun {
+            label: "swa:8".into(),
+            kv: KvShape { window: Some(8), ..KV },
+            run: write_variant(&dir.path().join("swa"), "swa:8", &native_t1, &swa_t2),
+            peak_bytes: None,
+        },
+    ];
+    let rows = assemble(&runs, 0, &members).unwrap();
+    assert_eq!(rows.len(), 9);
+
+    // The reference rows: no delta, no p-value.
+    for task in ["t1", "t2", "grp"] {
+        let native = find(&rows, "native", task);
+        assert_eq!((native.delta_vs_native, native.p_value), (None, None));
+    }
+    // mqa t1: 0.3 − 0.5; McNemar b = 3, c = 1: p = 2·P[X ≤ 1], X ~ Bin(4, ½) = 2·5/16 = 0.625.
+    let t1 = find(&rows, "mqa", "t1");
+    assert!((t1.delta_vs_native.unwrap() + 0.2).abs() < 1e-12);
+    assert!((t1.p_value.unwrap() - 0.625).abs() < 1e-12);
+    assert_eq!(t1.test.as_deref(), Some("McNemar b=3 c=1"));
+    // mqa t2: identical items: b = c = 0, p = 1.
+    let t2_row = find(&rows, "mqa", "t2");
+    assert_eq!((t2_row.delta_vs_native, t2_row.p_value), (Some(0.0), Some(1.0)));
+    // swa group row: the members' 14 items pooled: b = 0, c = 1: p = 2·P[X ≤ 0], X ~ Bin(1, ½) = 1.
+    let group = find(&rows, "swa:8", "grp");
+    assert_eq!(group.test.as_deref(), Some("McNemar b=0 c=1"));
+    assert_eq!(group.p_value, Some(1.0));
+    assert!((group.delta_vs_native.unwrap() - (8.0 / 14.0 - 7.0 / 14.0)).abs() < 1e-12);
+
+    // Tokens: t1 sequences of 12 and 14 tokens (mean 13); 10 + 2 + 4 = 16 tokens per 0.5 s item.
+    assert_eq!(t1.mean_tokens, Some(13.0));
+    assert_eq!(t1.tokens_per_s, Some(32.0));
+    assert!(!t1.tokens_estimated);
+    // KV bytes: 2 · layers · heads · tokens · head_dim · 4 bytes, a window capping the tokens.
+    assert_eq!(t1.kv_bytes, Some(2 * 2 * 13 * 4 * 4));
+    assert_eq!(t1.kv_bytes_32k, 2 * 2 * 32_768 * 4 * 4);
+    assert_eq!(find(&rows, "swa:8", "t1").kv_bytes, Some(2 * 2 * 3 * 8 * 4 * 4));
+    assert_eq!(find(&rows, "native", "t1").kv_bytes_32k, 2 * 2 * 3 * 32_768 * 4 * 4);
+    // t2 has no token counts: estimated from text (1 + 1 chars → 1 + 1 tokens).
+    assert!(find(&rows, "native", "t2").tokens_estimated);
+    assert_eq!(t1.peak_bytes, Some(900));
+
+    // The CSV: native rows blank in the last two columns.
+    let path = dir.path().join("compare.csv");
+    write_csv(&path, &rows).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], harness::jobs::compare::CSV_HEADER);
+    assert!(lines[1].starts_with("m,native,flex,t1,0,10,acc,0.5,") && lines[1].ends_with(",1000,,"));
+    assert!(lines[4].starts_with("m,mqa,flex,t1,0,10,acc,0.3,"), "{}", lines[4]);
+    assert!(lines[4].ends_with(",900,-0.2,0.625"), "{}", lines[4]);
+}
