@@ -31,6 +31,8 @@ pub enum Command {
     /// Run several attention variants of one model on the same tasks; write compare.csv,
     /// compare.md and compare.svg (scores, paired tests against native, KV-cache bytes, memory).
     Compare(crate::jobs::compare::CompareArgs),
+    /// Run a paper's benchmark suite with the paper's settings and print its table beside ours.
+    Table(crate::jobs::table::TableArgs),
 }
 
 /// How to load and run a model: shared by every subcommand.
@@ -55,5 +57,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Merge(args) => crate::jobs::merge::run(&args).map(|()| 0),
         Command::Regress(args) => Ok(crate::jobs::regress::run(&args)),
         Command::Compare(args) => crate::jobs::compare::run(&args).map(|()| 0),
+        Command::Table(args) => crate::jobs::table::run(&args).map(|()| 0),
     }
 }

@@ -1,9 +1,13 @@
 //! The jobs' glue without a model: compare's table from synthetic run folders (deltas and paired
-//! tests against hand-computed values, the native row blank).
+//! tests against hand-computed values, the native row blank) and table's plan for the Mistral 7B
+//! paper (which settings each column uses, no-data and not-run columns).
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use harness::jobs::compare::{CompareRow, KvShape, VariantRun, assemble, write_csv};
+use harness::jobs::table::{How, Settings, our_values, plan, render, runs};
+use reports::paper::PaperTable;
 use reports::run_dir::RunDir;
 use serde_json::json;
 
@@ -141,4 +145,166 @@ fn compare_rows_carry_deltas_and_paired_tests_against_native() {
     assert!(lines[1].starts_with("m,native,flex,t1,0,10,acc,0.5,") && lines[1].ends_with(",1000,,"));
     assert!(lines[4].starts_with("m,mqa,flex,t1,0,10,acc,0.3,"), "{}", lines[4]);
     assert!(lines[4].ends_with(",900,-0.2,0.625"), "{}", lines[4]);
+}
+
+fn mistral() -> PaperTable {
+    PaperTable::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configs/papers/mistral-7b.json")).unwrap()
+}
+
+fn how<'a>(plans: &'a [(String, How)], task: &str) -> &'a How {
+    &plans.iter().find(|(t, _)| t == task).unwrap().1
+}
+
+/// (run task, row task, metric, settings) of a planned column.
+fn ran(plans: &[(String, How)], task: &str) -> (String, String, String, Settings) {
+    match how(plans, task) {
+        How::Run {
+            run_task,
+            row_task,
+            metric,
+            settings,
+            ..
+        } => (run_task.clone(), row_task.clone(), metric.clone(), *settings),
+        other => panic!("{task}: {other:?}"),
+    }
+}
+
+fn settings(shots: usize, samples: usize, temperature: f32, code: bool) -> Settings {
+    Settings {
+        shots,
+        samples,
+        temperature,
+        code,
+    }
+}
+
+#[test]
+fn table_columns_use_the_papers_settings() {
+    let table = mistral();
+    let plans = plan(&table, None, false, 0.6, &tasks::default_data_dir()).unwrap();
+    assert_eq!(plans.len(), table.columns.len());
+    let s = |shots| settings(shots, 1, 0.0, false);
+    assert_eq!(ran(&plans, "mmlu"), ("mmlu".into(), "mmlu".into(), "acc".into(), s(5)));
+    assert_eq!(ran(&plans, "hellaswag").2, "acc_norm");
+    assert_eq!(
+        ran(&plans, "winogrande"),
+        ("winogrande".into(), "winogrande".into(), "acc".into(), s(0))
+    );
+    assert_eq!(ran(&plans, "boolq").3, s(0));
+    assert_eq!(
+        ran(&plans, "bbh"),
+        ("bbh".into(), "bbh".into(), "exact_match".into(), s(3))
+    );
+    assert_eq!(ran(&plans, "humaneval").2, "pass@1");
+    assert_eq!(ran(&plans, "humaneval").3, settings(0, 1, 0.0, true));
+    assert_eq!(ran(&plans, "mbpp").3, settings(3, 1, 0.0, true));
+    // GSM8K 8-shot maj@8: gsm8k_cot's 8 exemplars, 8 samples; MATH 4-shot maj@4.
+    assert_eq!(
+        ran(&plans, "gsm8k"),
+        (
+            "gsm8k_cot".into(),
+            "gsm8k_cot".into(),
+            "maj@8".into(),
+            settings(8, 8, 0.6, false)
+        )
+    );
+    assert_eq!(
+        ran(&plans, "math"),
+        ("math".into(), "math".into(), "maj@4".into(), settings(4, 4, 0.6, false))
+    );
+    // NQ: 0-shot, with the deviation stated.
+    assert_eq!(ran(&plans, "nq_open").3, s(0));
+    match how(&plans, "nq_open") {
+        How::Run { deviation: Some(d), .. } => assert!(d.contains("the paper: 5-shot"), "{d}"),
+        other => panic!("{other:?}"),
+    }
+    // No data: TriviaQA (not bundled), QuAC and AGIEval (not implemented).
+    match how(&plans, "triviaqa") {
+        How::NoData(reason) => assert!(
+            reason.contains("not bundled") && reason.contains("trivia_qa"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    for task in ["quac", "agieval"] {
+        assert!(
+            matches!(how(&plans, task), How::NoData(r) if r.contains("not implemented")),
+            "{task}"
+        );
+    }
+    // One evaluate() per distinct setting, in column order.
+    let groups: Vec<(String, Vec<String>)> = runs(&plans).into_iter().map(|(s, t)| (s.label(), t)).collect();
+    let labels: Vec<&str> = groups.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "5shot",
+            "0shot",
+            "0shot-code",
+            "3shot-code",
+            "4shot-4samples-t0.6",
+            "8shot-8samples-t0.6",
+            "3shot"
+        ]
+    );
+    assert_eq!(
+        groups[1].1,
+        [
+            "hellaswag",
+            "winogrande",
+            "piqa",
+            "arc_easy",
+            "arc_challenge",
+            "nq_open",
+            "siqa",
+            "openbookqa",
+            "commonsense_qa",
+            "boolq"
+        ]
+    );
+
+    // --greedy: maj@1, greedy, said so.
+    let greedy = plan(
+        &table,
+        Some(&["gsm8k".to_string(), "math".to_string()]),
+        true,
+        0.6,
+        &tasks::default_data_dir(),
+    )
+    .unwrap();
+    assert_eq!(ran(&greedy, "gsm8k").2, "exact_match");
+    assert_eq!(ran(&greedy, "gsm8k").3, settings(8, 1, 0.0, false));
+    assert!(matches!(how(&greedy, "math"), How::Run { deviation: Some(d), .. } if d.contains("maj@1, greedy")));
+    assert_eq!(*how(&greedy, "mmlu"), How::NotRun);
+}
+
+#[test]
+fn partial_tables_show_no_data_and_not_run() {
+    let table = mistral();
+    let selected: Vec<String> = ["mmlu", "hellaswag", "triviaqa", "gsm8k"].map(String::from).to_vec();
+    let mut plans = plan(&table, Some(&selected), false, 0.6, &tasks::default_data_dir()).unwrap();
+    let scores: BTreeMap<(String, String), f64> = [
+        (("mmlu".to_string(), "acc".to_string()), 0.25),
+        (("hellaswag".to_string(), "acc_norm".to_string()), 0.4),
+    ]
+    .into();
+    let ours = our_values(&mut plans, &scores);
+    // Fractions to percent; a planned column without its score row becomes no data, with why.
+    assert_eq!(ours["mmlu"], Some(25.0));
+    assert_eq!(ours["triviaqa"], None);
+    assert!(matches!(how(&plans, "gsm8k"), How::NoData(r) if r.contains("no `maj@8` score for `gsm8k_cot`")));
+    let (markdown, csv) = render(&table, &plans, &ours);
+    let line = markdown.lines().find(|l| l.starts_with("| ours |")).unwrap();
+    // MMLU, HellaSwag, WinoG (not run), ..., NQ (not run), TriviaQA (no data).
+    let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+    assert_eq!(&cells[..4], ["ours", "25.0", "40.0", "not run"]);
+    assert_eq!((cells[7], cells[8]), ("not run", "no data"));
+    assert_eq!(cells[12], "no data"); // GSM8K: ran, no score
+    assert!(
+        markdown.contains("- TriviaQA (`triviaqa`): no data: data not bundled"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("- MMLU (`mmlu`): `mmlu`, 5-shot, acc (row `mmlu`), run folder runs/5shot"));
+    assert!(markdown.contains("- PIQA (`piqa`): not run"));
+    assert!(csv.lines().any(|l| l.starts_with("ours,25.00,40.00,not run,")));
 }

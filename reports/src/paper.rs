@@ -96,6 +96,8 @@ enum Cell {
     NoData,
     /// A category with a member lacking a value.
     Incomplete,
+    /// We did not run the task (e.g. left out of a partial run).
+    NotRun,
 }
 
 impl PaperTable {
@@ -162,6 +164,12 @@ impl PaperTable {
     /// Renders the table with our scores: `ours` maps our task names to values in the paper's
     /// unit (percent); a missing key or None means no data. Returns (Markdown, CSV).
     pub fn render(&self, ours: &BTreeMap<String, Option<f64>>) -> (String, String) {
+        self.render_partial(ours, &BTreeSet::new())
+    }
+
+    /// [`render`](Self::render), with the tasks in `not_run` shown as `not run` (a partial run)
+    /// rather than `no data`.
+    pub fn render_partial(&self, ours: &BTreeMap<String, Option<f64>>, not_run: &BTreeSet<String>) -> (String, String) {
         let averaged: Vec<&Category> = self.categories.iter().filter(|c| c.averaged).collect();
         let difference_label = format!("ours − {}", self.reference_model);
         let mut rows: Vec<(String, Vec<Cell>)> = Vec::new();
@@ -176,7 +184,11 @@ impl PaperTable {
         let our_cells: Vec<Cell> = self
             .columns
             .iter()
-            .map(|c| ours.get(&c.task).copied().flatten().map_or(Cell::NoData, Cell::Value))
+            .map(|c| match ours.get(&c.task).copied().flatten() {
+                Some(v) => Cell::Value(v),
+                None if not_run.contains(&c.task) => Cell::NotRun,
+                None => Cell::NoData,
+            })
             .collect();
         let our_cells = self.with_categories(our_cells, &averaged);
         let reference = &rows
@@ -191,6 +203,7 @@ impl PaperTable {
                 (Cell::Value(a), Cell::Value(b)) => Cell::Value(a - b),
                 (Cell::Incomplete, _) | (_, Cell::Incomplete) => Cell::Incomplete,
                 (Cell::NoData, _) => Cell::NoData,
+                (Cell::NotRun, _) => Cell::NotRun,
                 _ => Cell::NotReported,
             })
             .collect();
@@ -239,7 +252,7 @@ impl PaperTable {
         let _ = writeln!(out, "Source: {} — {}", self.source.url, self.source.table);
         let _ = writeln!(
             out,
-            "Values in {}. `n/r`: the paper prints no value; `no data`: we have no score; `incomplete`: a category member lacks a value; † not in the paper's table.\n",
+            "Values in {}. `n/r`: the paper prints no value; `no data`: we have no score; `not run`: left out of this run; `incomplete`: a category member lacks a value; † not in the paper's table.\n",
             self.unit
         );
         let mut header = vec!["Model".to_string()];
@@ -268,6 +281,7 @@ impl PaperTable {
                     Cell::NotReported => "n/r".into(),
                     Cell::NoData => "no data".into(),
                     Cell::Incomplete => "incomplete".into(),
+                    Cell::NotRun => "not run".into(),
                 })
                 .collect();
             let _ = writeln!(out, "| {name} | {} |", texts.join(" | "));
@@ -325,6 +339,7 @@ impl PaperTable {
                 Cell::NotReported => "n/r".into(),
                 Cell::NoData => "no data".into(),
                 Cell::Incomplete => "incomplete".into(),
+                Cell::NotRun => "not run".into(),
             }));
             let _ = writer.write_record(&record);
         }
@@ -474,6 +489,25 @@ mod tests {
         assert!(csv_lines[4].starts_with("Mistral 7B,60.10,81.30,"));
         assert!(csv_lines[5].starts_with("ours,61.10,80.00,no data,no data,"));
         assert!(csv_lines[6].starts_with("ours − Mistral 7B,1.00,-1.30,no data,"));
+    }
+
+    #[test]
+    fn partial_runs_show_not_run() {
+        let t = mistral();
+        let ours: BTreeMap<String, Option<f64>> = [("mmlu".to_string(), Some(50.0))].into();
+        let not_run: BTreeSet<String> = ["hellaswag".to_string()].into();
+        let (markdown, csv) = t.render_partial(&ours, &not_run);
+        let line = markdown.lines().find(|l| l.starts_with("| ours |")).unwrap();
+        assert!(line.starts_with("| ours | 50.0 | not run | no data |"), "{line}");
+        let diff = markdown
+            .lines()
+            .find(|l| l.starts_with("| ours − Mistral 7B |"))
+            .unwrap();
+        assert!(
+            diff.starts_with("| ours − Mistral 7B | -10.1 | not run | no data |"),
+            "{diff}"
+        );
+        assert!(csv.contains("ours,50.00,not run,no data,"));
     }
 
     #[test]

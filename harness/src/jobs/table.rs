@@ -1,0 +1,177 @@
+//! `harness table --paper mistral-7b --model M`: runs a paper's suite with the paper's settings
+//! and prints the paper's table (reports::paper) with our row and our difference.
+//!
+//! Each column is planned ([`plan_column`], in [`super::table_plan`]): the task we run, the row of scores.csv we read, the
+//! metric, the shots and the sampling; deviations from the paper are stated, and a column we
+//! cannot run (data not bundled, task not implemented, a failed run) is `no data` with the
+//! reason, never dropped. Columns with the same settings share one `evaluate()` run in
+//! OUT/runs/<settings>/ (resumable).
+//!
+//! Settings (Mistral 7B paper, §3): commonsense tasks, BoolQ, HumanEval 0-shot; MMLU 5-shot;
+//! MBPP and BBH 3-shot; NQ 5-shot, run 0-shot here (nq_open's train split is not bundled);
+//! TriviaQA not bundled; GSM8K 8-shot maj@8 as `gsm8k_cot` (its 8 fixed exemplars) with 8
+//! samples; MATH 4-shot maj@4 with 4 samples. The paper states no sampling temperature for
+//! maj@k: 0.6 is our choice (`--temperature`); `--greedy` runs maj@1 greedy instead (for quick
+//! `--limit` runs). The paper does not say acc or acc_norm: acc_norm where lm-eval reports both
+//! for the commonsense tasks (HellaSwag, PIQA, ARC, OpenBookQA), acc otherwise.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use reports::paper::PaperTable;
+
+pub use super::table_plan::{How, Settings, our_values, plan, plan_column, render, runs};
+use crate::run_config::RunConfig;
+use crate::sampling::Sampling;
+
+/// The sampling temperature of maj@k columns unless `--temperature` says otherwise.
+pub const DEFAULT_TEMPERATURE: f32 = 0.6;
+
+#[derive(Args, Clone, Debug)]
+pub struct TableArgs {
+    /// The paper: a name in configs/papers/ (e.g. mistral-7b) or a path to a values file.
+    #[arg(long)]
+    pub paper: String,
+    /// An HF folder or a .gguf file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Only the first N items of each task (each MMLU subject, each BBH task, ...).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Only these columns (the paper file's task names, e.g. mmlu,hellaswag,gsm8k); the others
+    /// show `not run`.
+    #[arg(long, value_delimiter = ',')]
+    pub tasks: Option<Vec<String>>,
+    /// maj@1 with greedy decoding for the maj@k columns (GSM8K, MATH): a quick, deterministic run.
+    #[arg(long)]
+    pub greedy: bool,
+    /// Sampling temperature of the maj@k columns.
+    #[arg(long, default_value_t = DEFAULT_TEMPERATURE)]
+    pub temperature: f32,
+    /// Cap on new tokens per generation (default: each task's own).
+    #[arg(long)]
+    pub max_gen_toks: Option<usize>,
+    /// Output folder (default results/runs/table-<paper>-<model>[-limitN][-greedy]/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    #[arg(long, default_value = "flex")]
+    pub backend: String,
+    #[arg(long, default_value_t = 1234)]
+    pub seed: u64,
+    /// Where the task data lives (default: the tasks crate's data/ folder).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+pub fn run(args: &TableArgs) -> anyhow::Result<()> {
+    let path = paper_path(&args.paper)?;
+    let table = PaperTable::load(&path)?;
+    let data_dir = args.data_dir.clone().unwrap_or_else(tasks::default_data_dir);
+    let mut plans = plan(&table, args.tasks.as_deref(), args.greedy, args.temperature, &data_dir)?;
+    let out = args.out.clone().unwrap_or_else(|| default_out(args, &path));
+    let mut scores: BTreeMap<(String, String), f64> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for (settings, run_tasks) in runs(&plans) {
+        let config = RunConfig {
+            model: args.model.clone(),
+            tasks: run_tasks.clone(),
+            shots: Some(settings.shots),
+            limit: args.limit,
+            task_limits: BTreeMap::new(),
+            shard: None,
+            batch_size: args.batch_size,
+            attention: "native".into(),
+            backend: args.backend.clone(),
+            seed: args.seed,
+            out: Some(out.join("runs").join(settings.label())),
+            data_dir: args.data_dir.clone(),
+            samples: settings.samples,
+            sampling: Sampling {
+                temperature: settings.temperature,
+                ..Sampling::GREEDY
+            },
+            max_gen_toks: args.max_gen_toks,
+            chat: false,
+            system_prompt: None,
+        };
+        eprintln!("== {} ({})", settings.label(), run_tasks.join(", "));
+        match crate::eval::evaluate(&config) {
+            Ok(outcome) => {
+                for row in outcome.rows {
+                    scores.insert((row.task, row.metric), row.value);
+                }
+            }
+            Err(err) => {
+                let reason = format!("the {} run failed: {err:#}", settings.label());
+                eprintln!("error: {reason}");
+                for (_, how) in plans.iter_mut() {
+                    if matches!(how, How::Run { settings: s, .. } if *s == settings) {
+                        *how = How::NoData(reason.clone());
+                    }
+                }
+                failures.push(reason);
+            }
+        }
+    }
+    let ours = our_values(&mut plans, &scores);
+    let (mut markdown, csv) = render(&table, &plans, &ours);
+    let _ = writeln!(
+        markdown,
+        "\nOur run: {}, {}, {}; run folders in {}/runs/.",
+        args.model.display(),
+        args.limit.map_or("all items".into(), |l| format!(
+            "--limit {l} (the first {l} items of each task and subject)"
+        )),
+        if args.greedy {
+            "--greedy (maj@1)".to_string()
+        } else {
+            format!("maj@k sampled at temperature {}", args.temperature)
+        },
+        out.display()
+    );
+    std::fs::create_dir_all(&out).with_context(|| format!("{}: cannot create", out.display()))?;
+    crate::journal::write_atomic(&out.join("table.md"), markdown.as_bytes())?;
+    crate::journal::write_atomic(&out.join("table.csv"), csv.as_bytes())?;
+    print!("{markdown}");
+    println!("\nwrote {} and table.csv", out.join("table.md").display());
+    if !failures.is_empty() {
+        bail!("{} of the runs failed: {}", failures.len(), failures.join("; "));
+    }
+    Ok(())
+}
+
+/// A name in configs/papers/ (from the working folder, else this source tree's), or a path.
+fn paper_path(paper: &str) -> anyhow::Result<PathBuf> {
+    if paper.ends_with(".json") || paper.contains('/') {
+        return Ok(PathBuf::from(paper));
+    }
+    let candidates = [
+        PathBuf::from("configs/papers").join(format!("{paper}.json")),
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/papers")).join(format!("{paper}.json")),
+    ];
+    match candidates.iter().find(|p| p.is_file()) {
+        Some(path) => Ok(path.clone()),
+        None => bail!(
+            "--paper {paper}: no values file at {} (or {})",
+            candidates[0].display(),
+            candidates[1].display()
+        ),
+    }
+}
+
+fn default_out(args: &TableArgs, paper: &Path) -> PathBuf {
+    let stem = |p: &Path| p.file_stem().map_or("x".into(), |s| s.to_string_lossy().to_string());
+    let mut name = format!("table-{}-{}", stem(paper), stem(&args.model));
+    if let Some(limit) = args.limit {
+        let _ = write!(name, "-limit{limit}");
+    }
+    if args.greedy {
+        name.push_str("-greedy");
+    }
+    PathBuf::from("results/runs").join(name)
+}
