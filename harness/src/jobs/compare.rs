@@ -39,6 +39,12 @@ use crate::run_config::{EvalFlags, RunConfig};
 pub const LONG_CONTEXT: usize = 32_768;
 
 #[derive(Args, Clone, Debug)]
+#[command(mut_arg("out", |a| a.help(
+    "The comparison's folder (default results/runs/compare-<model>-<settings hash>/); \
+     variant V runs in OUT/variants/V/"
+)))]
+#[command(mut_arg("attention", |a| a.hide(true)))]
+#[command(mut_arg("shard", |a| a.hide(true)))]
 pub struct CompareArgs {
     /// Attention variants, comma-separated; join the parts of one variant with `+`
     /// (e.g. `native,mqa,gqa:1+swa:256`).
