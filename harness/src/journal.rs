@@ -132,17 +132,8 @@ fn is_last_line(path: &Path, end: u64) -> anyhow::Result<bool> {
     Ok(end >= len.saturating_sub(1))
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename: readers see the old file or
-/// the new one, never half of one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut file = File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
-    file.write_all(bytes)
-        .and_then(|_| file.sync_all())
-        .with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot replace", path.display()))?;
-    Ok(())
-}
+/// Atomic, durable file replacement (one implementation, shared with the reports crate).
+pub use reports::run_dir::write_atomic;
 
 #[cfg(test)]
 mod tests {

@@ -2,55 +2,20 @@
 //! whether two runs are comparable) and the summary table on stdout. Files are written
 //! atomically.
 
-use std::path::Path;
-
-use serde::Serialize;
-
-use crate::journal::write_atomic;
-
-/// One row of scores.csv; the column order is part of the interface.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct ScoreRow {
-    pub model: String,
-    pub attention: String,
-    pub backend: String,
-    pub task: String,
-    pub shots: usize,
-    pub n: usize,
-    pub metric: String,
-    pub value: f64,
-    pub stderr: f64,
-    pub seconds: f64,
-    pub items_per_s: f64,
-}
-
-pub const CSV_COLUMNS: &str = "model,attention,backend,task,shots,n,metric,value,stderr,seconds,items_per_s";
-
-pub fn write_scores_csv(path: &Path, rows: &[ScoreRow]) -> anyhow::Result<()> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    for row in rows {
-        writer.serialize(row)?;
-    }
-    if rows.is_empty() {
-        writer.write_record(CSV_COLUMNS.split(','))?;
-    }
-    write_atomic(path, &writer.into_inner()?)
-}
-
-pub fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
-    write_atomic(path, serde_json::to_string_pretty(value)?.as_bytes())
-}
+/// scores.csv rows and writers: one definition, in the reports crate that also reads them back.
+pub use reports::run_dir::{CSV_COLUMNS, ScoreRow, write_json, write_scores_csv};
 
 /// The table a person reads at the end of a run.
 pub fn summary_table(rows: &[ScoreRow]) -> String {
     let width = rows.iter().map(|r| r.task.len()).max().unwrap_or(4).max(4);
+    let metric_width = rows.iter().map(|r| r.metric.len()).max().unwrap_or(6).max(6);
     let mut out = format!(
-        "{:<width$}  {:>5}  {:>6}  {:<9} {:>7}  {:>7}  {:>8}\n",
+        "{:<width$}  {:>5}  {:>6}  {:<metric_width$} {:>7}  {:>7}  {:>8}\n",
         "task", "shots", "n", "metric", "value", "stderr", "items/s"
     );
     for r in rows {
         out.push_str(&format!(
-            "{:<width$}  {:>5}  {:>6}  {:<9} {:>7.4}  {:>7.4}  {:>8.2}\n",
+            "{:<width$}  {:>5}  {:>6}  {:<metric_width$} {:>7.4}  {:>7.4}  {:>8.2}\n",
             r.task, r.shots, r.n, r.metric, r.value, r.stderr, r.items_per_s
         ));
     }
@@ -121,7 +86,7 @@ mod tests {
         };
         write_scores_csv(&path, &[row]).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text.lines().next().unwrap(), CSV_COLUMNS);
+        assert_eq!(text.lines().next().unwrap(), CSV_COLUMNS.join(","));
         assert_eq!(
             text.lines().nth(1).unwrap(),
             "m,native,flex,arc_easy,0,10,acc,0.5,0.1,2.0,5.0"
