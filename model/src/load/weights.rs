@@ -85,6 +85,68 @@ pub fn build_decoder(
     })
 }
 
+/// A decoder of `config`'s shape with pseudo-random weights and no checkpoint, for benchmarks
+/// where only the shapes matter (uniform in ±1/√fan_in, norms 1; the same `seed`, the same weights).
+pub fn random_decoder(config: &ModelConfig, spec: &AttentionSpec, device: &Device, seed: u64) -> Result<Decoder> {
+    config.validate(Path::new("<random weights>"))?;
+    build_decoder(config, &RandomSource { config, seed }, spec, device)
+}
+
+struct RandomSource<'a> {
+    config: &'a ModelConfig,
+    seed: u64,
+}
+
+impl WeightSource for RandomSource<'_> {
+    fn path(&self) -> &Path {
+        Path::new("<random weights>")
+    }
+
+    fn has(&self, _name: &str) -> bool {
+        true
+    }
+
+    fn tensor(&self, name: &str) -> Result<HostTensor> {
+        let c = self.config;
+        let (h, q, kv, inter) = (c.hidden_size, c.q_dim(), c.kv_dim(), c.intermediate_size);
+        let shape = match name.rsplit('.').nth(1).unwrap_or("") {
+            "embed_tokens" | "lm_head" => vec![c.vocab_size, h],
+            "q_proj" => vec![q, h],
+            "k_proj" | "v_proj" => vec![kv, h],
+            "o_proj" => vec![h, q],
+            "gate_proj" | "up_proj" => vec![inter, h],
+            "down_proj" => vec![h, inter],
+            layer if layer.ends_with("norm") => {
+                return Ok(HostTensor {
+                    shape: vec![h],
+                    data: vec![1.0; h],
+                });
+            }
+            _ => {
+                return Err(ModelError::MissingTensor {
+                    path: self.path().into(),
+                    name: name.into(),
+                });
+            }
+        };
+        // xorshift64*, seeded from the seed and the name, so tensors differ from one another.
+        let mut state = name.bytes().fold(self.seed ^ 0x9E37_79B9_7F4A_7C15, |s, b| {
+            (s ^ b as u64).wrapping_mul(0x100_0000_01B3)
+        }) | 1;
+        let scale = 2.0 / (shape[1] as f32).sqrt();
+        let data = (0..shape[0] * shape[1])
+            .map(|_| {
+                state ^= state >> 12;
+                state ^= state << 25;
+                state ^= state >> 27;
+                let unit = (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32;
+                (unit - 0.5) * scale
+            })
+            .collect();
+        Ok(HostTensor { shape, data })
+    }
+}
+
 struct Loader<'a> {
     source: &'a dyn WeightSource,
     device: &'a Device,
