@@ -1,14 +1,12 @@
 //! The command line as a user meets it: the logprobs JSON shape, and bad input giving an error
 //! that names the file, with a non-zero exit and no panic.
 
-use std::path::PathBuf;
+mod common;
+
+use common::root;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn harness(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_harness")).args(args).output().unwrap()

@@ -1,7 +1,10 @@
 //! The eval pipeline end to end on the default model: results independent of batch size,
 //! and a run killed with SIGKILL resumes to the same CSV as an uninterrupted one.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::gguf;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -10,20 +13,6 @@ use harness::gen_eval::GenSample;
 use harness::journal::McSample;
 use harness::run_config::RunConfig;
 use harness::sampling::Sampling;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn gguf() -> PathBuf {
-    let path = root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/fetch-model.sh",
-        path.display()
-    );
-    path
-}
 
 fn config(tasks: &[&str], limit: usize, batch_size: usize, out: &Path) -> RunConfig {
     RunConfig {

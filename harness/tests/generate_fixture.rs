@@ -2,7 +2,9 @@
 //! equal HF `generate()` up to EOS, batched decoding equals unbatched token for token, sampled
 //! decoding does not depend on batch size, and stop strings spanning tokens cut the text.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{gguf, ids, root};
 use std::sync::OnceLock;
 
 use harness::generate::{GenRequest, Generation, Generator, StopReason, TokenGenRequest};
@@ -10,19 +12,10 @@ use harness::sampling::Sampling;
 use model::{AttentionSpec, LoadedModel, load_model};
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn model() -> &'static LoadedModel {
     static MODEL: OnceLock<LoadedModel> = OnceLock::new();
     MODEL.get_or_init(|| {
-        let gguf = root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-        assert!(
-            gguf.is_file(),
-            "{} is missing: run scripts/fetch-model.sh",
-            gguf.display()
-        );
+        let gguf = gguf();
         load_model(&gguf, &AttentionSpec::default(), &burn::tensor::Device::flex()).unwrap()
     })
 }
@@ -30,14 +23,6 @@ fn model() -> &'static LoadedModel {
 fn generator(batch: usize) -> Generator<'static> {
     let m = model();
     Generator::new(&m.decoder, m.tokenizer.as_ref().unwrap(), batch).unwrap()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
 }
 
 fn fixture_requests(sampling: Sampling) -> (Vec<TokenGenRequest>, Vec<Vec<u32>>) {

@@ -1,24 +1,13 @@
 //! The jobs through the binary: `eval --shard` + `merge` reproduce the unsharded run, `regress`
 //! exits 0/1/2, and a tiny real `compare`.
 
+mod common;
+
+use common::gguf;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn gguf() -> PathBuf {
-    let path = root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/fetch-model.sh",
-        path.display()
-    );
-    path
-}
 
 fn harness(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_harness")).args(args).output().unwrap()

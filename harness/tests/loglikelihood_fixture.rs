@@ -2,32 +2,17 @@
 //! exactly as lm-eval 0.4.13's HFLM scores them: same token ids, log-probs within the model's
 //! fidelity tolerance (1e-3 per token), the same is_greedy.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{gguf, ids, root};
 
 use harness::engine::Engine;
 use model::{AttentionSpec, load_model};
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
-
 #[test]
 fn pairs_match_lm_eval_at_every_batch_size() {
-    let gguf = root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        gguf.is_file(),
-        "{} is missing: run scripts/fetch-model.sh",
-        gguf.display()
-    );
+    let gguf = gguf();
     let model = load_model(&gguf, &AttentionSpec::default(), &burn::tensor::Device::flex()).unwrap();
     let tokenizer = model.tokenizer.as_ref().unwrap();
     let text = std::fs::read_to_string(root().join("../shared/fixtures/smollm2/loglikelihood.json")).unwrap();
@@ -89,12 +74,7 @@ fn rolling_loglikelihood_sums_every_token_once() {
     use burn::tensor::activation::log_softmax;
     use model::StepInput;
 
-    let gguf = root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        gguf.is_file(),
-        "{} is missing: run scripts/fetch-model.sh",
-        gguf.display()
-    );
+    let gguf = gguf();
     let model = load_model(&gguf, &AttentionSpec::default(), &burn::tensor::Device::flex()).unwrap();
     let mut engine = Engine::new(&model.decoder, model.tokenizer.as_ref().unwrap(), 4).unwrap();
     let text = "The quick brown fox jumps over the lazy dog. It was the best of times, it was the worst of times.";
