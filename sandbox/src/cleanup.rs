@@ -14,8 +14,20 @@
 //!
 //! Both run while the main process is still an unreaped zombie, so its pid (the group id) cannot
 //! have been reused by an unrelated process.
+//!
+//! `kill` only queues the signal: a killed process is gone once the scheduler has run its exit,
+//! which on a busy machine can take a while (a big Python process unmapping its memory). So the uid
+//! sweep repeats until `/proc` shows no live process of the uid, and only then may the uid serve
+//! another run; a bounded wait that runs out is reported as a failed sweep.
 
+use std::fs;
 use std::io;
+use std::time::{Duration, Instant};
+
+/// How long the killed processes of a uid get to finish dying before the sweep counts as failed.
+const DEATH_PATIENCE: Duration = Duration::from_secs(10);
+/// Pause between looks at `/proc` while waiting.
+const DEATH_POLL: Duration = Duration::from_millis(2);
 
 /// `SIGKILL` to the process group `pgid`; a group already gone is fine.
 pub(crate) fn kill_group(pgid: libc::pid_t) {
@@ -23,8 +35,60 @@ pub(crate) fn kill_group(pgid: libc::pid_t) {
     unsafe { libc::kill(-pgid, libc::SIGKILL) };
 }
 
-/// Kills every process running as `uid`, from a forked helper that takes that uid.
-pub(crate) fn kill_uid(uid: u32) -> io::Result<()> {
+/// Kills every process running as `uid` and waits until none is left alive (zombies, which hold
+/// no memory or CPU, do not count).
+pub(crate) fn sweep_uid(uid: u32) -> io::Result<()> {
+    let deadline = Instant::now() + DEATH_PATIENCE;
+    loop {
+        kill_uid(uid)?;
+        let alive = live_processes_of_uid(uid)?;
+        if alive.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(io::Error::other(format!(
+                "{} process(es) of uid {uid} still alive {DEATH_PATIENCE:?} after SIGKILL: {alive:?}",
+                alive.len()
+            )));
+        }
+        std::thread::sleep(DEATH_POLL);
+    }
+}
+
+/// Pids of processes whose real uid is `uid` and that are not zombies, from `/proc`.
+fn live_processes_of_uid(uid: u32) -> io::Result<Vec<u32>> {
+    let mut alive = Vec::new();
+    for entry in fs::read_dir("/proc")? {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else {
+            continue;
+        };
+        // A process may vanish between listing and reading: that is the outcome we wait for.
+        let Ok(status) = fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        if status_is_live_for(&status, uid) {
+            alive.push(pid);
+        }
+    }
+    Ok(alive)
+}
+
+/// Whether a `/proc/PID/status` text describes a live (not zombie or dead) process of real uid `uid`.
+fn status_is_live_for(status: &str, uid: u32) -> bool {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+    };
+    let real_uid = field("Uid:").and_then(|value| value.parse::<u32>().ok());
+    let dead = matches!(field("State:"), Some("Z" | "X"));
+    real_uid == Some(uid) && !dead
+}
+
+/// Sends `SIGKILL` to every process running as `uid`, from a forked helper that takes that uid.
+fn kill_uid(uid: u32) -> io::Result<()> {
     // SAFETY: the child only makes async-signal-safe syscalls and leaves with `_exit`, so forking
     // from a multi-threaded process is sound.
     let helper = unsafe { libc::fork() };
@@ -65,5 +129,30 @@ pub(crate) fn kill_uid(uid: u32) -> io::Result<()> {
         Err(io::Error::other(format!(
             "the sweep helper could not become uid {uid} (wait status {status})"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIVE: &str = "Name:\tpython3\nState:\tR (running)\nUid:\t1879048257\t1879048257\t1879048257\t1879048257\n";
+
+    #[test]
+    fn only_live_processes_of_the_uid_count() {
+        assert!(status_is_live_for(LIVE, 1_879_048_257));
+        assert!(!status_is_live_for(LIVE, 1_879_048_258));
+        let zombie = LIVE.replace("R (running)", "Z (zombie)");
+        assert!(!status_is_live_for(&zombie, 1_879_048_257));
+        let dying = LIVE.replace("R (running)", "D (disk sleep)");
+        assert!(status_is_live_for(&dying, 1_879_048_257));
+    }
+
+    #[test]
+    fn this_process_is_found_by_its_uid() {
+        // SAFETY: plain syscall.
+        let uid = unsafe { libc::getuid() };
+        let alive = live_processes_of_uid(uid).unwrap();
+        assert!(alive.contains(&std::process::id()), "{alive:?}");
     }
 }

@@ -175,7 +175,7 @@ impl Sandbox {
             || {
                 cleanup::kill_group(pgid);
                 if let Some(uid) = uid {
-                    sweep_error = cleanup::kill_uid(uid).err();
+                    sweep_error = cleanup::sweep_uid(uid).err();
                 }
             },
         )
