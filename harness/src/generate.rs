@@ -169,30 +169,43 @@ impl<'a> Generator<'a> {
             .collect();
         let mut cache = self.decoder.new_cache(batch.len());
         let mut input = StepInput::left_padded(&prompts, pad);
+        // Cache row r holds batch row active[r]; finished rows leave the cache in bulk.
+        let mut active: Vec<usize> = (0..batch.len()).collect();
         while rows.iter().any(|r| r.finished.is_none()) {
             let logits = self
                 .decoder
                 .last_logits(&input, Some(&mut cache))?
                 .try_into_vec_as::<f32>()
                 .map_err(|e| anyhow::anyhow!("reading logits back from the device: {e:?}"))?;
-            let mut ids = Vec::with_capacity(batch.len());
-            let mut positions = Vec::with_capacity(batch.len());
-            let mut valid = Vec::with_capacity(batch.len());
-            for (n, (row, request)) in rows.iter_mut().zip(batch).enumerate() {
+            for (r, &n) in active.iter().enumerate() {
+                let (row, request) = (&mut rows[n], batch[n]);
                 if row.finished.is_none() {
-                    let token = pick(&logits[n * vocab..(n + 1) * vocab], &request.sampling, &mut row.rng);
+                    let token = pick(&logits[r * vocab..(r + 1) * vocab], &request.sampling, &mut row.rng);
                     row.ids.push(token);
                     row.finished = self.stop_reason(&row.ids, request)?;
                 }
+            }
+            if rows.iter().all(|r| r.finished.is_some()) {
+                break;
+            }
+            if should_compact(&active, &rows) {
+                let keep: Vec<usize> = (0..active.len())
+                    .filter(|&r| rows[active[r]].finished.is_none())
+                    .collect();
+                cache.retain_rows(&keep)?;
+                active = keep.into_iter().map(|r| active[r]).collect();
+            }
+            let mut ids = Vec::with_capacity(active.len());
+            let mut positions = Vec::with_capacity(active.len());
+            let mut valid = Vec::with_capacity(active.len());
+            for &n in &active {
+                let row = &mut rows[n];
                 ids.push(row.ids.last().copied().unwrap_or(pad));
                 positions.push(row.next_position);
                 valid.push(row.finished.is_none());
                 row.next_position += 1;
             }
-            if rows.iter().all(|r| r.finished.is_some()) {
-                break;
-            }
-            input = StepInput::from_parts(batch.len(), 1, ids, positions, valid)?;
+            input = StepInput::from_parts(active.len(), 1, ids, positions, valid)?;
         }
         rows.into_iter()
             .zip(batch)
@@ -220,6 +233,14 @@ impl<'a> Generator<'a> {
         }
         Ok((ids.len() >= request.max_new_tokens).then_some(StopReason::MaxTokens))
     }
+}
+
+/// Whether to drop the finished rows from the cache now: once they are at least half of it, so
+/// a batch is compacted at most log2(batch) times (each compaction copies the kept rows' keys and
+/// values) and never carries more than twice the rows still decoding.
+fn should_compact(active: &[usize], rows: &[Row]) -> bool {
+    let finished = active.iter().filter(|&&n| rows[n].finished.is_some()).count();
+    finished > 0 && 2 * finished >= active.len()
 }
 
 struct Row {

@@ -25,24 +25,36 @@ fn generator(batch: usize) -> Generator<'static> {
     Generator::new(&m.decoder, m.tokenizer.as_ref().unwrap(), batch).unwrap()
 }
 
+/// Token limits per fixture item (HF generated up to 32): rows end at different steps (item 0
+/// at its EOS after 8 tokens, items 2 and 3 at their limits), so the batched decoder drops
+/// finished rows from its cache while items 1 and 4 go on to 32.
+const MAX_NEW_TOKENS: [usize; 5] = [32, 32, 12, 20, 32];
+
 fn fixture_requests(sampling: Sampling) -> (Vec<TokenGenRequest>, Vec<Vec<u32>>) {
     let text = std::fs::read_to_string(root().join("../shared/fixtures/smollm2/greedy.json")).unwrap();
     let json: Value = serde_json::from_str(&text).unwrap();
     let items = json["items"].as_array().unwrap();
+    assert_eq!(items.len(), MAX_NEW_TOKENS.len());
     let requests = items
         .iter()
+        .zip(MAX_NEW_TOKENS)
         .enumerate()
-        .map(|(i, it)| TokenGenRequest {
+        .map(|(i, (it, max_new_tokens))| TokenGenRequest {
             prompt: ids(&it["prompt_ids"]),
             until: vec![],
-            max_new_tokens: 32,
+            max_new_tokens,
             sampling,
             seed: 1000 + i as u64,
         })
         .collect();
     let expected = items
         .iter()
-        .map(|it| ids(&it["hf_generate_ids (stops at eos)"]))
+        .zip(MAX_NEW_TOKENS)
+        .map(|(it, max_new_tokens)| {
+            let mut want = ids(&it["hf_generate_ids (stops at eos)"]);
+            want.truncate(max_new_tokens);
+            want
+        })
         .collect();
     (requests, expected)
 }

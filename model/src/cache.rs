@@ -7,8 +7,9 @@
 //! ones a query may see, so the buffer is never unrolled: each slot remembers its position and
 //! whether it holds a real token, and the mask is built from that.
 
-use burn::tensor::{Bool, Device, Tensor, TensorData};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
+use crate::error::ModelError;
 use crate::input::StepInput;
 
 pub struct KvCache {
@@ -147,6 +148,35 @@ impl KvCache {
             ring = ring.slice_assign([0..b, 0..h, dst..dst + len, 0..d], part);
         }
         ring
+    }
+
+    /// Keeps only the rows `keep` (ascending, distinct indices into the current batch), in that
+    /// order; every other row's keys and values are dropped.
+    ///
+    /// Why: in a generation batch, rows that have finished would otherwise be carried through
+    /// every later step until the longest row ends; dropping them makes those steps cheaper.
+    /// What a kept row attends to is unchanged (its own slots, positions and padding).
+    pub fn retain_rows(&mut self, keep: &[usize]) -> Result<(), ModelError> {
+        let ascending = keep.windows(2).all(|pair| pair[0] < pair[1]);
+        if !ascending || keep.last().is_some_and(|&last| last >= self.batch) {
+            return Err(ModelError::Invalid(format!(
+                "rows to keep {keep:?} must be ascending indices below the batch of {}",
+                self.batch
+            )));
+        }
+        if keep.len() == self.batch {
+            return Ok(());
+        }
+        for (k, v) in self.layers.iter_mut().flatten() {
+            let indices: Vec<i64> = keep.iter().map(|&row| row as i64).collect();
+            let indices = Tensor::<1, Int>::from_data(TensorData::new(indices, [keep.len()]), &k.device());
+            *k = k.clone().select(0, indices.clone());
+            *v = v.clone().select(0, indices);
+        }
+        let mut rows = std::mem::take(&mut self.rows);
+        self.rows = keep.iter().map(|&row| std::mem::take(&mut rows[row])).collect();
+        self.batch = keep.len();
+        Ok(())
     }
 
     /// Records the positions and validity of the tokens just fed (after every layer stored them).

@@ -198,6 +198,53 @@ fn mha_conversion_is_exact_and_mqa_is_an_approximation() {
 }
 
 #[test]
+fn dropping_rows_from_the_cache_leaves_the_kept_rows_unchanged() {
+    // Three left-padded rows decode together; rows leave the cache mid-way (as finished
+    // generations do), and every remaining row must still score like its own full forward,
+    // with the rolling buffer wrapping (tiny-mistral-swa's window is 8) and without.
+    for name in ["tiny-llama-gqa", "tiny-mistral-swa"] {
+        let model = load(name, "native");
+        let vocab = model.decoder.config.vocab_size;
+        let seqs: Vec<Vec<u32>> = (0..3)
+            .map(|r| (0..30).map(|i| ((i * 37 + r * 101) % 500) as u32).collect())
+            .collect();
+        let prompt_lens = [10, 7, 10];
+        let prompts: Vec<Vec<u32>> = seqs.iter().zip(prompt_lens).map(|(s, n)| s[..n].to_vec()).collect();
+        let mut cache = model.decoder.new_cache(3);
+        model
+            .decoder
+            .forward(&StepInput::left_padded(&prompts, 0), Some(&mut cache))
+            .unwrap();
+        let mut rows = vec![0usize, 1, 2];
+        for step in 0..20 {
+            if step == 5 {
+                cache.retain_rows(&[0, 2]).unwrap();
+                rows = vec![0, 2];
+            }
+            if step == 12 {
+                cache.retain_rows(&[1]).unwrap();
+                rows = vec![2];
+            }
+            let ids = rows.iter().map(|&r| seqs[r][prompt_lens[r] + step]).collect();
+            let positions = rows.iter().map(|&r| (prompt_lens[r] + step) as i64).collect();
+            let input = StepInput::from_parts(rows.len(), 1, ids, positions, vec![true; rows.len()]).unwrap();
+            let got = to_vec(model.decoder.forward(&input, Some(&mut cache)).unwrap());
+            for (k, &r) in rows.iter().enumerate() {
+                let upto = prompt_lens[r] + step + 1;
+                let want = logits(&model, &seqs[r][..upto]);
+                let diff = max_diff(&got[k * vocab..(k + 1) * vocab], &want[(upto - 1) * vocab..]);
+                assert!(diff < ATOL, "{name} step {step} row {r}: {diff}");
+            }
+        }
+        assert_eq!(cache.batch(), 1);
+        assert!(
+            cache.retain_rows(&[1]).is_err(),
+            "a row index beyond the batch is refused"
+        );
+    }
+}
+
+#[test]
 fn sliding_window_decoding_past_the_window_equals_windowed_forward() {
     // A window imposed on a model without one, with a GQA checkpoint.
     let model = load("tiny-llama-gqa", "swa:6");

@@ -78,7 +78,7 @@ impl GoldenFile {
 
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f64> {
     t.into_data()
-        .to_vec::<f32>()
+        .try_to_vec::<f32>()
         .expect("f32 tensor")
         .into_iter()
         .map(|v| v as f64)
