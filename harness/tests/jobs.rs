@@ -294,10 +294,11 @@ fn regress_runs_a_config_first() {
 fn compare_two_variants_on_four_items() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("cmp");
-    let output = harness(&[
+    let model = gguf();
+    let args = [
         "compare",
         "--model",
-        path_str(&gguf()),
+        path_str(&model),
         "--variants",
         "native,mqa",
         "--tasks",
@@ -306,7 +307,8 @@ fn compare_two_variants_on_four_items() {
         "4",
         "--out",
         path_str(&out),
-    ]);
+    ];
+    let output = harness(&args);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     for file in [
         "compare.csv",
@@ -349,19 +351,7 @@ fn compare_two_variants_on_four_items() {
 
     // Rerunning resumes: nothing is recomputed, the table is the same.
     let before = text(&out.join("compare.csv"));
-    let output = harness(&[
-        "compare",
-        "--model",
-        path_str(&gguf()),
-        "--variants",
-        "native,mqa",
-        "--tasks",
-        "arc_easy",
-        "--limit",
-        "4",
-        "--out",
-        path_str(&out),
-    ]);
+    let output = harness(&args);
     assert!(output.status.success());
     let strip = |t: &str| -> Vec<String> {
         t.lines()

@@ -167,11 +167,13 @@ impl KvCache {
         if keep.len() == self.batch {
             return Ok(());
         }
-        for (k, v) in self.layers.iter_mut().flatten() {
+        if let Some(device) = self.layers.iter().flatten().next().map(|(k, _)| k.device()) {
             let indices: Vec<i64> = keep.iter().map(|&row| row as i64).collect();
-            let indices = Tensor::<1, Int>::from_data(TensorData::new(indices, [keep.len()]), &k.device());
-            *k = k.clone().select(0, indices.clone());
-            *v = v.clone().select(0, indices);
+            let indices = Tensor::<1, Int>::from_data(TensorData::new(indices, [keep.len()]), &device);
+            for (k, v) in self.layers.iter_mut().flatten() {
+                *k = k.clone().select(0, indices.clone());
+                *v = v.clone().select(0, indices.clone());
+            }
         }
         let mut rows = std::mem::take(&mut self.rows);
         self.rows = keep.iter().map(|&row| std::mem::take(&mut rows[row])).collect();

@@ -1,40 +1,12 @@
 //! Bad data gives an error naming the file and line; never a panic.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+mod common;
+
+use common::{temp_dir, write_gz};
 
 use tasks::{TaskError, TaskOptions, load_task};
-
-/// A fresh, empty data directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl std::ops::Deref for TempDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-fn temp_dir(tag: &str) -> TempDir {
-    let dir = std::env::temp_dir().join(format!("tasks-test-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    TempDir(dir)
-}
-
-fn write_gz(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let f = std::fs::File::create(path).unwrap();
-    let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::default());
-    gz.write_all(text.as_bytes()).unwrap();
-    gz.finish().unwrap();
-}
 
 fn load_err(name: &str, dir: &Path) -> TaskError {
     load_task(name, dir, &TaskOptions::default()).unwrap_err()

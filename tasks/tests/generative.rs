@@ -1,8 +1,9 @@
 //! Generative tasks: names, groups, counts, limits, few-shot availability, code programs,
 //! scoring helpers and data errors.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{temp_dir, write_gz};
 
 use tasks::{
     GenMetric, GenOptions, TaskError, TaskOptions, canonical_solution, default_data_dir, default_shots,
@@ -256,29 +257,6 @@ fn scoring_helpers() {
 
 // ---------------------------------------------------------------------------------------------
 // Data errors name the file and the line.
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp_dir(tag: &str) -> TempDir {
-    let dir = std::env::temp_dir().join(format!("tasks-gen-test-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    TempDir(dir)
-}
-
-fn write_gz(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let f = std::fs::File::create(path).unwrap();
-    let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::default());
-    gz.write_all(text.as_bytes()).unwrap();
-    gz.finish().unwrap();
-}
 
 fn malformed_at(err: TaskError, file: &str, line: usize) {
     match err {

@@ -463,23 +463,46 @@ struct HumanevalRec {
 /// code_eval's default per-program timeout (`_compute(..., timeout=3.0)`).
 pub(crate) const CODE_EVAL_TIMEOUT_S: f64 = 3.0;
 
+/// What a code task's document needs beyond its prompt (see [`CodeCheck`]).
+struct CodeSource {
+    task_id: String,
+    prefix: String,
+    test: String,
+    canonical_solution: String,
+}
+
+/// A code task's document: its target (lm-eval's `doc_to_target`) is the test program that
+/// code_eval runs after the completion, with code_eval's default timeout.
+fn code_doc(text: String, fewshot_target: String, source: CodeSource) -> GenDoc {
+    GenDoc {
+        text,
+        fewshot_target,
+        target: source.test.clone(),
+        references: vec![],
+        code: Some(CodeCheck {
+            task_id: source.task_id,
+            prefix: source.prefix,
+            test: source.test,
+            canonical_solution: source.canonical_solution,
+            timeout_s: CODE_EVAL_TIMEOUT_S,
+        }),
+    }
+}
+
 fn humaneval(path: &Path) -> Result<Loaded, TaskError> {
     let mut docs = Vec::new();
     for (_, _, r) in data::jsonl::<HumanevalRec>(path)? {
         let target = format!("{}\ncheck({})", r.test, r.entry_point);
-        docs.push(GenDoc {
-            text: r.prompt.clone(),
-            fewshot_target: target.clone(),
-            references: vec![],
-            code: Some(CodeCheck {
+        docs.push(code_doc(
+            r.prompt.clone(),
+            target.clone(),
+            CodeSource {
                 task_id: r.task_id,
                 prefix: r.prompt,
-                test: target.clone(),
+                test: target,
                 canonical_solution: r.canonical_solution,
-                timeout_s: CODE_EVAL_TIMEOUT_S,
-            }),
-            target,
-        });
+            },
+        ));
     }
     Ok(Loaded {
         docs,
@@ -520,20 +543,16 @@ fn mbpp(path: &Path, keep: impl Fn(i64) -> bool) -> Result<Loaded, TaskError> {
              {t0}\n{t1}\n{t2}\n[BEGIN]\n",
             r.text
         );
-        let target = format!("{t0}\n{t1}\n{t2}");
-        docs.push(GenDoc {
+        docs.push(code_doc(
             text,
-            fewshot_target: format!("{}\n[DONE]", r.code),
-            references: vec![],
-            code: Some(CodeCheck {
+            format!("{}\n[DONE]", r.code),
+            CodeSource {
                 task_id: r.task_id.to_string(),
                 prefix: String::new(),
-                test: target.clone(),
+                test: format!("{t0}\n{t1}\n{t2}"),
                 canonical_solution: r.code,
-                timeout_s: CODE_EVAL_TIMEOUT_S,
-            }),
-            target,
-        });
+            },
+        ));
     }
     Ok(Loaded {
         docs,
