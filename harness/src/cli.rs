@@ -21,8 +21,9 @@ pub struct Cli {
 pub enum Command {
     /// Print per-token log-probabilities and top-k alternatives for a text or token ids.
     Logprobs(crate::logprobs::LogprobsArgs),
-    /// Evaluate a model on multiple-choice tasks; writes scores.csv, samples/ and run.json.
-    Eval(crate::run_config::EvalFlags),
+    /// Evaluate a model on tasks (multiple-choice and generative); writes scores.csv, samples/,
+    /// run.json and lm-eval's results and samples files. A rerun of the same command resumes.
+    Eval(crate::options::RunOptions),
     /// Join the run folders of `eval --shard i/n` (all n of them) into one run folder.
     Merge(crate::jobs::merge::MergeArgs),
     /// Compare a run (or a run of a config, made first) with a baseline run; exit 0 no

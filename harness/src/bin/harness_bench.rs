@@ -12,13 +12,13 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use harness::generate::{Generator, TokenGenRequest};
-use harness::report::machine_info;
+use harness::lm::{Lm, TokenGenRequest};
 use harness::sampling::Sampling;
 use model::backend::BackendKind;
 use model::cache::kv_cache_bytes;
 use model::load::weights::random_decoder;
 use model::{AttentionSpec, Decoder, ModelConfig, StepInput, load_model};
+use reports::run_record::Machine;
 
 #[derive(Parser)]
 struct Cli {
@@ -150,7 +150,7 @@ fn decode(
         .ok_or_else(|| anyhow::anyhow!("the model has no tokenizer"))?;
     println!(
         "machine: {}; backend: {backend}; model: {}",
-        machine_info(),
+        serde_json::to_string(&Machine::this())?,
         model.display()
     );
     println!("| batch | prompt tokens | new tokens/row | prefill s | decode s | decode tokens/s |");
@@ -164,6 +164,7 @@ fn decode(
             (0..batch)
                 .map(|i| TokenGenRequest {
                     prompt: prompt.clone(),
+                    truncated: false,
                     until: vec![],
                     max_new_tokens,
                     sampling: Sampling {
@@ -175,13 +176,13 @@ fn decode(
                 })
                 .collect()
         };
-        let generator = Generator::new(&loaded.decoder, tokenizer, batch)?;
-        generator.generate_tokens(&requests(1), |_, _| Ok(()))?; // warm-up
+        let lm = Lm::new(&loaded.decoder, tokenizer, batch)?;
+        lm.generate_tokens(&requests(1))?; // warm-up
         let start = Instant::now();
-        generator.generate_tokens(&requests(1), |_, _| Ok(()))?;
+        lm.generate_tokens(&requests(1))?;
         let prefill = start.elapsed().as_secs_f64();
         let start = Instant::now();
-        let out = generator.generate_tokens(&requests(new_tokens), |_, _| Ok(()))?;
+        let out = lm.generate_tokens(&requests(new_tokens))?;
         let decode = (start.elapsed().as_secs_f64() - prefill).max(1e-9);
         let generated: usize = out.iter().map(|g| g.ids.len()).sum();
         println!(
@@ -233,7 +234,10 @@ fn long_context(
         Some(shape) => format!("random weights, {} shape", shape.name()),
         None => model.display().to_string(),
     };
-    println!("machine: {}; backend: {backend}; model: {source}", machine_info());
+    println!(
+        "machine: {}; backend: {backend}; model: {source}",
+        serde_json::to_string(&Machine::this())?
+    );
     println!(
         "pre-fill of {tokens} tokens in chunks of {chunk} through the KV cache (LM head on the last position only)\n"
     );
