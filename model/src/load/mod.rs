@@ -2,6 +2,7 @@
 
 pub mod gguf;
 pub mod gguf_source;
+pub mod pre_tokenizer;
 pub mod quant;
 pub mod safetensors;
 pub mod tokenizer;
