@@ -7,7 +7,8 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use model::backend::BackendKind;
-use model::{AttentionSpec, load_model};
+use model::load::checkpoint::files_sha256;
+use model::{AttentionSpec, Checkpoint};
 use reports::merge::Shard;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -79,7 +80,9 @@ pub fn evaluate(config: &RunConfig) -> anyhow::Result<Outcome> {
         })
         .collect::<anyhow::Result<Vec<GenTaskInstance>>>()?;
 
-    let model_hash = hash_model(&config.model)?;
+    let checkpoint = Checkpoint::open(&config.model)?;
+    let model_files = checkpoint.files()?;
+    let model_hash = files_sha256(&model_files);
     let data_files = loaded_tasks
         .iter()
         .map(|t| (&t.name, &t.data_files))
@@ -98,7 +101,7 @@ pub fn evaluate(config: &RunConfig) -> anyhow::Result<Outcome> {
     if let Some(shard) = config.shard {
         identity["shard"] = json!(shard.to_string());
     }
-    let model_name = model_name(&config.model);
+    let model_name = checkpoint.name().to_string();
     let out_dir = match &config.out {
         Some(dir) => dir.clone(),
         None => {
@@ -106,7 +109,8 @@ pub fn evaluate(config: &RunConfig) -> anyhow::Result<Outcome> {
                 .shard
                 .map_or(String::new(), |s| format!("shard{}of{}-", s.index, s.count));
             PathBuf::from("results/runs").join(format!(
-                "{model_name}-{spec}-{shard}{}",
+                "{}-{spec}-{shard}{}",
+                checkpoint.folder_name(),
                 &sha256_hex(identity.to_string().as_bytes())[..10]
             ))
         }
@@ -114,7 +118,7 @@ pub fn evaluate(config: &RunConfig) -> anyhow::Result<Outcome> {
     claim_out_dir(&out_dir, &identity)?;
 
     let device = backend.device()?;
-    let loaded = load_model(&config.model, &spec, &device)?;
+    let loaded = checkpoint.load(&spec, &device)?;
     let tokenizer = loaded.tokenizer.as_ref().with_context(|| {
         format!(
             "{}: the model has no tokenizer (tokenizer.json)",
@@ -197,7 +201,8 @@ pub fn evaluate(config: &RunConfig) -> anyhow::Result<Outcome> {
     let decoder_config = &loaded.decoder.config;
     let run = json!({
         "config": config, "resolved_tasks": task_names, "attention": spec.to_string(), "backend": backend.to_string(),
-        "model": {"path": config.model, "sha256": model_hash, "config": format!("{:?}", loaded.decoder.config)},
+        "model": {"path": config.model, "name": model_name, "sha256": model_hash, "files": model_files,
+                  "config": format!("{:?}", loaded.decoder.config)},
         "data_sha256": data_hashes, "harness_version": env!("CARGO_PKG_VERSION"), "harness_git": env!("HARNESS_GIT_HASH"),
         "machine": machine_info(), "started": started, "finished": utc_now(),
         "seconds_this_invocation": clock.elapsed().as_secs_f64(),
@@ -403,14 +408,6 @@ fn claim_out_dir(out_dir: &Path, identity: &serde_json::Value) -> anyhow::Result
     write_json(&path, identity)
 }
 
-fn model_name(path: &Path) -> String {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "model".into());
-    name.strip_suffix(".gguf").unwrap_or(&name).to_string()
-}
-
 fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
@@ -424,24 +421,6 @@ fn hash_file(path: &Path) -> anyhow::Result<String> {
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher).with_context(|| format!("{}: cannot read", path.display()))?;
     Ok(hex(&hasher.finalize()))
-}
-
-/// The GGUF file, or an HF folder's config and weight files, hashed together.
-fn hash_model(path: &Path) -> anyhow::Result<String> {
-    if !path.is_dir() {
-        return hash_file(path);
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-        .with_context(|| format!("{}: cannot list", path.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "safetensors" || e == "json"))
-        .collect();
-    files.sort();
-    let mut combined = String::new();
-    for file in files {
-        combined.push_str(&hash_file(&file)?);
-    }
-    Ok(sha256_hex(combined.as_bytes()))
 }
 
 fn hash_data<'t>(
