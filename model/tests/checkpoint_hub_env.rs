@@ -62,10 +62,11 @@ fn hub_ids_resolve_from_the_cache_the_environment_names() {
     set(&[("XDG_CACHE_HOME", None)]);
     assert_eq!(cache_dir().0, home.join(".cache/huggingface/hub"));
 
-    // Not in the default cache yet: the error names it and the variable to set.
+    // Not in the default cache yet: the error says where it looked and how to download it.
     let error = Checkpoint::open(Path::new("org/tiny")).err().unwrap().to_string();
     let looked = home.join(".cache/huggingface/hub/models--org--tiny");
     for needle in [
+        "org/tiny: no such file or folder",
         looked.to_str().unwrap(),
         "~/.cache/huggingface/hub",
         "huggingface-cli download org/tiny",

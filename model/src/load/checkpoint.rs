@@ -64,7 +64,12 @@ impl Checkpoint {
             )));
         };
         let (cache, origin) = hub::cache_dir();
-        let snapshot = hub::resolve(&id, &cache, &origin)?;
+        let snapshot = hub::resolve(&id, &cache, &origin).map_err(|e| match e {
+            ModelError::NotFound(why) => {
+                ModelError::NotFound(format!("{}: no such file or folder, and {why}", model.display()))
+            }
+            other => other,
+        })?;
         Self::open_path(&snapshot.dir, Some(id.repo))
     }
 
