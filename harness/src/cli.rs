@@ -39,7 +39,9 @@ pub enum Command {
 /// How to load and run a model: shared by every subcommand.
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
-    /// An HF folder (config.json + safetensors [+ tokenizer.json]) or a .gguf file.
+    /// An HF folder (config.json + safetensors [+ tokenizer.json]), a .gguf file, or a hub id
+    /// org/name[@revision] found offline in the HuggingFace cache (HF_HUB_CACHE, HF_HOME/hub or
+    /// ~/.cache/huggingface/hub); an existing local path wins.
     #[arg(long)]
     pub model: PathBuf,
     /// Attention variant: native, mha, mqa, gqa:G, swa:W, full (comma-combinable).

@@ -37,7 +37,7 @@ pub fn evaluate(options: &RunOptions) -> anyhow::Result<Outcome> {
     let plan = RunPlan::new(options)?;
     let out = OutDir::claim(&plan.out_dir, &plan.identity)?;
     let device = options.backend().device()?;
-    let model = model::load_model(options.model(), &options.attention(), &device)?;
+    let model = plan.checkpoint.load(&options.attention(), &device)?;
     let lm = Lm::of(&model, options.batch_size())?;
     let chat = match options.chat() {
         true => Some(ChatPrompt::new(
@@ -73,7 +73,9 @@ pub fn evaluate(options: &RunOptions) -> anyhow::Result<Outcome> {
         backend: plan.identity.backend.clone(),
         model: ModelRecord {
             path: plan.identity.model.clone(),
+            name: plan.model_name.clone(),
             sha256: plan.identity.model_sha256.clone(),
+            files: serde_json::to_value(&plan.model_files)?,
             config: format!("{:?}", decoder.config),
         },
         data_sha256: plan.identity.data_sha256.clone(),

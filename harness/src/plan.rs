@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, bail};
+use model::Checkpoint;
+use model::load::checkpoint::{CheckpointFile, files_sha256};
 use reports::aggregate::Group;
 use reports::identity::{RunIdentity, SamplingIdentity};
 use reports::merge::Shard;
@@ -54,6 +56,9 @@ impl PlannedTask {
 
 pub struct RunPlan {
     pub options: RunOptions,
+    pub checkpoint: Checkpoint,
+    /// The checkpoint's files with their sha256 (run.json lists them).
+    pub model_files: Vec<CheckpointFile>,
     pub tasks: Vec<PlannedTask>,
     /// Group rows to report, in order (a group the user named; for `mmlu` its categories too).
     pub groups: Vec<Group>,
@@ -66,12 +71,7 @@ pub struct RunPlan {
 impl RunPlan {
     /// `options` must be resolved (`RunOptions::resolve`).
     pub fn new(options: &RunOptions) -> anyhow::Result<RunPlan> {
-        let model = options.model();
-        ensure!(
-            model.exists(),
-            "--model {}: no such file or folder (expected an HF folder with config.json or a .gguf file)",
-            model.display()
-        );
+        let checkpoint = Checkpoint::open(options.model())?;
         let names = tasks::expand_task_names(options.tasks())?;
         if let Some(unknown) = options.task_limits().keys().find(|t| !names.contains(t)) {
             bail!(
@@ -83,19 +83,21 @@ impl RunPlan {
             .iter()
             .map(|name| load_task(options, name))
             .collect::<anyhow::Result<Vec<PlannedTask>>>()?;
-        let identity = identity(options, &names, &tasks)?;
-        let model_name = model_name(model);
+        let model_files = checkpoint.files()?;
+        let identity = identity(options, &names, &tasks, files_sha256(&model_files))?;
         let out_dir = match &options.out {
             Some(dir) => dir.clone(),
-            None => default_out(&model_name, options, &identity),
+            None => default_out(&checkpoint.folder_name(), options, &identity),
         };
         Ok(RunPlan {
             groups: groups(options.tasks()),
             options: options.clone(),
+            model_name: checkpoint.name().to_string(),
+            checkpoint,
+            model_files,
             tasks,
             identity,
             out_dir,
-            model_name,
         })
     }
 }
@@ -182,11 +184,11 @@ pub fn group(name: &str) -> Option<Group> {
     })
 }
 
-fn identity(options: &RunOptions, names: &[String], tasks: &[PlannedTask]) -> anyhow::Result<RunIdentity> {
+fn identity(options: &RunOptions, names: &[String], tasks: &[PlannedTask], model_sha256: String) -> anyhow::Result<RunIdentity> {
     let sampling = options.sampling();
     Ok(RunIdentity {
         model: options.model().display().to_string(),
-        model_sha256: hash_model(options.model())?,
+        model_sha256,
         tasks: names.to_vec(),
         shots: options.shots,
         limit: options.limit,
@@ -212,23 +214,15 @@ fn identity(options: &RunOptions, names: &[String], tasks: &[PlannedTask]) -> an
 
 /// results/runs/<model>-<attention>-[shardIofN-]<identity hash>/, which a rerun of the same
 /// command finds again.
-fn default_out(model_name: &str, options: &RunOptions, identity: &RunIdentity) -> PathBuf {
+fn default_out(model_folder: &str, options: &RunOptions, identity: &RunIdentity) -> PathBuf {
     let shard = options
         .shard
         .map_or(String::new(), |s| format!("shard{}of{}-", s.index, s.count));
     PathBuf::from("results/runs").join(format!(
-        "{model_name}-{}-{shard}{}",
+        "{model_folder}-{}-{shard}{}",
         options.attention(),
         &sha256_hex(identity.canonical_text().as_bytes())[..10]
     ))
-}
-
-fn model_name(path: &Path) -> String {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "model".into());
-    name.strip_suffix(".gguf").unwrap_or(&name).to_string()
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -244,29 +238,6 @@ fn hash_file(path: &Path) -> anyhow::Result<String> {
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher).with_context(|| format!("{}: cannot read", path.display()))?;
     Ok(hex(&hasher.finalize()))
-}
-
-/// The GGUF file, or an HF folder's config and weight files, hashed together.
-fn hash_model(path: &Path) -> anyhow::Result<String> {
-    if !path.is_dir() {
-        ensure!(
-            path.is_file(),
-            "--model {}: not a regular file or folder (expected an HF folder or a .gguf file)",
-            path.display()
-        );
-        return hash_file(path);
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-        .with_context(|| format!("{}: cannot list", path.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "safetensors" || e == "json"))
-        .collect();
-    files.sort();
-    let mut combined = String::new();
-    for file in files {
-        combined.push_str(&hash_file(&file)?);
-    }
-    Ok(sha256_hex(combined.as_bytes()))
 }
 
 /// `task/file name` → sha256 of every data file the tasks read.

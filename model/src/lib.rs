@@ -23,4 +23,4 @@ pub use config::ModelConfig;
 pub use decoder::{Decoder, TokenQuery, TokenScore};
 pub use error::{ModelError, Result};
 pub use input::StepInput;
-pub use load::{LoadedModel, load_model};
+pub use load::{Checkpoint, LoadedModel, load_model};

@@ -35,8 +35,13 @@ pub struct RunRecord {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ModelRecord {
+    /// As given: a path or a hub id.
     pub path: String,
+    /// As scores.csv names it (`org/name` for a hub id).
+    pub name: String,
     pub sha256: String,
+    /// Each file of the checkpoint with its sha256.
+    pub files: Value,
     /// The decoder's configuration, as the model crate prints it.
     pub config: String,
 }

@@ -26,7 +26,7 @@ use std::process::Command;
 use anyhow::{Context, bail, ensure};
 use clap::Args;
 use model::cache::kv_cache_bytes;
-use model::{AttentionSpec, ModelConfig};
+use model::{AttentionSpec, Checkpoint};
 use reports::run_dir::RunDir;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -124,13 +124,14 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
         ..args.eval.clone()
     }
     .resolve()?;
-    let model_config = read_model_config(base.model())?;
+    let checkpoint = Checkpoint::open(base.model())?;
+    let model_config = checkpoint.config();
     let shapes = variants
         .iter()
         .map(|v| {
             let resolved = v
                 .spec
-                .resolve(&model_config)
+                .resolve(model_config)
                 .with_context(|| format!("variant `{}` of {}", v.label, base.model().display()))?;
             Ok(KvShape {
                 layers: model_config.num_layers,
@@ -140,7 +141,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
             })
         })
         .collect::<anyhow::Result<Vec<KvShape>>>()?;
-    let out = args.eval.out.clone().unwrap_or_else(|| default_out(&base));
+    let out = args.eval.out.clone().unwrap_or_else(|| default_out(&base, &checkpoint));
     base.out = None;
     let mut runs = Vec::new();
     for (variant, kv) in variants.iter().zip(shapes) {
@@ -180,7 +181,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
 }
 
 /// results/runs/compare-<model>-<hash of the settings other than attention and out>.
-fn default_out(base: &RunOptions) -> PathBuf {
+fn default_out(base: &RunOptions, checkpoint: &Checkpoint) -> PathBuf {
     let settings = RunOptions {
         attention: None,
         out: None,
@@ -190,21 +191,7 @@ fn default_out(base: &RunOptions) -> PathBuf {
     let settings = serde_json::to_value(settings).expect("options are plain data");
     let digest = Sha256::digest(settings.to_string().as_bytes());
     let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
-    let model = base
-        .model()
-        .file_name()
-        .map_or("model".into(), |n| n.to_string_lossy().to_string());
-    let model = model.strip_suffix(".gguf").unwrap_or(&model).to_string();
-    PathBuf::from("results/runs").join(format!("compare-{model}-{hex}"))
-}
-
-/// The checkpoint's configuration without loading its weights.
-fn read_model_config(path: &Path) -> anyhow::Result<ModelConfig> {
-    if path.is_dir() {
-        return Ok(ModelConfig::from_hf_file(&path.join("config.json"))?);
-    }
-    let gguf = model::load::gguf::GgufFile::open(path)?;
-    Ok(ModelConfig::from_gguf(&gguf)?)
+    PathBuf::from("results/runs").join(format!("compare-{}-{hex}", checkpoint.folder_name()))
 }
 
 /// `harness eval --config DIR/config.json` in a child process.
