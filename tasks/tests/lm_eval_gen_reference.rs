@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use sha2::{Digest, Sha256};
-use tasks::{GenItem, GenOptions, GenTaskInstance, default_data_dir, generative, load_gen_task, score_responses};
+use tasks::{GenItem, GenOptions, GenTaskInstance, default_data_dir, is_equiv, load_gen_task, score_responses};
 
 fn expected() -> serde_json::Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/gen_expected.json");
@@ -180,7 +180,7 @@ fn minerva_equivalence_agrees_with_lm_eval() {
         } else {
             true
         };
-        let ours = generative::is_equiv(g, g);
+        let ours = is_equiv(g, g);
         if ours != lm_equal && !GOLD_SELF_EXCEPTIONS.contains(&g.as_str()) {
             diffs.push(format!("gold {g:?}: ours {ours}, lm-eval {lm_equal}"));
         }
@@ -188,7 +188,7 @@ fn minerva_equivalence_agrees_with_lm_eval() {
     assert!(lm_iter.next().is_none(), "gold list out of step with lm-eval's");
     for p in eq["pairs"].as_array().unwrap() {
         let (a, b) = (p["a"].as_str().unwrap(), p["b"].as_str().unwrap());
-        let ours = generative::is_equiv(a, b);
+        let ours = is_equiv(a, b);
         if ours != p["lm_eval"].as_bool().unwrap() && !PAIR_EXCEPTIONS.contains(&(a, b)) {
             diffs.push(format!("pair {a:?} ~ {b:?}: ours {ours}, lm-eval {}", !ours));
         }
