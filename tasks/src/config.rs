@@ -260,8 +260,7 @@ fn task(keys: &mut Keys, files: Vec<PathBuf>, data_folder: Option<PathBuf>) -> R
             .error("a task file needs `task` (or `group` for a group file)")
     })?;
     let name = string(&name_node)?;
-    let config = keys.config_json(&name);
-    let mut templates = Templates::new();
+    let config = lm_eval_config(keys.as_json(), &name, &keys.file_loc);
     for key in BOOKKEEPING_KEYS {
         keys.take(key);
     }
@@ -271,18 +270,7 @@ fn task(keys: &mut Keys, files: Vec<PathBuf>, data_folder: Option<PathBuf>) -> R
         .transpose()?
         .unwrap_or_default();
     refuse_unsupported(keys)?;
-    let output_type = match keys.take("output_type") {
-        None => OutputType::GenerateUntil,
-        Some(n) => match string(&n)?.as_str() {
-            "multiple_choice" => OutputType::MultipleChoice,
-            "generate_until" => OutputType::GenerateUntil,
-            other => {
-                return Err(n.loc.error(format!(
-                    "output_type `{other}` is not supported (multiple_choice, generate_until)"
-                )));
-            }
-        },
-    };
+    let output_type = output_type(keys)?;
     let dataset = dataset(keys)?;
     let splits = Splits {
         test: optional_string(keys.take("test_split"))?,
@@ -290,18 +278,76 @@ fn task(keys: &mut Keys, files: Vec<PathBuf>, data_folder: Option<PathBuf>) -> R
         training: optional_string(keys.take("training_split"))?,
         fewshot: optional_string(keys.take("fewshot_split"))?,
     };
-    let mut field = |keys: &mut Keys, key: &str, role: &str| -> Result<Option<Field>, TaskError> {
-        keys.take(key).map(|n| field_spec(&n, role, &mut templates)).transpose()
-    };
-    let doc_to_text =
-        field(keys, "doc_to_text", "doc_to_text")?.ok_or_else(|| keys.file_loc.error("`doc_to_text` is required"))?;
-    let doc_to_target = field(keys, "doc_to_target", "doc_to_target")?
-        .ok_or_else(|| keys.file_loc.error("`doc_to_target` is required"))?;
-    let doc_to_choice = field(keys, "doc_to_choice", "doc_to_choice")?;
-    if output_type == OutputType::MultipleChoice && doc_to_choice.is_none() {
+    let mut templates = Templates::new();
+    let prompt = prompt(keys, &mut templates)?;
+    if output_type == OutputType::MultipleChoice && prompt.doc_to_choice.is_none() {
         return Err(name_node.loc.error("a multiple_choice task needs `doc_to_choice`"));
     }
-    let description = field(keys, "description", "description")?;
+    let generation = generation_kwargs(
+        keys.take("generation_kwargs"),
+        output_type,
+        &prompt.fewshot.fewshot_delimiter,
+    )?;
+    let (metrics, process_docs) = scoring(keys, output_type)?;
+    keys.reject_rest()?;
+    Ok(TaskDef {
+        name,
+        tags,
+        output_type,
+        num_fewshot: prompt.num_fewshot,
+        files,
+        dataset,
+        splits,
+        doc_to_text: prompt.doc_to_text,
+        doc_to_target: prompt.doc_to_target,
+        doc_to_choice: prompt.doc_to_choice,
+        description: prompt.description,
+        target_delimiter: prompt.target_delimiter,
+        fewshot: prompt.fewshot,
+        generation,
+        metrics,
+        process_docs,
+        templates,
+        data_folder,
+        config,
+        loc: name_node.loc,
+    })
+}
+
+fn output_type(keys: &mut Keys) -> Result<OutputType, TaskError> {
+    let Some(n) = keys.take("output_type") else {
+        // TaskConfig's default.
+        return Ok(OutputType::GenerateUntil);
+    };
+    match string(&n)?.as_str() {
+        "multiple_choice" => Ok(OutputType::MultipleChoice),
+        "generate_until" => Ok(OutputType::GenerateUntil),
+        other => Err(n.loc.error(format!(
+            "output_type `{other}` is not supported (multiple_choice, generate_until)"
+        ))),
+    }
+}
+
+/// The keys that shape the prompt.
+struct Prompt {
+    doc_to_text: Field,
+    doc_to_target: Field,
+    doc_to_choice: Option<Field>,
+    description: Option<Field>,
+    target_delimiter: String,
+    num_fewshot: Option<usize>,
+    fewshot: FewshotDef,
+}
+
+fn prompt(keys: &mut Keys, templates: &mut Templates) -> Result<Prompt, TaskError> {
+    let mut field = |keys: &mut Keys, key: &str| -> Result<Option<Field>, TaskError> {
+        keys.take(key).map(|n| field_spec(&n, key, templates)).transpose()
+    };
+    let doc_to_text = field(keys, "doc_to_text")?.ok_or_else(|| keys.file_loc.error("`doc_to_text` is required"))?;
+    let doc_to_target =
+        field(keys, "doc_to_target")?.ok_or_else(|| keys.file_loc.error("`doc_to_target` is required"))?;
+    let doc_to_choice = field(keys, "doc_to_choice")?;
+    let description = field(keys, "description")?;
     let target_delimiter = optional_string(keys.take("target_delimiter"))?.unwrap_or_else(|| " ".into());
     let fewshot_delimiter = optional_string(keys.take("fewshot_delimiter"))?.unwrap_or_else(|| "\n\n".into());
     let num_fewshot = keys.take("num_fewshot").map(|n| count(&n)).transpose()?;
@@ -312,13 +358,25 @@ fn task(keys: &mut Keys, files: Vec<PathBuf>, data_folder: Option<PathBuf>) -> R
         doc_to_target: doc_to_target.clone(),
         doc_to_choice: doc_to_choice.clone(),
         target_delimiter: target_delimiter.clone(),
-        fewshot_delimiter: fewshot_delimiter.clone(),
+        fewshot_delimiter,
     };
     let fewshot = match keys.take("fewshot_config") {
         None => defaults,
-        Some(n) => fewshot_config(&n, defaults, &mut templates)?,
+        Some(n) => fewshot_config(&n, defaults, templates)?,
     };
-    let generation = generation_kwargs(keys.take("generation_kwargs"), output_type, &fewshot_delimiter)?;
+    Ok(Prompt {
+        doc_to_text,
+        doc_to_target,
+        doc_to_choice,
+        description,
+        target_delimiter,
+        num_fewshot,
+        fewshot,
+    })
+}
+
+/// `repeats`, `filter_list`, `metric_list` and the hooks.
+fn scoring(keys: &mut Keys, output_type: OutputType) -> Result<(Metrics, Option<(DocsHook, Loc)>), TaskError> {
     if let Some(r) = keys.take("repeats") {
         if count(&r)? != 1 {
             return Err(r
@@ -342,29 +400,62 @@ fn task(keys: &mut Keys, files: Vec<PathBuf>, data_folder: Option<PathBuf>) -> R
         .map(|n| hook(&n, ResultsHook::from_name))
         .transpose()?;
     let metrics = metric_list(keys.take("metric_list"), output_type, filters, process_results)?;
-    keys.reject_rest()?;
-    Ok(TaskDef {
-        name,
-        tags,
-        output_type,
-        num_fewshot,
-        files,
-        dataset,
-        splits,
-        doc_to_text,
-        doc_to_target,
-        doc_to_choice,
-        description,
-        target_delimiter,
-        fewshot,
-        generation,
-        metrics,
-        process_docs,
-        templates,
-        data_folder,
-        config,
-        loc: name_node.loc,
-    })
+    Ok((metrics, process_docs))
+}
+
+/// The task's config as lm-eval's results file shows it (`TaskConfig.to_dict` after
+/// `__post_init__`): the file's keys, TaskConfig's defaults for those it does not set, the full
+/// `fewshot_config` (`FewshotConfig.from_dict`), greedy `generation_kwargs` by default, and
+/// `metadata.config_source`.
+fn lm_eval_config(mut map: serde_json::Map<String, Json>, name: &str, file: &Loc) -> Json {
+    map.insert("task".into(), Json::from(name));
+    for (key, value) in [
+        ("output_type", Json::from("generate_until")),
+        ("description", Json::from("")),
+        ("target_delimiter", Json::from(" ")),
+        ("fewshot_delimiter", Json::from("\n\n")),
+        ("repeats", Json::from(1)),
+        ("should_decontaminate", Json::from(false)),
+        ("unsafe_code", Json::from(false)),
+    ] {
+        map.entry(key).or_insert(value);
+    }
+    let get = |k: &str| map.get(k).cloned().unwrap_or(Json::Null);
+    let mut fewshot = serde_json::json!({
+        "sampler": "default", "split": get("fewshot_split"), "process_docs": get("process_docs"),
+        "fewshot_indices": null, "samples": null, "doc_to_text": get("doc_to_text"),
+        "doc_to_choice": get("doc_to_choice"), "doc_to_target": get("doc_to_target"), "gen_prefix": null,
+        "fewshot_delimiter": get("fewshot_delimiter"), "target_delimiter": get("target_delimiter"),
+    });
+    if let (Some(Json::Object(given)), Some(out)) = (map.get("fewshot_config"), fewshot.as_object_mut()) {
+        out.extend(
+            given
+                .iter()
+                .filter(|(k, _)| *k != "split")
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+    }
+    let delimiter = get("fewshot_delimiter");
+    map.insert("fewshot_config".into(), fewshot);
+    if map["output_type"] == "generate_until" {
+        let kwargs = map.entry("generation_kwargs").or_insert_with(
+            || serde_json::json!({"temperature": 0.0, "do_sample": false, "max_gen_toks": DEFAULT_MAX_GEN_TOKS}),
+        );
+        if let Some(kw) = kwargs.as_object_mut() {
+            kw.entry("until").or_insert_with(|| Json::Array(vec![delimiter]));
+            if let Some(t) = kw.get("temperature").and_then(Json::as_f64) {
+                kw.insert(
+                    "temperature".into(),
+                    serde_json::Number::from_f64(t).map_or(Json::Null, Json::Number),
+                );
+            }
+        }
+    }
+    let metadata = map.entry("metadata").or_insert_with(|| serde_json::json!({}));
+    if let Some(m) = metadata.as_object_mut() {
+        m.insert("config_source".into(), Json::from(file.file.display().to_string()));
+    }
+    Json::Object(map)
 }
 
 /// Keys of lm-eval's TaskConfig that change results and that this crate does not implement.
@@ -810,15 +901,13 @@ impl Keys {
             .ok_or_else(|| loc.error(format!("`{key}` is required here")))
     }
 
-    /// All keys as JSON, as lm-eval's `TaskConfig.to_dict` shows them, with the task name.
-    fn config_json(&self, name: &str) -> Json {
-        let mut map: serde_json::Map<String, Json> = self
-            .entries
+    /// The file's keys as JSON, without `tag` (lm-eval drops it before building the task).
+    fn as_json(&self) -> serde_json::Map<String, Json> {
+        self.entries
             .iter()
+            .filter(|e| e.key != "tag")
             .map(|e| (e.key.clone(), e.value.to_json()))
-            .collect();
-        map.insert("task".into(), Json::String(name.into()));
-        Json::Object(map)
+            .collect()
     }
 
     pub(crate) fn reject_rest(&mut self) -> Result<(), TaskError> {

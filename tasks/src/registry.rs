@@ -378,39 +378,13 @@ fn read_definition(
     read: &dyn Fn(&Path) -> Result<String, TaskError>,
     folder: Option<PathBuf>,
 ) -> Result<Definition, TaskError> {
-    let mut seen = Vec::new();
-    let entries = load_with_includes(path, read, &mut seen)?;
-    let mut files = vec![path.to_path_buf()];
-    collect_includes(path, read, &mut files)?;
+    let mut files = Vec::new();
+    let entries = load_with_includes(path, read, &mut Vec::new(), &mut files)?;
     let file_loc = Loc {
         file: Arc::from(path),
         line: 1,
     };
     definition(entries, files, file_loc, folder)
-}
-
-/// The included files of `path`, recursively (for the definition's file list).
-fn collect_includes(
-    path: &Path,
-    read: &dyn Fn(&Path) -> Result<String, TaskError>,
-    files: &mut Vec<PathBuf>,
-) -> Result<(), TaskError> {
-    let root = crate::yaml::parse(&read(path)?, &Arc::from(path))?;
-    for entry in root.as_map().unwrap_or_default().iter().filter(|e| e.key == "include") {
-        let names: Vec<String> = match &entry.value.value {
-            crate::yaml::Yaml::Str(s) => vec![s.clone()],
-            crate::yaml::Yaml::Seq(items) => items.iter().filter_map(|n| crate::config::string(n).ok()).collect(),
-            _ => Vec::new(),
-        };
-        for name in names {
-            let inc = path.parent().unwrap_or(Path::new("")).join(name);
-            if !files.contains(&inc) {
-                files.push(inc.clone());
-                collect_includes(&inc, read, files)?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// `*.yaml` files below `dir`, sorted by path (lm-eval's `_iter_yaml_files`).

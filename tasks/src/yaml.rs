@@ -133,11 +133,13 @@ pub(crate) fn parse(text: &str, file: &Arc<Path>) -> Result<Node, TaskError> {
 }
 
 /// Reads a task file and merges its `include:` files (paths relative to its folder; included
-/// keys first, the file's own keys win; lm-eval's `load_yaml`). `read` gives a file's text.
+/// keys first, the file's own keys win; lm-eval's `load_yaml`). `read` gives a file's text;
+/// `seen` is the chain of files being read (for cycles), `files` collects every file read.
 pub(crate) fn load_with_includes(
     path: &Path,
     read: &dyn Fn(&Path) -> Result<String, TaskError>,
     seen: &mut Vec<PathBuf>,
+    files: &mut Vec<PathBuf>,
 ) -> Result<Vec<Entry>, TaskError> {
     if seen.iter().any(|p| p == path) {
         return Err(TaskError::Definition {
@@ -147,6 +149,9 @@ pub(crate) fn load_with_includes(
         });
     }
     seen.push(path.to_path_buf());
+    if !files.iter().any(|f| f == path) {
+        files.push(path.to_path_buf());
+    }
     let file: Arc<Path> = Arc::from(path);
     let root = parse(&read(path)?, &file)?;
     let Some(entries) = root.as_map() else {
@@ -174,7 +179,7 @@ pub(crate) fn load_with_includes(
         };
         for (name, loc) in names {
             let target = path.parent().unwrap_or(Path::new("")).join(&name);
-            let included = load_with_includes(&target, read, seen).map_err(|e| match e {
+            let included = load_with_includes(&target, read, seen, files).map_err(|e| match e {
                 TaskError::Io { .. } => loc.error(format!("cannot read included file {}: {e}", target.display())),
                 other => other,
             })?;

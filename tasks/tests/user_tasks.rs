@@ -207,3 +207,18 @@ fn a_multiple_choice_task_is_one_file_plus_data() {
         assert_eq!(mine.choice_metrics(), builtin.choice_metrics());
     }
 }
+
+#[test]
+fn task_configs_are_shown_as_lm_eval_shows_them() {
+    let exp = expected();
+    let reg = registry();
+    for name in ["capitals", "capitals_gen"] {
+        let mut ours = reg.load(name, &LoadOptions::default()).unwrap().config;
+        let mut theirs = exp["configs"][name].clone();
+        // The file's absolute path, which differs between machines.
+        for config in [&mut ours, &mut theirs] {
+            config["metadata"].as_object_mut().unwrap().remove("config_source");
+        }
+        assert_eq!(ours, theirs, "{name}");
+    }
+}

@@ -112,5 +112,7 @@ if __name__ == "__main__":
         "responses": RESPONSES,
         "capitals": mc_case(by_name["capitals"]),
         "capitals_gen": gen_case(by_name["capitals_gen"]),
+        # What the results file shows as `configs.<task>`.
+        "configs": {name: json.loads(json.dumps(by_name[name].dump_config(), default=str)) for name in by_name},
     }
     (HERE / "user_tasks_expected.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
