@@ -236,10 +236,10 @@ fn aggregate_metric(node: &Node) -> Result<AggregateMetric, TaskError> {
     let mut k = Keys::of(node)?;
     let metric = string(&k.require("metric")?)?;
     let filter_list = k.take("filter_list").map(|n| string_list(&n)).transpose()?;
-    if let Some(agg) = k.take("aggregation") {
-        if string(&agg)? != "mean" {
-            return Err(agg.loc.error("`aggregation`: only `mean` is supported (as in lm-eval)"));
-        }
+    if let Some(agg) = k.take("aggregation")
+        && string(&agg)? != "mean"
+    {
+        return Err(agg.loc.error("`aggregation`: only `mean` is supported (as in lm-eval)"));
     }
     let weight_by_size = k
         .take("weight_by_size")
@@ -377,12 +377,12 @@ fn prompt(keys: &mut Keys, templates: &mut Templates) -> Result<Prompt, TaskErro
 
 /// `repeats`, `filter_list`, `metric_list` and the hooks.
 fn scoring(keys: &mut Keys, output_type: OutputType) -> Result<(Metrics, Option<(DocsHook, Loc)>), TaskError> {
-    if let Some(r) = keys.take("repeats") {
-        if count(&r)? != 1 {
-            return Err(r
-                .loc
-                .error("`repeats` other than 1 is not supported; the harness's --samples draws several"));
-        }
+    if let Some(r) = keys.take("repeats")
+        && count(&r)? != 1
+    {
+        return Err(r
+            .loc
+            .error("`repeats` other than 1 is not supported; the harness's --samples draws several"));
     }
     let filters = match keys.take("filter_list") {
         None => vec![FilterPipeline::none()],
@@ -794,17 +794,17 @@ fn metric_list(
 
 /// `aggregation` (mean only) and `higher_is_better` (true: the only kind here) of a metric entry.
 fn common_metric_keys(k: &mut Keys) -> Result<(), TaskError> {
-    if let Some(a) = k.take("aggregation") {
-        if string(&a)? != "mean" {
-            return Err(a.loc.error("only `aggregation: mean` is supported"));
-        }
+    if let Some(a) = k.take("aggregation")
+        && string(&a)? != "mean"
+    {
+        return Err(a.loc.error("only `aggregation: mean` is supported"));
     }
-    if let Some(h) = k.take("higher_is_better") {
-        if !boolean(&h)? {
-            return Err(h
-                .loc
-                .error("these metrics are higher-is-better; `higher_is_better: false` would misreport them"));
-        }
+    if let Some(h) = k.take("higher_is_better")
+        && !boolean(&h)?
+    {
+        return Err(h
+            .loc
+            .error("these metrics are higher-is-better; `higher_is_better: false` would misreport them"));
     }
     Ok(())
 }

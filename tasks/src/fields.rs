@@ -112,10 +112,12 @@ pub(crate) fn target(field: &Field, doc: &Doc, templates: &Templates, has_choice
             .map(Target::Index)
             .map_err(|_| field_error(field, doc, "integer out of range")),
         Raw::Rendered(s) => {
-            if s.len() >= 2 && s.starts_with('[') && s.ends_with(']') {
-                if let Some(Json::Array(items)) = literal_eval(&s) {
-                    return Ok(Target::List(items));
-                }
+            if s.len() >= 2
+                && s.starts_with('[')
+                && s.ends_with(']')
+                && let Some(Json::Array(items)) = literal_eval(&s)
+            {
+                return Ok(Target::List(items));
             }
             Ok(Target::Text(s))
         }

@@ -338,10 +338,10 @@ fn plain_scalar(text: String) -> Yaml {
     if BOOL.is_match(&text) {
         return Yaml::Bool(matches!(text.as_bytes()[0], b'y' | b'Y' | b't' | b'T') || text.eq_ignore_ascii_case("on"));
     }
-    if INT.is_match(&text) {
-        if let Some(i) = parse_int(&text) {
-            return Yaml::Int(i);
-        }
+    if INT.is_match(&text)
+        && let Some(i) = parse_int(&text)
+    {
+        return Yaml::Int(i);
     }
     if FLOAT.is_match(&text) {
         let t = text.replace('_', "").to_ascii_lowercase();
