@@ -10,6 +10,22 @@
 //!   [`McItem`] or a [`GenItem`]), the document and target as lm-eval's samples file shows them,
 //!   and how to score it ([`Task::score_generation`], [`Task::score_code`], [`Metric`]).
 //!
+//! ```no_run
+//! use tasks::{LoadOptions, Registry, Request};
+//!
+//! let registry = Registry::new(&["my_tasks".into()])?; // built-in tasks + my_tasks/**/*.yaml
+//! for name in registry.expand(&["mmlu".into(), "capitals".into()])? {
+//!     let task = registry.load(&name, &LoadOptions::default())?;
+//!     for item in &task.items {
+//!         match &item.request {
+//!             Request::Choice(mc) => { /* log-likelihoods of mc.requests → task.choice_metrics() */ }
+//!             Request::Generate(g) => { /* generate until g.until → task.score_generation(g, &responses) */ }
+//!         }
+//!     }
+//! }
+//! # Ok::<(), tasks::TaskError>(())
+//! ```
+//!
 //! Modules: `yaml` (task files with lines), `config` (the typed definition, which keys mean
 //! what), `template` + `fields` (Jinja and lm-eval's `doc_to_*` rules), `dataset` (local data),
 //! `fewshot` (the one context builder), `instance` (requests), `scoring` (filters, metrics),

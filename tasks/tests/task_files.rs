@@ -61,6 +61,42 @@ fn the_good_file_loads() {
 }
 
 #[test]
+fn data_in_a_local_dataset_folder_and_csv_files_load() {
+    // `dataset_path` as a local folder: the data files are relative to it, the format from the name.
+    let file = GOOD
+        .replace("dataset_path: json", "dataset_path: ./data")
+        .replace("data/test.jsonl", "test.jsonl");
+    let dir = folder("local-folder", &[("t.yaml", &file)]);
+    let reg = Registry::new(&[dir.to_path_buf()]).unwrap();
+    assert_eq!(reg.load("good", &LoadOptions::default()).unwrap().items.len(), 2);
+
+    // CSV with a header row; numbers are read as pandas reads them (the label is an index).
+    let csv = "question,a,b,label\n\"1+1, said he?\",1,2,1\n2+2?,4,5,0\n";
+    let file = GOOD
+        .replace("dataset_path: json", "dataset_path: csv")
+        .replace("data/test.jsonl", "data/test.csv")
+        .replace("{{choices}}", "{{[a|string, b|string]}}");
+    let dir = folder("csv", &[("t.yaml", &file), ("data/test.csv", csv)]);
+    let task = Registry::new(&[dir.to_path_buf()])
+        .unwrap()
+        .load("good", &LoadOptions::default())
+        .unwrap();
+    assert_eq!(task.items[0].doc["question"], "1+1, said he?");
+    assert_eq!(task.items[0].doc["a"], 1);
+    let tasks::Request::Choice(mc) = &task.items[0].request else {
+        panic!()
+    };
+    assert_eq!((mc.gold, mc.requests[1].continuation.as_str()), (1, " 2"));
+}
+
+#[test]
+fn registries_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Registry>();
+    shared::<tasks::Task>();
+}
+
+#[test]
 fn unknown_keys_name_file_and_line() {
     let dir = folder("unknown", &[("t.yaml", &format!("{GOOD}doc_to_texts: oops\n"))]);
     let msg = registry_err(&dir);
