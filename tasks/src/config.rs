@@ -187,7 +187,7 @@ pub struct AggregateMetric {
 
 /// What a task file defines.
 #[derive(Debug)]
-pub enum Definition {
+pub(crate) enum Definition {
     Task(Box<TaskDef>),
     Group(GroupDef),
 }
