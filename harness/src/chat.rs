@@ -40,6 +40,13 @@ pub struct Rendered {
 impl ChatTemplate {
     pub fn new(source: &str, bos: &str, eos: &str) -> anyhow::Result<Self> {
         let mut env = Environment::new();
+        // As transformers compiles chat templates (`_compile_jinja_template`).
+        let syntax = minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+            .context("the chat template's syntax settings")?;
+        env.set_syntax(syntax);
         minijinja_contrib::add_to_environment(&mut env);
         // Python string methods (.strip(), .startswith(), ...) that HF templates call.
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);

@@ -24,6 +24,11 @@ pub enum Command {
     /// Evaluate a model on tasks (multiple-choice and generative); writes scores.csv, samples/,
     /// run.json and lm-eval's results and samples files. A rerun of the same command resumes.
     Eval(crate::options::RunOptions),
+    /// List every task, group and tag (with its source, shots and items), or print a task's
+    /// first prompts (`--show NAME`) without loading a model.
+    Tasks(crate::task_list::TasksArgs),
+    /// Write an existing run's results in another tool's format (`--format lm-eval`).
+    Export(crate::lm_eval_files::ExportArgs),
     /// Join the run folders of `eval --shard i/n` (all n of them) into one run folder.
     Merge(crate::jobs::merge::MergeArgs),
     /// Compare a run (or a run of a config, made first) with a baseline run; exit 0 no
@@ -57,6 +62,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Logprobs(args) => crate::logprobs::run(&args).map(|()| 0),
         Command::Eval(flags) => crate::eval::run(&flags).map(|()| 0),
+        Command::Tasks(args) => crate::task_list::run(&args).map(|()| 0),
+        Command::Export(args) => crate::lm_eval_files::export(&args).map(|()| 0),
         Command::Merge(args) => crate::jobs::merge::run(&args).map(|()| 0),
         Command::Regress(args) => Ok(crate::jobs::regress::run(&args)),
         Command::Compare(args) => crate::jobs::compare::run(&args).map(|()| 0),

@@ -11,6 +11,7 @@ use reports::run_record::{AttentionRecord, Machine, ModelRecord, RunRecord, peak
 
 use crate::chat::ChatPrompt;
 use crate::lm::Lm;
+use crate::lm_eval_files::RunFacts;
 use crate::options::RunOptions;
 use crate::out_dir::OutDir;
 use crate::plan::RunPlan;
@@ -33,6 +34,9 @@ pub struct Outcome {
 /// Runs resolved `options` (see `RunOptions::resolve`).
 pub fn evaluate(options: &RunOptions) -> anyhow::Result<Outcome> {
     let (started, clock) = (utc_now(), Instant::now());
+    let started_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
     set_threads(options.threads)?;
     let plan = RunPlan::new(options)?;
     let out = OutDir::claim(&plan.out_dir, &plan.identity)?;
@@ -61,7 +65,7 @@ pub fn evaluate(options: &RunOptions) -> anyhow::Result<Outcome> {
     let scores = plan
         .tasks
         .iter()
-        .map(|task| task.run(&context))
+        .map(|task| crate::plan::run_task(&context, task))
         .collect::<anyhow::Result<Vec<TaskScores>>>()?;
     let rows = score_rows(&plan, &scores);
     write_scores_csv(&out.join("scores.csv"), &rows)?;
@@ -101,6 +105,16 @@ pub fn evaluate(options: &RunOptions) -> anyhow::Result<Outcome> {
             .collect(),
     };
     record.write(&out.path)?;
+    let facts = RunFacts {
+        started: started_unix,
+        seconds: clock.elapsed().as_secs_f64(),
+        max_length: decoder.config.max_position_embeddings,
+        chat_template: options
+            .chat()
+            .then(|| lm.tokenizer.chat_template().map(str::to_string))
+            .flatten(),
+    };
+    crate::lm_eval_files::write(&plan, &rows, &facts)?;
     Ok(Outcome {
         out_dir: out.path.clone(),
         rows,

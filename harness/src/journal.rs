@@ -31,23 +31,7 @@ impl<T: Record> Journal<T> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
         }
-        let mut done = BTreeMap::new();
-        let mut keep_bytes = 0u64;
-        if path.exists() {
-            let reader = BufReader::new(File::open(path).with_context(|| format!("{}: cannot read", path.display()))?);
-            for (number, line) in reader.split(b'\n').enumerate() {
-                let line = line.with_context(|| format!("{}: cannot read", path.display()))?;
-                match serde_json::from_slice::<T>(&line) {
-                    Ok(sample) => {
-                        keep_bytes += line.len() as u64 + 1;
-                        done.insert(sample.doc_id(), sample);
-                    }
-                    // Only a final line may be torn; anything earlier means the file is not ours.
-                    Err(_) if is_last_line(path, keep_bytes + line.len() as u64)? => break,
-                    Err(e) => bail!("{}: line {}: not a journal record: {e}", path.display(), number + 1),
-                }
-            }
-        }
+        let (done, keep_bytes) = read_records(path)?;
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -72,6 +56,17 @@ impl<T: Record> Journal<T> {
             file,
             done,
         })
+    }
+
+    /// The records of a journal without opening it for writing, in doc_id order.
+    pub fn read(path: &Path) -> anyhow::Result<Vec<T>> {
+        if !path.exists() {
+            anyhow::bail!(
+                "{}: no such journal (the task never ran in this folder)",
+                path.display()
+            );
+        }
+        Ok(read_records::<T>(path)?.0.into_values().collect())
     }
 
     pub fn done(&self) -> &BTreeMap<usize, T> {
@@ -106,6 +101,30 @@ impl<T: Record> Journal<T> {
         write_atomic(&self.path, text.as_bytes())?;
         Ok(samples)
     }
+}
+
+/// The records of `path` (none when it does not exist) and the bytes they take up to the end of
+/// the last whole record (a torn last line excluded).
+fn read_records<T: Record>(path: &Path) -> anyhow::Result<(BTreeMap<usize, T>, u64)> {
+    let mut done = BTreeMap::new();
+    let mut keep_bytes = 0u64;
+    if !path.exists() {
+        return Ok((done, keep_bytes));
+    }
+    let reader = BufReader::new(File::open(path).with_context(|| format!("{}: cannot read", path.display()))?);
+    for (number, line) in reader.split(b'\n').enumerate() {
+        let line = line.with_context(|| format!("{}: cannot read", path.display()))?;
+        match serde_json::from_slice::<T>(&line) {
+            Ok(sample) => {
+                keep_bytes += line.len() as u64 + 1;
+                done.insert(sample.doc_id(), sample);
+            }
+            // Only a final line may be torn; anything earlier means the file is not ours.
+            Err(_) if is_last_line(path, keep_bytes + line.len() as u64)? => break,
+            Err(e) => bail!("{}: line {}: not a journal record: {e}", path.display(), number + 1),
+        }
+    }
+    Ok((done, keep_bytes))
 }
 
 fn is_last_line(path: &Path, end: u64) -> anyhow::Result<bool> {

@@ -150,7 +150,7 @@ impl RunOptions {
     pub fn validate(&self) -> anyhow::Result<()> {
         let tasks = self.tasks.as_deref().unwrap_or_default();
         ensure!(
-            !tasks.is_empty(),
+            tasks.iter().any(|t| !t.trim().is_empty()),
             "no tasks given: give --tasks (e.g. arc_easy,hellaswag; `harness tasks` lists them) or \"tasks\" in the config"
         );
         if let Some(empty) = tasks.iter().position(|t| t.trim().is_empty()) {
@@ -421,7 +421,7 @@ mod tests {
         );
         assert!(
             err(RunOptions {
-                tasks: Some(vec!["".into()]),
+                tasks: Some(vec!["arc_easy".into(), "".into()]),
                 ..base.clone()
             })
             .contains("empty")

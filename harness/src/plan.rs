@@ -12,54 +12,34 @@ use reports::aggregate::Group;
 use reports::identity::{RunIdentity, SamplingIdentity};
 use reports::merge::Shard;
 use sha2::{Digest, Sha256};
-use tasks::{GenMetric, GenOptions, GenTaskInstance, TaskInstance, TaskOptions};
+use tasks::{LoadOptions, OutputType, Registry, Source, Task};
 
 use crate::options::RunOptions;
 use crate::run_task::{TaskContext, TaskScores, generate, multiple_choice};
 
-/// One task of the run, loaded.
-pub enum PlannedTask {
-    MultipleChoice { task: TaskInstance, shots: usize },
-    Generate(GenTaskInstance),
+/// Scores the items of `task` not journaled yet; every item's metrics.
+pub fn run_task(context: &TaskContext, task: &Task) -> anyhow::Result<TaskScores> {
+    match task.output_type {
+        OutputType::MultipleChoice => multiple_choice::run(context, task),
+        OutputType::GenerateUntil => generate::run(context, task),
+    }
 }
 
-impl PlannedTask {
-    pub fn name(&self) -> &str {
-        match self {
-            PlannedTask::MultipleChoice { task, .. } => &task.name,
-            PlannedTask::Generate(task) => &task.name,
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        match self {
-            PlannedTask::MultipleChoice { task, .. } => task.items.len(),
-            PlannedTask::Generate(task) => task.items.len(),
-        }
-    }
-
-    fn data_files(&self) -> &[PathBuf] {
-        match self {
-            PlannedTask::MultipleChoice { task, .. } => &task.data_files,
-            PlannedTask::Generate(task) => &task.data_files,
-        }
-    }
-
-    /// Scores the items not journaled yet; every item's metrics.
-    pub fn run(&self, context: &TaskContext) -> anyhow::Result<TaskScores> {
-        match self {
-            PlannedTask::MultipleChoice { task, shots } => multiple_choice::run(context, task, *shots),
-            PlannedTask::Generate(task) => generate::run(context, task),
-        }
-    }
+/// The task registry of a run: the built-in definitions and `--include-path`, reading data from
+/// `--data-dir`.
+pub fn registry(options: &RunOptions) -> anyhow::Result<Registry> {
+    let include = options.include_path.clone().unwrap_or_default();
+    Ok(Registry::new(&include)?.with_data_dir(options.data_dir()))
 }
 
 pub struct RunPlan {
     pub options: RunOptions,
     pub checkpoint: Checkpoint,
+    pub registry: Registry,
     /// The checkpoint's files with their sha256 (run.json lists them).
     pub model_files: Vec<CheckpointFile>,
-    pub tasks: Vec<PlannedTask>,
+    /// The tasks, loaded, limited and sharded.
+    pub tasks: Vec<Task>,
     /// Group rows to report, in order (a group the user named; for `mmlu` its categories too).
     pub groups: Vec<Group>,
     pub identity: RunIdentity,
@@ -72,7 +52,8 @@ impl RunPlan {
     /// `options` must be resolved (`RunOptions::resolve`).
     pub fn new(options: &RunOptions) -> anyhow::Result<RunPlan> {
         let checkpoint = Checkpoint::open(options.model())?;
-        let names = tasks::expand_task_names(options.tasks())?;
+        let registry = registry(options)?;
+        let names = registry.expand(options.tasks())?;
         if let Some(unknown) = options.task_limits().keys().find(|t| !names.contains(t)) {
             bail!(
                 "--task-limits names `{unknown}`, which is not one of this run's tasks ({})",
@@ -81,16 +62,17 @@ impl RunPlan {
         }
         let tasks = names
             .iter()
-            .map(|name| load_task(options, name))
-            .collect::<anyhow::Result<Vec<PlannedTask>>>()?;
+            .map(|name| load_task(&registry, options, name))
+            .collect::<anyhow::Result<Vec<Task>>>()?;
         let model_files = checkpoint.files()?;
-        let identity = identity(options, &names, &tasks, files_sha256(&model_files))?;
+        let identity = identity(options, &names, &tasks, &registry, files_sha256(&model_files))?;
         let out_dir = match &options.out {
             Some(dir) => dir.clone(),
             None => default_out(&checkpoint.folder_name(), options, &identity),
         };
         Ok(RunPlan {
-            groups: groups(options.tasks()),
+            groups: groups(&registry, options.tasks()),
+            registry,
             options: options.clone(),
             model_name: checkpoint.name().to_string(),
             checkpoint,
@@ -102,31 +84,15 @@ impl RunPlan {
     }
 }
 
-fn load_task(options: &RunOptions, name: &str) -> anyhow::Result<PlannedTask> {
-    let data_dir = options.data_dir();
-    let limit = options.limit_for(name);
-    let task = if tasks::is_generative(name) {
-        let gen_options = GenOptions {
-            shots: options.shots,
-            seed: options.seed(),
-            limit,
-        };
-        let mut task = tasks::load_gen_task(name, &data_dir, &gen_options)?;
-        task.items = in_shard(task.items, options.shard);
-        with_pass_at_k(&mut task, options.samples());
-        PlannedTask::Generate(task)
-    } else {
-        let shots = options.shots.unwrap_or(0);
-        let mc_options = TaskOptions {
-            shots,
-            seed: options.seed(),
-            limit,
-        };
-        let mut task = tasks::load_task(name, &data_dir, &mc_options)?;
-        task.items = in_shard(task.items, options.shard);
-        PlannedTask::MultipleChoice { task, shots }
+fn load_task(registry: &Registry, options: &RunOptions, name: &str) -> anyhow::Result<Task> {
+    let load = LoadOptions {
+        shots: options.shots,
+        seed: options.seed(),
+        limit: options.limit_for(name),
     };
-    if task.len() == 0 {
+    let mut task = registry.load(name, &load)?;
+    task.items = in_shard(task.items, options.shard);
+    if task.items.is_empty() {
         match options.shard {
             Some(shard) => bail!(
                 "{name}: shard {shard} holds none of its items (the task has fewer items than shards after --limit): use fewer shards"
@@ -150,41 +116,47 @@ fn in_shard<T>(items: Vec<T>, shard: Option<Shard>) -> Vec<T> {
     }
 }
 
-/// Code tasks report pass@k for the usual k (1, 10, 100) that `samples` allows.
-fn with_pass_at_k(task: &mut GenTaskInstance, samples: usize) {
-    if task.metrics.iter().any(|m| matches!(m, GenMetric::PassAt(_))) {
-        task.metrics = [1, 10, 100]
-            .into_iter()
-            .filter(|&k| k <= samples)
-            .map(GenMetric::PassAt)
-            .collect();
-    }
-}
-
-/// Group rows for the groups the user named (mmlu and its categories, math, bbh), and for
-/// "mmlu" its four categories too. "commonsense" is only a way to name several tasks: lm-eval
-/// reports no aggregate for it.
-fn groups(requested: &[String]) -> Vec<Group> {
+/// The groups to report, for each group the user named that aggregates a score: its aggregated
+/// subgroups first (mmlu's four categories), then the group itself, as lm-eval reports them.
+/// A name that only selects tasks ("commonsense") gets no row.
+fn groups(registry: &Registry, requested: &[String]) -> Vec<Group> {
     let mut names: Vec<String> = Vec::new();
-    for name in requested.iter().filter(|n| tasks::group_members(n).is_some()) {
-        if name == "mmlu" {
-            names.extend(["mmlu_stem", "mmlu_humanities", "mmlu_social_sciences", "mmlu_other"].map(String::from));
-        }
-        names.push(name.clone());
+    for name in requested {
+        with_subgroups(registry, registry.canonical(name.trim()), &mut names, 0);
     }
-    names.iter().filter_map(|name| group(name)).collect()
+    names.iter().filter_map(|name| group(registry, name)).collect()
 }
 
-/// A group lm-eval reports an aggregate for, with its members and weighting.
-pub fn group(name: &str) -> Option<Group> {
+fn with_subgroups(registry: &Registry, name: &str, out: &mut Vec<String>, depth: usize) {
+    if depth > 16 || registry.group_members(name).is_none() {
+        return;
+    }
+    for child in registry.children(name).unwrap_or_default() {
+        with_subgroups(registry, &child, out, depth + 1);
+    }
+    if !out.iter().any(|n| n == name) {
+        out.push(name.to_string());
+    }
+}
+
+/// A group that aggregates a score: its member tasks and weighting
+/// (`aggregate_metric_list[].weight_by_size`).
+pub fn group(registry: &Registry, name: &str) -> Option<Group> {
+    let def = registry.group(name)?;
     Some(Group {
-        name: name.to_string(),
-        members: tasks::group_members(name)?,
-        weight_by_size: true,
+        name: def.name.clone(),
+        members: registry.group_members(name)?,
+        weight_by_size: def.aggregate.iter().all(|a| a.weight_by_size),
     })
 }
 
-fn identity(options: &RunOptions, names: &[String], tasks: &[PlannedTask], model_sha256: String) -> anyhow::Result<RunIdentity> {
+fn identity(
+    options: &RunOptions,
+    names: &[String],
+    tasks: &[Task],
+    registry: &Registry,
+    model_sha256: String,
+) -> anyhow::Result<RunIdentity> {
     let sampling = options.sampling();
     Ok(RunIdentity {
         model: options.model().display().to_string(),
@@ -198,7 +170,7 @@ fn identity(options: &RunOptions, names: &[String], tasks: &[PlannedTask], model
         backend: options.backend().to_string(),
         dtype: "f32".into(),
         seed: options.seed(),
-        data_sha256: hash_data(tasks)?,
+        data_sha256: hash_data(tasks, registry)?,
         samples: options.samples(),
         sampling: SamplingIdentity {
             temperature: sampling.temperature,
@@ -240,16 +212,21 @@ fn hash_file(path: &Path) -> anyhow::Result<String> {
     Ok(hex(&hasher.finalize()))
 }
 
-/// `task/file name` → sha256 of every data file the tasks read.
-fn hash_data(tasks: &[PlannedTask]) -> anyhow::Result<BTreeMap<String, String>> {
+/// `task/file name` → sha256 of every data file the tasks read, and of the definition files of
+/// tasks from `--include-path` (a built-in definition is pinned by the harness's own version).
+fn hash_data(tasks: &[Task], registry: &Registry) -> anyhow::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for task in tasks {
-        for file in task.data_files() {
+        let mut files = task.data_files.clone();
+        if let Some(Source::File(_)) = registry.task_source(&task.name) {
+            files.extend(registry.task_def(&task.name)?.files.iter().cloned());
+        }
+        for file in files {
             let name = file
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default();
-            out.insert(format!("{}/{name}", task.name()), hash_file(file)?);
+            out.insert(format!("{}/{name}", task.name), hash_file(&file)?);
         }
     }
     Ok(out)

@@ -4,10 +4,18 @@
 
 use rayon::prelude::*;
 use sandbox::{Limits, Sandbox};
-use tasks::{GenOptions, GenTaskInstance, load_gen_task};
+use tasks::{CodeCheck, LoadOptions, Registry, Request};
 
-fn task(name: &str) -> GenTaskInstance {
-    load_gen_task(name, &tasks::default_data_dir(), &GenOptions::default()).unwrap()
+/// A code task's checks, one per item.
+fn task(name: &str) -> Vec<CodeCheck> {
+    let task = Registry::new(&[]).unwrap().load(name, &LoadOptions::default()).unwrap();
+    task.items
+        .into_iter()
+        .map(|item| match item.request {
+            Request::Generate(g) => g.code.expect("a code task"),
+            Request::Choice(_) => panic!("{name} is not a generative task"),
+        })
+        .collect()
 }
 
 /// lm-eval's 3 s limit, raised: these tests check how programs are built and contained, and
@@ -22,12 +30,11 @@ fn sandbox() -> Sandbox {
 }
 
 /// (task_id, passed) for each item's program built from `completion(item)`.
-fn run_all(task: &GenTaskInstance, completion: impl Fn(&tasks::CodeCheck) -> String + Sync) -> Vec<(String, bool)> {
+fn run_all(checks: &[CodeCheck], completion: impl Fn(&CodeCheck) -> String + Sync) -> Vec<(String, bool)> {
     let sandbox = sandbox();
-    task.items
+    checks
         .par_iter()
-        .map(|item| {
-            let code = item.code.as_ref().expect("a code task");
+        .map(|code| {
             let run = sandbox.run_python(&code.program(&completion(code))).unwrap();
             (code.task_id.clone(), run.passed())
         })
@@ -37,7 +44,7 @@ fn run_all(task: &GenTaskInstance, completion: impl Fn(&tasks::CodeCheck) -> Str
 #[test]
 fn canonical_humaneval_solutions_all_pass() {
     let humaneval = task("humaneval");
-    assert_eq!(humaneval.items.len(), 164);
+    assert_eq!(humaneval.len(), 164);
     let failed: Vec<String> = run_all(&humaneval, |c| c.canonical_solution.clone())
         .into_iter()
         .filter(|(_, ok)| !ok)
@@ -49,7 +56,7 @@ fn canonical_humaneval_solutions_all_pass() {
 #[test]
 fn canonical_mbpp_solutions_pass_but_the_one_lm_eval_also_fails() {
     let mbpp = task("mbpp");
-    assert_eq!(mbpp.items.len(), 500);
+    assert_eq!(mbpp.len(), 500);
     let failed: Vec<String> = run_all(&mbpp, |c| c.canonical_solution.clone())
         .into_iter()
         .filter(|(_, ok)| !ok)
@@ -62,7 +69,7 @@ fn canonical_mbpp_solutions_pass_but_the_one_lm_eval_also_fails() {
 #[test]
 fn wrong_and_hostile_completions_fail_and_change_nothing_outside() {
     let humaneval = task("humaneval");
-    let code = humaneval.items[0].code.as_ref().unwrap();
+    let code = &humaneval[0];
     // lm-eval's own limits here: the infinite loop is cut at 3 s.
     let sandbox = Sandbox::new(Limits::human_eval()).unwrap();
     let outside = tempfile::tempdir().unwrap();

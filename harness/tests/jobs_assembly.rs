@@ -181,7 +181,7 @@ fn settings(shots: usize, samples: usize, temperature: f32, code: bool) -> Setti
 #[test]
 fn table_columns_use_the_papers_settings() {
     let table = mistral();
-    let plans = plan(&table, None, false, 0.6, &tasks::default_data_dir()).unwrap();
+    let plans = plan(&table, None, false, 0.6, &tasks::Registry::new(&[]).unwrap()).unwrap();
     assert_eq!(plans.len(), table.columns.len());
     let s = |shots| settings(shots, 1, 0.0, false);
     assert_eq!(ran(&plans, "mmlu"), ("mmlu".into(), "mmlu".into(), "acc".into(), s(5)));
@@ -269,7 +269,7 @@ fn table_columns_use_the_papers_settings() {
         Some(&["gsm8k".to_string(), "math".to_string()]),
         true,
         0.6,
-        &tasks::default_data_dir(),
+        &tasks::Registry::new(&[]).unwrap(),
     )
     .unwrap();
     assert_eq!(ran(&greedy, "gsm8k").2, "exact_match");
@@ -282,7 +282,7 @@ fn table_columns_use_the_papers_settings() {
 fn partial_tables_show_no_data_and_not_run() {
     let table = mistral();
     let selected: Vec<String> = ["mmlu", "hellaswag", "triviaqa", "gsm8k"].map(String::from).to_vec();
-    let mut plans = plan(&table, Some(&selected), false, 0.6, &tasks::default_data_dir()).unwrap();
+    let mut plans = plan(&table, Some(&selected), false, 0.6, &tasks::Registry::new(&[]).unwrap()).unwrap();
     let scores: BTreeMap<(String, String), f64> = [
         (("mmlu".to_string(), "acc".to_string()), 0.25),
         (("hellaswag".to_string(), "acc_norm".to_string()), 0.4),

@@ -46,6 +46,62 @@ pub fn float_repr(x: f64) -> String {
     format!("{sign}{fixed}")
 }
 
+/// Python's `str()` of a JSON-shaped value: a string as itself, numbers and booleans as Python
+/// prints them, lists and dicts as their `repr` (single-quoted strings).
+pub fn str_of(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => repr(other),
+    }
+}
+
+/// Python's `repr()` of a JSON-shaped value.
+fn repr(value: &Value) -> String {
+    match value {
+        Value::Null => "None".into(),
+        Value::Bool(b) => if *b { "True" } else { "False" }.into(),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if !n.is_i64() && !n.is_u64() => float_repr(f),
+            _ => n.to_string(),
+        },
+        Value::String(s) => string_repr(s),
+        Value::Array(items) => format!("[{}]", items.iter().map(repr).collect::<Vec<_>>().join(", ")),
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{}: {}", string_repr(k), repr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// `repr(str)`: single quotes unless the text has a single quote and no double quote.
+fn string_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::from(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
 /// `json.dumps(value, ensure_ascii=False)`: `", "` and `": "` separators, keys in their order.
 pub fn dumps(value: &Value) -> String {
     let mut out = String::new();
@@ -172,6 +228,19 @@ mod tests {
         for (x, want) in cases {
             assert_eq!(float_repr(x), want, "{x:e}");
         }
+    }
+
+    #[test]
+    fn str_of_values_is_pythons() {
+        assert_eq!(str_of(&json!("text")), "text");
+        assert_eq!(str_of(&json!(3)), "3");
+        assert_eq!(str_of(&json!(true)), "True");
+        // python3 -c "print(str(['a', \"it's\", 1, 2.5, None]))"
+        assert_eq!(
+            str_of(&json!(["a", "it's", 1, 2.5, null])),
+            r#"['a', "it's", 1, 2.5, None]"#
+        );
+        assert_eq!(str_of(&json!(["a\nb"])), r"['a\nb']");
     }
 
     #[test]

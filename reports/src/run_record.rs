@@ -131,6 +131,26 @@ pub fn utc_now() -> String {
     )
 }
 
+/// Unix seconds of a `YYYY-MM-DDTHH:MM:SSZ` timestamp (as [`utc_now`] writes it).
+pub fn unix_seconds(timestamp: &str) -> Option<f64> {
+    let b = timestamp.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z'
+    {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| timestamp.get(range)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let seconds = num(11..13)? * 3600 + num(14..16)? * 60 + num(17..19)?;
+    // Days from civil (Howard Hinnant's algorithm, the inverse of `civil_date`).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + seconds) as f64)
+}
+
 /// (year, month, day) of a count of days since 1970-01-01 (Howard Hinnant's algorithm).
 pub fn civil_date(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
@@ -156,5 +176,8 @@ mod tests {
         assert_eq!(civil_date(0), (1970, 1, 1));
         assert_eq!(civil_date(20_786), (2026, 11, 29));
         assert_eq!(civil_date(11_016), (2000, 2, 29));
+        assert_eq!(unix_seconds("2026-11-29T07:59:25Z"), Some(1_795_939_165.0));
+        assert_eq!(unix_seconds("1970-01-01T00:00:00Z"), Some(0.0));
+        assert_eq!(unix_seconds("2026-11-29 07:59:25"), None);
     }
 }

@@ -3,8 +3,6 @@
 use std::io::Read;
 use std::path::Path;
 
-use serde::de::DeserializeOwned;
-
 use crate::error::TaskError;
 
 /// The decompressed text of a `.gz` file (or of a plain file, if the name does not end in `.gz`).
@@ -43,28 +41,6 @@ pub(crate) fn lines(path: &Path) -> Result<Vec<(usize, String)>, TaskError> {
         out.push((i + 1, line.strip_suffix('\r').unwrap_or(line).to_string()));
     }
     Ok(out)
-}
-
-/// One JSON object per line. Empty lines are an error (they would shift label files).
-/// Each item is (line number, the line itself, the parsed record).
-pub(crate) fn jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<(usize, String, T)>, TaskError> {
-    lines(path)?
-        .into_iter()
-        .map(|(n, line)| {
-            if line.trim().is_empty() {
-                return Err(TaskError::malformed(path, n, "empty line"));
-            }
-            serde_json::from_str::<T>(&line)
-                .map_err(|e| TaskError::malformed(path, n, format!("bad record: {e}")))
-                .map(|v| (n, line, v))
-        })
-        .collect()
-}
-
-/// A file holding one JSON value (possibly spanning lines); errors name the line serde stopped at.
-pub(crate) fn json_file<T: DeserializeOwned>(path: &Path) -> Result<T, TaskError> {
-    let text = read_text(path)?;
-    serde_json::from_str::<T>(&text).map_err(|e| TaskError::malformed(path, e.line().max(1), format!("bad JSON: {e}")))
 }
 
 /// A label file (`.lst`): one integer per line.

@@ -1,7 +1,8 @@
 use std::path::PathBuf;
 
-/// Everything that can go wrong while turning a data set into requests. Data problems name the
-/// file and the 1-based line (of the decompressed text); nothing here panics on bad data.
+/// Everything that can go wrong while reading task files and turning data into requests. Problems
+/// name the file and the 1-based line (of a task file, or of a data file's decompressed text);
+/// nothing here panics on bad input.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
     #[error("unknown task or group `{name}`; known tasks and groups: {known}")]
@@ -27,6 +28,27 @@ pub enum TaskError {
     /// A known task whose data this crate does not ship (e.g. triviaqa).
     #[error("{task}: {message}")]
     NotBundled { task: String, message: String },
+
+    /// A task file that this crate cannot run as written (an unknown key, a `!function`, a
+    /// template that does not compile, …).
+    #[error("{}:{line}: {message}", path.display())]
+    Definition {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+
+    /// The same task, group or tag name defined twice.
+    #[error("`{name}` is defined twice: in {first} and in {second}")]
+    Duplicate {
+        name: String,
+        first: String,
+        second: String,
+    },
+
+    /// An `--include-path` that is not a folder.
+    #[error("include path {}: {message}", path.display())]
+    IncludePath { path: PathBuf, message: String },
 
     /// A generate_until task given to the multiple-choice loader.
     #[error("{task} is a generative (generate_until) task; load it with load_gen_task")]

@@ -1,77 +1,90 @@
-//! Benchmark tasks, defined exactly as EleutherAI lm-evaluation-harness 0.4.x defines them
-//! (checked against tag v0.4.12): data sets → log-likelihood requests, plus how they are scored.
-//! This crate knows nothing of tensors or models.
+//! Benchmark tasks as data, the way EleutherAI lm-evaluation-harness 0.4.x defines them (checked
+//! against v0.4.12): a task is one YAML file in lm-eval's task format (templates, splits,
+//! few-shot settings, generation settings, filters, metrics) plus its local data. This crate
+//! turns a task file and its data into log-likelihood or generation requests and scores the
+//! answers; it knows nothing of tensors or models.
 //!
-//! Two families: the multiple-choice tasks ([`load_task`], this module) and the generative
-//! (`generate_until`) tasks gsm8k, gsm8k_cot, minerva_math (group `math`), humaneval, mbpp,
-//! nq_open and bbh ([`load_gen_task`], [`score_responses`]; see [`generative`]). [`is_generative`]
-//! tells them apart; [`known_tasks`], [`expand_task_names`] and [`group_members`] cover both.
+//! - [`Registry`]: the built-in task files (`tasks/defs/`) plus user folders
+//!   (`--include-path`); lists, expands and loads tasks and groups.
+//! - [`Task`]: a loaded task, one [`Item`] per document, each with its [`Request`] (a
+//!   [`McItem`] or a [`GenItem`]), the document and target as lm-eval's samples file shows them,
+//!   and how to score it ([`Task::score_generation`], [`Task::score_code`], [`Metric`]).
 //!
-//! Prompt construction (lm_eval/api/task.py, `ConfigurableTask.fewshot_context` and
-//! `construct_requests` for `output_type: multiple_choice`), for one evaluated doc:
+//! ```no_run
+//! use tasks::{LoadOptions, Registry, Request};
 //!
-//! ```text
-//! context      = description
-//!              + Σ over few-shot docs: doc_to_text(fs) + target_delimiter + answer(fs) + fewshot_delimiter
-//!              + doc_to_text(doc)
-//! continuation = target_delimiter + choice            (one request per choice)
+//! let registry = Registry::new(&["my_tasks".into()])?; // built-in tasks + my_tasks/**/*.yaml
+//! for name in registry.expand(&["mmlu".into(), "capitals".into()])? {
+//!     let task = registry.load(&name, &LoadOptions::default())?;
+//!     for item in &task.items {
+//!         match &item.request {
+//!             Request::Choice(mc) => { /* log-likelihoods of mc.requests → task.choice_metrics() */ }
+//!             Request::Generate(g) => { /* generate until g.until → task.score_generation(g, &responses) */ }
+//!         }
+//!     }
+//! }
+//! # Ok::<(), tasks::TaskError>(())
 //! ```
 //!
-//! with `target_delimiter = " "` and `fewshot_delimiter = "\n\n"` (TaskConfig defaults; no task
-//! here overrides them). For winogrande (`doc_to_text` returns an int, "multiple input") the
-//! choices are the contexts: `context_i = description + shots + choice_i` and the shared
-//! continuation is `" " + doc_to_target(doc)`.
+//! Modules: `yaml` (task files with lines), `config` (the typed definition, which keys mean
+//! what), `template` + `fields` (Jinja and lm-eval's `doc_to_*` rules), `dataset` (local data),
+//! `fewshot` (the one context builder), `instance` (requests), `scoring` (filters, metrics),
+//! `hooks` (the code a few tasks need: hellaswag's preprocessing, label files, minerva's LaTeX
+//! answers, code execution), `registry`.
 //!
-//! Few-shot docs come from `fewshot_split`, else the training split, else validation
-//! (`fewshot_docs`). The default sampler (lm_eval/api/samplers.py `ContextSampler`) is one
-//! `random.Random(seed)` per task, seeded with the few-shot seed (default 1234,
-//! `evaluator.simple_evaluate(fewshot_random_seed=1234)` → `task.set_fewshot_seed`), advanced by
-//! one `rnd.sample(fewshot_docs, n)` (or `n + 1`, see `Kind::draws_extra` in defs.rs) per evaluated
-//! doc in data order; MMLU uses `first_n` (the first n dev questions, in file order).
+//! The functions at the end of this page ([`load_task`], [`load_gen_task`], …) are the previous
+//! API, kept as thin wrappers over the built-in registry until the harness moves to [`Registry`].
 //!
-//! The rest of this page is about the multiple-choice tasks.
+//! Verification: `tests/lm_eval_reference.rs` and `tests/lm_eval_gen_reference.rs` compare every
+//! request of every built-in task with what lm-eval 0.4.12's own code builds from the same data;
+//! `tests/user_tasks.rs` runs one task file unchanged here and in lm-eval.
 //!
-//! Verification: `tests/lm_eval_reference.rs` compares every request of every task (0-shot),
-//! every MMLU subject 5-shot, and several seeded few-shot settings with what lm-eval 0.4.12's own
-//! code builds from the same files (`tests/reference/lm_eval_reference.py`).
-//!
-//! Deviations from lm-eval (details in `data/*/SOURCE.md`):
+//! Deviations from lm-eval (details in `data/*/SOURCE.md` and the task files' comments):
 //! - hellaswag data is rebuilt from llama.cpp's preprocessed text dump, not the original JSONL;
-//!   prompts can differ from lm-eval's for WikiHow texts that began with a `[tag]` (lm-eval keeps
-//!   a leading space there) and the ActivityNet `ctx_a`/`ctx_b` split is heuristic.
-//! - Few-shot is unavailable (an error) for hellaswag, piqa, siqa, winogrande and boolq: lm-eval
-//!   takes their examples from `train`, which is not bundled.
-//! - lm-eval's `social_iqa` is called `siqa` here (`social_iqa` is accepted as an alias).
-//! - Few-shot candidates are compared with the evaluated doc by their source record text, where
-//!   lm-eval compares HF dicts; this only matters when the few-shot pool is the evaluated split,
-//!   which is the case for no task here.
-//! - Few-shot pools are taken in file order; lm-eval takes the HF data set's order, which for
-//!   these data sets is the order of the original files they were built from.
-//! - `limit` is a count; lm-eval also accepts a fraction (`--limit 0.1`).
-//! - No chat templates, system instructions or `gen_prefix` (none of these tasks uses them).
+//!   prompts can differ from lm-eval's for WikiHow texts that began with a `[tag]`.
+//! - Few-shot examples are never taken from the evaluated split (lm-eval's last resort); tasks
+//!   whose few-shot split is not bundled (hellaswag, piqa, siqa, winogrande, boolq, nq_open) are
+//!   0-shot only.
+//! - lm-eval's `social_iqa` is called `siqa` here (the name is accepted as an alias), as are
+//!   `minerva_math` (group `math`) and `bbh_cot_fewshot` (group `bbh`).
+//! - minerva_math's `exact_match` decides LaTeX equivalence without sympy ([`is_equiv`]);
+//!   `math_verify` is not implemented.
+//! - Python `re` patterns run on fancy-regex; `\b` and `\w` use Unicode word characters, which
+//!   differ from Python's `str.isalnum()` only for rare characters.
+//! - `limit` is a count; lm-eval also accepts a fraction.
 
+mod config;
 mod data;
-mod defs;
+mod dataset;
 mod error;
-pub mod generative;
+mod fewshot;
+mod fields;
+mod hooks;
+mod instance;
+mod latex;
+mod minerva;
+mod passk;
+mod pyliteral;
 pub mod pyrandom;
+mod pyregex;
 mod pytext;
+mod registry;
+mod scoring;
+mod template;
+mod yaml;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-pub use error::TaskError;
-pub use generative::{
-    CodeCheck, GenItem, GenMetric, GenOptions, GenTaskInstance, ItemScores, MetricScore, canonical_solution,
-    default_shots, is_generative, load_gen_task, pass_at_k, score_code, score_responses,
+pub use config::{
+    AggregateMetric, BOOKKEEPING_KEYS, DEFAULT_MAX_GEN_TOKS, GenerationKwargs, GroupDef, OutputType, TaskDef,
 };
+pub use error::TaskError;
+pub use instance::{Item, LoadOptions, Request, Task};
+pub use latex::is_equiv;
+pub use passk::pass_at_k;
+pub use registry::{EntryKind, Listing, Registry, Source};
+pub use scoring::Metric;
 
-use defs::{Doc, Kind, MMLU_SUBJECTS, Query, SamplerKind};
-use pyrandom::PyRandom;
-
-/// lm-eval's `target_delimiter` default (api/task.py `TaskConfig`).
-pub const TARGET_DELIMITER: &str = " ";
-/// lm-eval's `fewshot_delimiter` default (api/task.py `TaskConfig`).
-pub const FEWSHOT_DELIMITER: &str = "\n\n";
 /// lm-eval's default few-shot seed (`fewshot_random_seed`, evaluator.py).
 pub const DEFAULT_FEWSHOT_SEED: u64 = 1234;
 
@@ -123,204 +136,162 @@ fn np_argmax(values: &[f64]) -> usize {
     best
 }
 
-/// The per-item metrics lm-eval reports for these tasks (each aggregated as a mean).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Metric {
-    Acc,
-    AccNorm,
+/// What a sandbox must run for a code task: `program(completion)`, with `timeout_s`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodeCheck {
+    /// humaneval `task_id` ("HumanEval/0") or mbpp `task_id` ("11").
+    pub task_id: String,
+    /// Put before the completion: humaneval's prompt (lm-eval's `create_test` filter,
+    /// `build_predictions`: `prompt + response`); empty for mbpp (no filter).
+    pub prefix: String,
+    /// code_eval's `test_case` (= lm-eval's `doc_to_target`).
+    pub test: String,
+    /// The data set's reference solution, as a completion.
+    pub canonical_solution: String,
+    /// code_eval's per-program timeout (3.0 s).
+    pub timeout_s: f64,
 }
 
-impl Metric {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Metric::Acc => "acc",
-            Metric::AccNorm => "acc_norm",
-        }
+impl CodeCheck {
+    /// The program HF evaluate's code_eval runs for one completion:
+    /// `prediction + "\n" + test_case` with `prediction = prefix + completion`.
+    pub fn program(&self, completion: &str) -> String {
+        format!("{}{completion}\n{}", self.prefix, self.test)
     }
 
-    /// 1.0 if the item is answered correctly under this metric, else 0.0.
-    pub fn score(&self, item: &McItem, loglikelihoods: &[f64]) -> f64 {
-        let (pred, pred_norm) = item.predictions(loglikelihoods);
-        let pred = match self {
-            Metric::Acc => pred,
-            Metric::AccNorm => pred_norm,
-        };
-        if pred == item.gold { 1.0 } else { 0.0 }
+    /// The program for the canonical solution (should pass, except mbpp 367, whose tests need
+    /// the `test_setup_code` that lm-eval does not use either).
+    pub fn canonical_program(&self) -> String {
+        self.program(&self.canonical_solution)
     }
 }
 
-/// A loaded task: its items and what produced them.
-#[derive(Debug, Clone)]
-pub struct TaskInstance {
-    pub name: String,
-    /// The task description every context starts with (lm-eval moves it to the system turn when
-    /// a chat template is applied); empty for most tasks.
+/// One generation request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenItem {
+    /// Index in the evaluation split, data order.
+    pub doc_id: usize,
+    /// The whole prompt (description + shots + question), no chat template.
+    pub context: String,
+    /// The task description that `context` starts with (lm-eval moves it to the system turn
+    /// when a chat template is applied); empty for most tasks.
     pub description: String,
-    /// What each continuation starts with (lm-eval's `target_delimiter`).
-    pub target_delimiter: String,
-    pub metrics: Vec<Metric>,
-    pub items: Vec<McItem>,
-    /// The data files read (evaluation split, labels, and the few-shot split when shots > 0),
-    /// for hashing.
-    pub data_files: Vec<PathBuf>,
+    /// Stop sequences (`generation_kwargs.until`); EOS is the engine's business.
+    pub until: Vec<String>,
+    /// `generation_kwargs.max_gen_toks`, else lm-eval's default 256.
+    pub max_gen_toks: usize,
+    /// `doc_to_target` as lm-eval's `str()` writes it (a list as `['a', 'b']`; minerva_math:
+    /// the gold answer its scoring compares with).
+    pub target: String,
+    /// What `exact_match` compares with (several for a list target), or the minerva gold answer;
+    /// empty for code tasks.
+    pub references: Vec<String>,
+    /// For code tasks: what the sandbox must run.
+    pub code: Option<CodeCheck>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskOptions {
-    /// Number of few-shot examples (lm-eval `--num_fewshot`).
-    pub shots: usize,
-    /// Few-shot seed (lm-eval `--seed`'s fewshot part; default 1234).
-    pub seed: u64,
-    /// Only the first N items, in data order (lm-eval `--limit N`). Few-shot draws for item i
-    /// do not depend on N.
-    pub limit: Option<usize>,
+/// The canonical (reference) solution of a code item, if it is one.
+pub fn canonical_solution(item: &GenItem) -> Option<&str> {
+    item.code.as_ref().map(|c| c.canonical_solution.as_str())
 }
 
-impl Default for TaskOptions {
-    fn default() -> Self {
-        TaskOptions {
-            shots: 0,
-            seed: DEFAULT_FEWSHOT_SEED,
-            limit: None,
+/// A reported metric of a generative task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GenMetric {
+    /// `exact_match` under the task's first filter pipeline (gsm8k: strict-match; bbh:
+    /// get-answer; nq_open: remove_whitespace; minerva_math: its process_results).
+    ExactMatch,
+    /// `exact_match` under the second filter pipeline (gsm8k: flexible-extract).
+    ExactMatchFlexible,
+    /// `exact_match` under filter pipeline n ≥ 2 (0-based).
+    ExactMatchFilter(usize),
+    /// pass@k of code tasks.
+    PassAt(usize),
+}
+
+impl GenMetric {
+    /// The name reported here: "exact_match", "exact_match_flexible", "pass@1".
+    pub fn name(&self) -> String {
+        match self {
+            GenMetric::ExactMatch => "exact_match".into(),
+            GenMetric::ExactMatchFlexible => "exact_match_flexible".into(),
+            GenMetric::ExactMatchFilter(n) => format!("exact_match_filter{n}"),
+            GenMetric::PassAt(k) => format!("pass@{k}"),
+        }
+    }
+
+    fn exact_match_of_filter(index: usize) -> GenMetric {
+        match index {
+            0 => GenMetric::ExactMatch,
+            1 => GenMetric::ExactMatchFlexible,
+            n => GenMetric::ExactMatchFilter(n),
         }
     }
 }
 
-/// The single tasks, in a fixed order: the multiple-choice ones ([`load_task`]), then the
-/// generative ones ([`load_gen_task`], see [`is_generative`]).
-pub fn known_tasks() -> Vec<String> {
-    let mut out: Vec<String> = COMMONSENSE.iter().map(|s| s.to_string()).collect();
-    out.push("boolq".into());
-    out.extend(MMLU_SUBJECTS.iter().map(|(s, _)| format!("mmlu_{s}")));
-    out.extend(generative::gen_task_names());
-    out
+/// One metric's result for one item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricScore {
+    pub metric: GenMetric,
+    /// lm-eval's key for it in results files: "exact_match,strict-match", "pass@1,create_test".
+    pub lm_eval_key: String,
+    pub value: f64,
+    /// The answer compared (after the filters and, with several responses, the majority vote).
+    pub answer: String,
+    /// The extracted answer of each response.
+    pub per_response: Vec<String>,
 }
 
-/// The groups [`expand_task_names`] accepts.
-pub const GROUPS: [&str; 8] = [
-    "commonsense",
-    "mmlu",
-    "mmlu_stem",
-    "mmlu_humanities",
-    "mmlu_social_sciences",
-    "mmlu_other",
-    "math",
-    "bbh",
-];
-
-const COMMONSENSE: [&str; 8] = [
-    "hellaswag",
-    "winogrande",
-    "piqa",
-    "siqa",
-    "openbookqa",
-    "arc_easy",
-    "arc_challenge",
-    "commonsense_qa",
-];
-
-/// lm-eval's own names for tasks and groups this crate names differently.
-const ALIASES: [(&str, &str); 3] = [
-    ("social_iqa", "siqa"),
-    ("minerva_math", "math"),
-    ("bbh_cot_fewshot", "bbh"),
-];
-
-fn group_tasks(group: &str) -> Option<Vec<String>> {
-    let mmlu = |category: Option<&str>| {
-        MMLU_SUBJECTS
-            .iter()
-            .filter(|(_, c)| category.is_none_or(|cat| *c == cat))
-            .map(|(s, _)| format!("mmlu_{s}"))
-            .collect()
-    };
-    Some(match group {
-        "commonsense" => COMMONSENSE.iter().map(|s| s.to_string()).collect(),
-        "mmlu" => mmlu(None),
-        "mmlu_stem" => mmlu(Some("stem")),
-        "mmlu_humanities" => mmlu(Some("humanities")),
-        "mmlu_social_sciences" => mmlu(Some("social_sciences")),
-        "mmlu_other" => mmlu(Some("other")),
-        _ => return generative::gen_group(group),
-    })
+/// The scores of one item.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ItemScores {
+    pub scores: Vec<MetricScore>,
 }
 
-/// Expands groups into their tasks ("commonsense": hellaswag, winogrande, piqa, siqa,
-/// openbookqa, arc_easy, arc_challenge, commonsense_qa; "mmlu": the 57 `mmlu_<subject>`;
-/// "mmlu_stem", "mmlu_humanities", "mmlu_social_sciences", "mmlu_other": their subjects;
-/// "math": the 7 `minerva_math_<subject>`; "bbh": the 27 `bbh_cot_fewshot_<task>`),
-/// drops duplicates (first occurrence wins) and rejects unknown names with a list of the known
-/// ones. lm-eval's names `social_iqa`, `minerva_math` and `bbh_cot_fewshot` are accepted for
-/// `siqa`, `math` and `bbh`.
-pub fn expand_task_names(list: &[String]) -> Result<Vec<String>, TaskError> {
-    let known = known_tasks();
-    let mut out: Vec<String> = Vec::new();
-    for raw in list {
-        let name = raw.trim();
-        let name = ALIASES
-            .iter()
-            .find(|(alias, _)| *alias == name)
-            .map_or(name, |(_, canonical)| canonical);
-        let expanded = if let Some(tasks) = group_tasks(name) {
-            tasks
-        } else if known.iter().any(|k| k == name) {
-            vec![name.to_string()]
-        } else {
-            return Err(unknown(raw));
-        };
-        for t in expanded {
-            if !out.contains(&t) {
-                out.push(t);
-            }
+impl ItemScores {
+    pub fn get(&self, metric: GenMetric) -> Option<&MetricScore> {
+        self.scores.iter().find(|s| s.metric == metric)
+    }
+}
+
+impl Task {
+    /// multiple_choice: the metrics (each 1.0/0.0 per item by [`Metric::score`]).
+    pub fn choice_metrics(&self) -> &[Metric] {
+        match &self.metrics {
+            scoring::Metrics::Choice(m) => m,
+            _ => &[],
         }
     }
-    Ok(out)
-}
 
-fn unknown(name: &str) -> TaskError {
-    let mut known: Vec<String> = GROUPS.iter().map(|s| s.to_string()).collect();
-    known.extend(COMMONSENSE.iter().map(|s| s.to_string()));
-    known.push("boolq".into());
-    known.push("mmlu_<subject> (".to_string() + &subjects_list() + ")");
-    known.extend(
-        generative::gen_task_names()
-            .into_iter()
-            .filter(|t| !t.starts_with("minerva_math_") && !t.starts_with("bbh_cot_fewshot_")),
-    );
-    known.push(format!(
-        "minerva_math_<subject> ({})",
-        generative::defs::MATH_SUBJECTS.map(|(s, _)| s).join(" ")
-    ));
-    known.push(format!(
-        "bbh_cot_fewshot_<task> ({})",
-        generative::defs::BBH_TASKS.join(" ")
-    ));
-    TaskError::UnknownTask {
-        name: name.to_string(),
-        known: known.join(", "),
+    /// generate_until: the metrics with lm-eval's results keys (`exact_match,strict-match`,
+    /// `pass@1,create_test`).
+    pub fn gen_metrics(&self) -> Vec<(GenMetric, String)> {
+        scoring::metric_keys(&self.metrics)
     }
-}
 
-fn subjects_list() -> String {
-    MMLU_SUBJECTS.iter().map(|(s, _)| *s).collect::<Vec<_>>().join(" ")
-}
-
-/// Groups for reporting, i.e. the groups lm-eval reports an aggregate for: which subtasks a
-/// group's score averages, weighted by subtask size (`aggregate_metric_list: weight_by_size:
-/// True` in mmlu/default/_mmlu*.yaml). "mmlu" → its 57 subtasks (weighting the four category
-/// groups by their sizes equals weighting the 57 subtasks by theirs); "mmlu_stem",
-/// "mmlu_humanities", "mmlu_social_sciences", "mmlu_other" → their subjects; "bbh" → its 27
-/// tasks (bbh/cot_fewshot/_bbh.yaml: exact_match of the get-answer filter, weight_by_size:
-/// true); "math" → the 7 minerva_math subjects (weighted by size the same way; lm-eval 0.4.12
-/// ships no minerva_math group file). lm-eval's names `minerva_math`, `bbh_cot_fewshot` work
-/// too. "commonsense" is only a selection shorthand for this harness (lm-eval has no such group
-/// and reports no combined score), so it gives `None`, as does any other name.
-pub fn group_members(group: &str) -> Option<Vec<String>> {
-    if group == "commonsense" {
-        return None;
+    /// lm-eval's results key (`exact_match,strict-match`, `pass@10,create_test`) of a metric of
+    /// this generate_until task.
+    pub fn metric_key(&self, metric: GenMetric) -> Option<String> {
+        scoring::metric_key(&self.metrics, metric)
     }
-    let canonical = ALIASES.iter().find(|(a, _)| *a == group).map_or(group, |(_, c)| c);
-    group_tasks(canonical)
+
+    /// Scores one generated item's responses (one per sample; maj@k with several): per metric,
+    /// each response's extracted answer, their vote, and the metric on it. Code tasks give no
+    /// scores here (see [`Task::score_code`]).
+    pub fn score_generation(&self, item: &GenItem, responses: &[String]) -> ItemScores {
+        scoring::score_generation(&self.metrics, item, responses)
+    }
+
+    /// pass@k of a code item from the execution results of its samples (true = the program
+    /// exited successfully within the timeout), for k = 1, 10, 100 as far as k ≤ the number of
+    /// samples (code_eval's `k=[1, 10, 100]`).
+    pub fn score_code(&self, passed: &[bool]) -> ItemScores {
+        let ks = [1, 10, 100].map(GenMetric::PassAt);
+        match &self.metrics {
+            scoring::Metrics::Hook(h) => h.score_code(passed, &ks),
+            _ => ItemScores::default(),
+        }
+    }
 }
 
 /// `$HARNESS_DATA_DIR` if set (and not empty), else this crate's `data/` folder.
@@ -328,174 +299,6 @@ pub fn default_data_dir() -> PathBuf {
     match std::env::var_os("HARNESS_DATA_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
         _ => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/data")),
-    }
-}
-
-/// Loads one multiple-choice task (not a group) from `data_dir` and builds its requests.
-/// Generative tasks are loaded by [`load_gen_task`]; given one, this returns
-/// [`TaskError::Generative`] (or the task's loading error, e.g. triviaqa's
-/// [`TaskError::NotBundled`]).
-pub fn load_task(name: &str, data_dir: &Path, options: &TaskOptions) -> Result<TaskInstance, TaskError> {
-    let canonical = ALIASES
-        .iter()
-        .find(|(alias, _)| *alias == name)
-        .map_or(name, |(_, c)| c);
-    if generative::is_generative(canonical) {
-        // triviaqa: the not-bundled error; the others are loaded by load_gen_task.
-        load_gen_task(canonical, data_dir, &GenOptions::from(options))?;
-        return Err(TaskError::Generative {
-            task: canonical.to_string(),
-        });
-    }
-    let kind = Kind::from_name(canonical).ok_or_else(|| unknown(name))?;
-    let eval = kind.eval_docs(data_dir)?;
-    let mut data_files = eval.files;
-    let n_items = options.limit.map_or(eval.docs.len(), |l| l.min(eval.docs.len()));
-
-    let description = kind.description();
-    let mut shots = FewshotState::None;
-    if options.shots > 0 {
-        let pool = match kind.fewshot_docs(data_dir)? {
-            Ok(loaded) => loaded,
-            Err(split) => {
-                return Err(TaskError::Fewshot {
-                    task: canonical.to_string(),
-                    message: format!(
-                        "{} shots requested, but lm-eval takes few-shot examples from the `{split}` split, \
-                         which is not bundled (see data/{}/SOURCE.md); only 0-shot is available",
-                        options.shots,
-                        data_folder(kind)
-                    ),
-                });
-            }
-        };
-        data_files.extend(pool.files);
-        // ContextSampler draws shots (+ 1, see `draws_extra`) without replacement (Python's
-        // ValueError otherwise); FirstNSampler asserts shots <= len(docs).
-        let need = match kind.sampler() {
-            SamplerKind::Default => options.shots + usize::from(kind.draws_extra()),
-            SamplerKind::FirstN => options.shots,
-        };
-        if need > pool.docs.len() {
-            return Err(TaskError::Fewshot {
-                task: canonical.to_string(),
-                message: format!(
-                    "{} shots requested but the few-shot split has only {} docs",
-                    options.shots,
-                    pool.docs.len()
-                ),
-            });
-        }
-        shots = match kind.sampler() {
-            SamplerKind::FirstN => FewshotState::FirstN(pool.docs),
-            SamplerKind::Default => FewshotState::Random {
-                rng: Box::new(PyRandom::new(options.seed)),
-                pool: pool.docs,
-            },
-        };
-    }
-
-    let mut items = Vec::with_capacity(n_items);
-    for (doc_id, doc) in eval.docs.iter().take(n_items).enumerate() {
-        let mut prefix = description.clone();
-        for fs in shots.draw(options.shots, kind.draws_extra().then_some(doc))? {
-            prefix.push_str(&fewshot_example(fs));
-        }
-        let requests = match &doc.query {
-            Query::Text(q) => {
-                let context = prefix + q;
-                doc.choices
-                    .iter()
-                    .map(|c| LoglikelihoodRequest {
-                        context: context.clone(),
-                        continuation: format!("{TARGET_DELIMITER}{c}"),
-                    })
-                    .collect()
-            }
-            Query::PerChoice => doc
-                .choices
-                .iter()
-                .map(|c| LoglikelihoodRequest {
-                    context: format!("{prefix}{c}"),
-                    continuation: format!("{TARGET_DELIMITER}{}", doc.answer),
-                })
-                .collect(),
-        };
-        items.push(McItem {
-            doc_id,
-            requests,
-            choice_chars: doc.choices.iter().map(|c| c.chars().count()).collect(),
-            gold: doc.gold,
-        });
-    }
-    Ok(TaskInstance {
-        name: canonical.to_string(),
-        description,
-        target_delimiter: TARGET_DELIMITER.to_string(),
-        metrics: kind.metrics(),
-        items,
-        data_files,
-    })
-}
-
-fn data_folder(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Hellaswag => "hellaswag",
-        Kind::ArcEasy => "arc_easy",
-        Kind::ArcChallenge => "arc_challenge",
-        Kind::Piqa => "piqa",
-        Kind::Winogrande => "winogrande",
-        Kind::Siqa => "siqa",
-        Kind::OpenbookQa => "openbookqa",
-        Kind::CommonsenseQa => "commonsense_qa",
-        Kind::Boolq => "boolq",
-        Kind::Mmlu(_) => "mmlu",
-    }
-}
-
-/// One few-shot example: `doc_to_text + target_delimiter + answer + fewshot_delimiter`
-/// (api/task.py `build_qa_turn`; for "multiple input" docs the text is `choices[gold]`). With an
-/// empty answer lm-eval writes the text alone, without either delimiter.
-fn fewshot_example(doc: &Doc) -> String {
-    let q = match &doc.query {
-        Query::Text(q) => q.as_str(),
-        Query::PerChoice => doc.choices[doc.gold].as_str(),
-    };
-    if doc.answer.is_empty() {
-        return q.to_string();
-    }
-    format!("{q}{TARGET_DELIMITER}{}{FEWSHOT_DELIMITER}", doc.answer)
-}
-
-enum FewshotState {
-    None,
-    FirstN(Vec<Doc>),
-    Random { rng: Box<PyRandom>, pool: Vec<Doc> },
-}
-
-impl FewshotState {
-    /// The few-shot docs for one evaluated doc. `eval_doc` is `Some` when lm-eval passes the doc
-    /// to the sampler: it then draws n + 1 and keeps the first n that are not equal to it
-    /// (samplers.py `ContextSampler.sample` / `rm_eval_doc`).
-    fn draw(&mut self, n: usize, eval_doc: Option<&Doc>) -> Result<Vec<&Doc>, TaskError> {
-        match self {
-            FewshotState::None => Ok(Vec::new()),
-            // FirstNSampler.sample: self.df[:n]
-            FewshotState::FirstN(pool) => Ok(pool.iter().take(n).collect()),
-            FewshotState::Random { rng, pool } => {
-                let k = n + usize::from(eval_doc.is_some());
-                let picked = rng.sample(pool.len(), k).map_err(|e| TaskError::Fewshot {
-                    task: String::new(),
-                    message: format!("cannot sample {} of {} few-shot docs", e.k, e.population),
-                })?;
-                Ok(picked
-                    .into_iter()
-                    .map(|i| &pool[i])
-                    .filter(|d| eval_doc.is_none_or(|e| d.ident != e.ident))
-                    .take(n)
-                    .collect())
-            }
-        }
     }
 }
 

@@ -88,10 +88,26 @@ pub(crate) fn py_repr_str(s: &str) -> String {
     out
 }
 
-/// `str(list_of_str)`: `['a', "b'c"]`.
-pub(crate) fn py_repr_str_list(items: &[String]) -> String {
-    let parts: Vec<String> = items.iter().map(|s| py_repr_str(s)).collect();
-    format!("[{}]", parts.join(", "))
+/// Python's `repr` of a JSON value (`['a', 1, None, True]`), as `str(list)` writes it.
+pub(crate) fn py_repr_json(v: &serde_json::Value) -> String {
+    use serde_json::Value as J;
+    match v {
+        J::Null => "None".into(),
+        J::Bool(b) => if *b { "True" } else { "False" }.into(),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => i.to_string(),
+            None => crate::template::py_float_repr(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        J::String(s) => py_repr_str(s),
+        J::Array(items) => format!("[{}]", items.iter().map(py_repr_json).collect::<Vec<_>>().join(", ")),
+        J::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{}: {}", py_repr_str(k), py_repr_json(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -119,6 +135,9 @@ mod tests {
             py_repr_str("a\\b\n\u{1}é\u{a0}\u{200b}"),
             "'a\\\\b\\n\\x01é\\xa0\\u200b'"
         );
-        assert_eq!(py_repr_str_list(&["x".into(), "y".into()]), "['x', 'y']");
+        assert_eq!(
+            py_repr_json(&serde_json::json!(["x", 1, null, true])),
+            "['x', 1, None, True]"
+        );
     }
 }

@@ -1,6 +1,9 @@
 //! Names, groups, limits, few-shot availability.
 
-use tasks::{Metric, TaskError, TaskOptions, default_data_dir, expand_task_names, group_members, load_task};
+mod common;
+
+use common::legacy::{TaskOptions, expand_task_names, group_members, load_task};
+use tasks::{Metric, TaskError, default_data_dir};
 
 fn names(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()

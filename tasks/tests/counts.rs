@@ -1,6 +1,9 @@
 //! Item counts equal the official split sizes.
 
-use tasks::{TaskOptions, default_data_dir, expand_task_names, load_task};
+mod common;
+
+use common::legacy::{TaskOptions, expand_task_names, load_task};
+use tasks::default_data_dir;
 
 fn count(name: &str) -> usize {
     load_task(name, &default_data_dir(), &TaskOptions::default())
@@ -37,7 +40,7 @@ fn mmlu_has_14042_items_in_57_subjects() {
     // Category groups partition the 57 subjects.
     let per_group: Vec<usize> = ["mmlu_stem", "mmlu_humanities", "mmlu_social_sciences", "mmlu_other"]
         .iter()
-        .map(|g| tasks::group_members(g).unwrap().len())
+        .map(|g| common::legacy::group_members(g).unwrap().len())
         .collect();
     assert_eq!(per_group, [19, 13, 12, 13]);
 }

@@ -6,7 +6,8 @@ mod common;
 
 use common::{temp_dir, write_gz};
 
-use tasks::{TaskError, TaskOptions, load_task};
+use common::legacy::{TaskOptions, load_task};
+use tasks::TaskError;
 
 fn load_err(name: &str, dir: &Path) -> TaskError {
     load_task(name, dir, &TaskOptions::default()).unwrap_err()
@@ -47,15 +48,19 @@ fn missing_field_names_file_line_and_field() {
 
 #[test]
 fn label_out_of_range_names_file_and_line() {
-    // winogrande answer "3"
+    // winogrande answer "3": its doc_to_text template maps only "1" and "2"
     let dir = temp_dir("range-wg");
     let file = dir.join("winogrande/dev.jsonl.gz");
     write_gz(&file, &format!("{WG_OK}\n{}\n", WG_OK.replace("\"1\"", "\"3\"")));
     let msg = load_err("winogrande", &dir).to_string();
     assert!(
-        msg.starts_with(&format!("{}:2: label out of range", file.display())),
+        msg.starts_with(&format!(
+            "{}:2: doc_to_text (tasks/defs/winogrande/winogrande.yaml:",
+            file.display()
+        )),
         "{msg}"
     );
+    assert!(msg.contains("undefined"), "{msg}");
 
     // arc answerKey not among the labels
     let dir = temp_dir("range-arc");
@@ -66,9 +71,10 @@ fn label_out_of_range_names_file_and_line() {
     );
     let msg = load_err("arc_challenge", &dir).to_string();
     assert!(
-        msg.starts_with(&format!("{}:1: label out of range", file.display())),
+        msg.starts_with(&format!("{}:1: doc_to_target", file.display())),
         "{msg}"
     );
+    assert!(msg.contains("'E' is not in list"), "{msg}");
 
     // siqa label 4 (of 3 answers) in the label file
     let dir = temp_dir("range-siqa");
@@ -77,8 +83,16 @@ fn label_out_of_range_names_file_and_line() {
     let labels = dir.join("siqa/dev-labels.lst.gz");
     write_gz(&labels, "1\n4\n");
     let msg = load_err("siqa", &dir).to_string();
+    let data = dir.join("siqa/dev.jsonl.gz");
     assert!(
-        msg.starts_with(&format!("{}:2: label out of range", labels.display())),
+        msg.starts_with(&format!(
+            "{}:2: doc_to_target (tasks/defs/siqa/siqa.yaml:",
+            data.display()
+        )),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("label out of range: target 3 is not one of the 3 choices"),
         "{msg}"
     );
 
@@ -88,9 +102,10 @@ fn label_out_of_range_names_file_and_line() {
     write_gz(&file, "q1,a,b,c,d,A\n\"multi\nline\",a,b,c,d,F\n");
     let msg = load_err("mmlu_anatomy", &dir).to_string();
     assert!(
-        msg.starts_with(&format!("{}:2: label out of range", file.display())),
+        msg.starts_with(&format!("{}:2: doc_to_target", file.display())),
         "{msg}"
     );
+    assert!(msg.contains("label out of range"), "{msg}");
 
     // hellaswag label 7 of 4 endings
     let dir = temp_dir("range-hs");
@@ -101,9 +116,10 @@ fn label_out_of_range_names_file_and_line() {
     );
     let msg = load_err("hellaswag", &dir).to_string();
     assert!(
-        msg.starts_with(&format!("{}:1: label out of range", file.display())),
+        msg.starts_with(&format!("{}:1: doc_to_target", file.display())),
         "{msg}"
     );
+    assert!(msg.contains("label out of range"), "{msg}");
 }
 
 #[test]
@@ -160,8 +176,6 @@ fn winogrande_without_blank_is_an_error() {
     let file = dir.join("winogrande/dev.jsonl.gz");
     write_gz(&file, &WG_OK.replace("A _ b.", "A b."));
     let msg = load_err("winogrande", &dir).to_string();
-    assert!(
-        msg.starts_with(&format!("{}:1: sentence has no `_` blank", file.display())),
-        "{msg}"
-    );
+    assert!(msg.starts_with(&format!("{}:1: doc_to_", file.display())), "{msg}");
+    assert!(msg.contains("ValueError: substring not found"), "{msg}");
 }

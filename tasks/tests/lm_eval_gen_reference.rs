@@ -9,10 +9,13 @@
 //! - extracted answers and metric values for tricky responses, and maj@k;
 //! - minerva_math equivalence: where this crate's sympy-free check differs from lm-eval's.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 
+use common::legacy::{GenOptions, GenTaskInstance, load_gen_task, score_responses};
 use sha2::{Digest, Sha256};
-use tasks::{GenItem, GenOptions, GenTaskInstance, default_data_dir, generative, load_gen_task, score_responses};
+use tasks::{GenItem, default_data_dir, is_equiv};
 
 fn expected() -> serde_json::Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/gen_expected.json");
@@ -162,7 +165,7 @@ fn minerva_equivalence_agrees_with_lm_eval() {
         .map(|v| v.as_str().unwrap())
         .collect();
     let mut golds = Vec::new();
-    for t in tasks::group_members("math").unwrap() {
+    for t in common::legacy::group_members("math").unwrap() {
         golds.extend(
             load(&t, Some(0), None)
                 .items
@@ -180,7 +183,7 @@ fn minerva_equivalence_agrees_with_lm_eval() {
         } else {
             true
         };
-        let ours = generative::is_equiv(g, g);
+        let ours = is_equiv(g, g);
         if ours != lm_equal && !GOLD_SELF_EXCEPTIONS.contains(&g.as_str()) {
             diffs.push(format!("gold {g:?}: ours {ours}, lm-eval {lm_equal}"));
         }
@@ -188,7 +191,7 @@ fn minerva_equivalence_agrees_with_lm_eval() {
     assert!(lm_iter.next().is_none(), "gold list out of step with lm-eval's");
     for p in eq["pairs"].as_array().unwrap() {
         let (a, b) = (p["a"].as_str().unwrap(), p["b"].as_str().unwrap());
-        let ours = generative::is_equiv(a, b);
+        let ours = is_equiv(a, b);
         if ours != p["lm_eval"].as_bool().unwrap() && !PAIR_EXCEPTIONS.contains(&(a, b)) {
             diffs.push(format!("pair {a:?} ~ {b:?}: ours {ours}, lm-eval {}", !ours));
         }

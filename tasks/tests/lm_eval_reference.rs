@@ -3,8 +3,11 @@
 //! reference/lm_eval_reference.py, which runs lm-eval's own ConfigurableTask, templates,
 //! process_docs, samplers and seeding on data/).
 
+mod common;
+
+use common::legacy::{TaskOptions, load_task};
 use sha2::{Digest, Sha256};
-use tasks::{McItem, TaskOptions, default_data_dir, load_task};
+use tasks::{McItem, default_data_dir};
 
 /// Must match `digest` in reference/lm_eval_reference.py.
 fn digest(items: &[McItem]) -> String {

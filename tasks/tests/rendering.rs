@@ -1,9 +1,12 @@
 //! First items, written out by hand from each task's lm-eval template (and cross-checked with the
 //! output of lm-eval 0.4.12 itself, see reference/).
 
-use tasks::{LoglikelihoodRequest, McItem, Metric, TaskOptions, default_data_dir, load_task};
+mod common;
 
-fn load(name: &str, shots: usize, limit: usize) -> tasks::TaskInstance {
+use common::legacy::{TaskOptions, load_task};
+use tasks::{LoglikelihoodRequest, McItem, Metric, default_data_dir};
+
+fn load(name: &str, shots: usize, limit: usize) -> common::legacy::TaskInstance {
     let options = TaskOptions {
         shots,
         seed: 1234,

@@ -167,9 +167,11 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
         });
     }
     let reference = runs.iter().position(|r| r.label == "native").unwrap_or(0);
-    let rows = assemble(&runs, reference, &tasks::group_members)?;
+    let registry = crate::plan::registry(&base)?;
+    let group_members = |name: &str| registry.group_members(name);
+    let rows = assemble(&runs, reference, &group_members)?;
     write_csv(&out.join("compare.csv"), &rows)?;
-    let markdown = markdown(&base, &runs, reference, &rows);
+    let markdown = markdown(&base, &runs, reference, &rows, &|name| group_members(name).is_some());
     reports::run_dir::write_atomic(&out.join("compare.md"), markdown.as_bytes())?;
     reports::run_dir::write_atomic(&out.join("compare.svg"), svg(&runs, &rows).as_bytes())?;
     print!("{markdown}");

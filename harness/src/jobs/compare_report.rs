@@ -8,7 +8,14 @@ use super::compare_svg::{Chart, render_svg};
 use crate::options::RunOptions;
 
 /// compare.md: settings, one scores table (variants as columns), one costs table.
-pub fn markdown(base: &RunOptions, runs: &[VariantRun], reference: usize, rows: &[CompareRow]) -> String {
+/// `is_group` tells group rows (which repeat their members' time) from task rows.
+pub fn markdown(
+    base: &RunOptions,
+    runs: &[VariantRun],
+    reference: usize,
+    rows: &[CompareRow],
+    is_group: &dyn Fn(&str) -> bool,
+) -> String {
     let labels: Vec<&str> = runs.iter().map(|r| r.label.as_str()).collect();
     let mut out = format!("# Attention variants of {}\n\n", base.model().display());
     let limit = base
@@ -71,7 +78,7 @@ pub fn markdown(base: &RunOptions, runs: &[VariantRun], reference: usize, rows: 
     out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
     for run in runs {
         let mine: Vec<&CompareRow> = rows.iter().filter(|r| r.variant == run.label).collect();
-        let (items, tokens) = throughput(&mine);
+        let (items, tokens) = throughput(&mine, is_group);
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} |",
@@ -125,7 +132,7 @@ pub fn markdown(base: &RunOptions, runs: &[VariantRun], reference: usize, rows: 
 }
 
 /// (items/s, tokens/s) over a variant's leaf tasks: Σ n / Σ seconds, Σ tokens / Σ seconds.
-fn throughput(rows: &[&CompareRow]) -> (Option<f64>, Option<f64>) {
+fn throughput(rows: &[&CompareRow], is_group: &dyn Fn(&str) -> bool) -> (Option<f64>, Option<f64>) {
     let mut seen: Vec<&str> = Vec::new();
     let (mut n, mut seconds, mut tokens, mut token_seconds) = (0.0, 0.0, 0.0, 0.0);
     for row in rows {
@@ -134,7 +141,7 @@ fn throughput(rows: &[&CompareRow]) -> (Option<f64>, Option<f64>) {
         if seen.contains(&row.score.task.as_str()) || row.tokens_per_s.is_none() || row.score.seconds <= 0.0 {
             continue;
         }
-        if tasks::group_members(&row.score.task).is_some() {
+        if is_group(&row.score.task) {
             continue;
         }
         seen.push(&row.score.task);

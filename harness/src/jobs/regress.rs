@@ -36,10 +36,10 @@ pub struct RegressArgs {
     #[arg(long)]
     pub report: Option<PathBuf>,
     /// Significance level of the paired tests, in (0, 1).
-    #[arg(long, default_value_t = 0.01, value_parser = significance_level)]
+    #[arg(long, default_value_t = 0.01, value_parser = significance_level, allow_negative_numbers = true)]
     pub alpha: f64,
     /// Largest allowed drop, in percentage points (≥ 0), of a score without per-item results.
-    #[arg(long, default_value_t = 1.0, value_parser = points)]
+    #[arg(long, default_value_t = 1.0, value_parser = points, allow_negative_numbers = true)]
     pub tolerance_points: f64,
     /// Metrics where lower is better (comma-separated).
     #[arg(long, value_delimiter = ',')]

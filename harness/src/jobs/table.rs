@@ -81,7 +81,8 @@ pub fn run(args: &TableArgs) -> anyhow::Result<()> {
     let path = paper_path(&args.paper)?;
     let table = PaperTable::load(&path)?;
     let data_dir = args.data_dir.clone().unwrap_or_else(tasks::default_data_dir);
-    let mut plans = plan(&table, args.tasks.as_deref(), args.greedy, args.temperature, &data_dir)?;
+    let registry = tasks::Registry::new(&[])?.with_data_dir(data_dir);
+    let mut plans = plan(&table, args.tasks.as_deref(), args.greedy, args.temperature, &registry)?;
     let out = match &args.out {
         Some(out) => out.clone(),
         None => default_out(args, &path, &model::Checkpoint::open(&args.model)?.folder_name()),
@@ -173,7 +174,9 @@ fn paper_path(paper: &str) -> anyhow::Result<PathBuf> {
 }
 
 fn default_out(args: &TableArgs, paper: &Path, model_folder: &str) -> PathBuf {
-    let stem = paper.file_stem().map_or("x".into(), |s| s.to_string_lossy().to_string());
+    let stem = paper
+        .file_stem()
+        .map_or("x".into(), |s| s.to_string_lossy().to_string());
     let mut name = format!("table-{stem}-{model_folder}");
     if let Some(limit) = args.limit {
         let _ = write!(name, "-limit{limit}");

@@ -3,11 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::path::Path;
 
 use anyhow::bail;
 use reports::paper::PaperTable;
-use tasks::{GenOptions, TaskError, TaskOptions};
+use tasks::{LoadOptions, OutputType, Registry, TaskError};
 
 /// How a group of columns is run: one `evaluate()` per distinct value.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -62,7 +61,7 @@ pub enum How {
 }
 
 /// Plans one column (a task name of the paper's values file).
-pub fn plan_column(task: &str, greedy: bool, temperature: f32) -> How {
+pub fn plan_column(task: &str, greedy: bool, temperature: f32, registry: &Registry) -> How {
     let run = |metric: &str, settings: Settings, deviation: Option<String>| How::Run {
         run_task: task.to_string(),
         row_task: task.to_string(),
@@ -133,8 +132,11 @@ pub fn plan_column(task: &str, greedy: bool, temperature: f32) -> How {
             "gsm8k_cot (its 8 fixed chain-of-thought exemplars), strict-match answer; ",
         ),
         "math" => majority(4, 4, "math", "minerva_math (4 fixed exemplars); "),
-        other if tasks::expand_task_names(&[other.to_string()]).is_ok() => {
-            let metric = if tasks::is_generative(other) || tasks::group_members(other).is_some() {
+        other if registry.expand(&[other.to_string()]).is_ok() => {
+            let generative = registry
+                .task_def(other)
+                .is_ok_and(|d| d.output_type == OutputType::GenerateUntil);
+            let metric = if generative || registry.group_members(other).is_some() {
                 "exact_match"
             } else {
                 "acc"
@@ -157,7 +159,7 @@ pub fn plan(
     selected: Option<&[String]>,
     greedy: bool,
     temperature: f32,
-    data_dir: &Path,
+    registry: &Registry,
 ) -> anyhow::Result<Vec<(String, How)>> {
     if let Some(selected) = selected {
         let known: Vec<&str> = table.columns.iter().map(|c| c.task.as_str()).collect();
@@ -177,9 +179,9 @@ pub fn plan(
             if selected.is_some_and(|s| !s.contains(&task)) {
                 return (task, How::NotRun);
             }
-            let how = match plan_column(&task, greedy, temperature) {
+            let how = match plan_column(&task, greedy, temperature, registry) {
                 How::Run { run_task, settings, .. }
-                    if let Err(reason) = check_data(&run_task, settings.shots, data_dir) =>
+                    if let Err(reason) = check_data(&run_task, settings.shots, registry) =>
                 {
                     How::NoData(reason)
                 }
@@ -191,26 +193,16 @@ pub fn plan(
 }
 
 /// Loads the first item of each task the run needs; the error text if one cannot be.
-fn check_data(run_task: &str, shots: usize, data_dir: &Path) -> Result<(), String> {
-    let names = tasks::expand_task_names(&[run_task.to_string()]).map_err(|e| e.to_string())?;
+fn check_data(run_task: &str, shots: usize, registry: &Registry) -> Result<(), String> {
+    let names = registry.expand(&[run_task.to_string()]).map_err(|e| e.to_string())?;
+    let options = LoadOptions {
+        shots: Some(shots),
+        limit: Some(1),
+        ..LoadOptions::default()
+    };
     for name in names {
-        let result = if tasks::is_generative(&name) {
-            let options = GenOptions {
-                shots: Some(shots),
-                limit: Some(1),
-                ..GenOptions::default()
-            };
-            tasks::load_gen_task(&name, data_dir, &options).map(|_| ())
-        } else {
-            let options = TaskOptions {
-                shots,
-                limit: Some(1),
-                ..TaskOptions::default()
-            };
-            tasks::load_task(&name, data_dir, &options).map(|_| ())
-        };
-        match result {
-            Ok(()) => {}
+        match registry.load(&name, &options) {
+            Ok(_) => {}
             Err(TaskError::NotBundled { message, .. }) => return Err(format!("data not bundled: {message}")),
             Err(other) => return Err(other.to_string()),
         }

@@ -8,9 +8,10 @@ use anyhow::Context as _;
 use rayon::prelude::*;
 use sandbox::{Limits, Sandbox};
 use serde::{Deserialize, Serialize};
-use tasks::{GenItem, GenMetric, GenTaskInstance, ItemScores};
+use tasks::{GenItem, GenMetric, Item, ItemScores, Request, Task};
 
 use super::{GenSettings, Scored, TaskContext, TaskScores, journaled, task_scores};
+use crate::chat::ChatPrompt;
 use crate::journal::Record;
 use crate::lm::{GenRequest, Generation, StopReason};
 use crate::sampling::item_seed;
@@ -89,11 +90,14 @@ pub fn metric_name(metric: GenMetric, samples: usize) -> String {
 }
 
 /// The sandbox for code tasks, built once per run (its set-up checks run a test program).
-pub fn code_sandbox(task: &GenTaskInstance) -> anyhow::Result<Sandbox> {
+pub fn code_sandbox(task: &Task) -> anyhow::Result<Sandbox> {
     let timeout = task
         .items
         .iter()
-        .filter_map(|i| i.code.as_ref().map(|c| c.timeout_s))
+        .filter_map(|i| match &i.request {
+            Request::Generate(g) => g.code.as_ref().map(|c| c.timeout_s),
+            Request::Choice(_) => None,
+        })
         .fold(0.0f64, f64::max)
         .max(1.0);
     let limits = Limits {
@@ -109,7 +113,7 @@ pub fn code_sandbox(task: &GenTaskInstance) -> anyhow::Result<Sandbox> {
 }
 
 /// Generates and scores a task's missing items, journaling as it goes; its per-item metrics.
-pub fn run(context: &TaskContext, task: &GenTaskInstance) -> anyhow::Result<TaskScores> {
+pub fn run(context: &TaskContext, task: &Task) -> anyhow::Result<TaskScores> {
     let settings = &context.generation;
     let mut sandbox = None;
     let per_chunk = (context.lm.batch_size * ITEMS_PER_CHUNK_PER_ROW)
@@ -122,9 +126,13 @@ pub fn run(context: &TaskContext, task: &GenTaskInstance) -> anyhow::Result<Task
         |i| i.doc_id,
         per_chunk,
         |chunk| {
+            let chunk = chunk
+                .iter()
+                .map(|item| generation_item(task, item))
+                .collect::<anyhow::Result<Vec<&GenItem>>>()?;
             let prompts = chunk
                 .iter()
-                .map(|item| prompt_of(context, item))
+                .map(|item| prompt_of(context.chat, item))
                 .collect::<anyhow::Result<Vec<String>>>()?;
             let requests: Vec<GenRequest> = chunk
                 .iter()
@@ -142,9 +150,9 @@ pub fn run(context: &TaskContext, task: &GenTaskInstance) -> anyhow::Result<Task
                         }
                         let runs = execute(sandbox.as_ref().expect("made above"), code, &responses)?;
                         let passed: Vec<bool> = runs.iter().map(|r| r.passed).collect();
-                        (tasks::score_code(task, &passed), Some(runs))
+                        (task.score_code(&passed), Some(runs))
                     }
-                    None => (tasks::score_responses(task, item, &responses), None),
+                    None => (task.score_generation(item, &responses), None),
                 };
                 samples.push(sample_of(
                     item,
@@ -159,8 +167,28 @@ pub fn run(context: &TaskContext, task: &GenTaskInstance) -> anyhow::Result<Task
             Ok(samples)
         },
     )?;
-    let metrics: Vec<String> = task.metrics.iter().map(|m| metric_name(*m, settings.samples)).collect();
-    task_scores(&task.name, task.shots, &metrics, &samples)
+    task_scores(&task.name, task.shots, &metric_names(task, settings.samples), &samples)
+}
+
+fn generation_item<'t>(task: &Task, item: &'t Item) -> anyhow::Result<&'t GenItem> {
+    match &item.request {
+        Request::Generate(g) => Ok(g),
+        Request::Choice(_) => anyhow::bail!("{}: doc {} is not a generation item", task.name, item.doc_id),
+    }
+}
+
+/// The metrics a generative task reports with `samples` per item: code tasks pass@k for the
+/// usual k (1, 10, 100) that `samples` allows (code_eval reports pass@k only for k ≤ n).
+pub fn metric_names(task: &Task, samples: usize) -> Vec<String> {
+    let metrics: Vec<GenMetric> = task.gen_metrics().into_iter().map(|(m, _)| m).collect();
+    if metrics.iter().any(|m| matches!(m, GenMetric::PassAt(_))) {
+        return [1, 10, 100]
+            .into_iter()
+            .filter(|&k| k <= samples)
+            .map(|k| GenMetric::PassAt(k).name())
+            .collect();
+    }
+    metrics.into_iter().map(|m| metric_name(m, samples)).collect()
 }
 
 /// `samples` requests of one item, each with its own seed (so a sample does not depend on
@@ -182,8 +210,8 @@ fn requests_of<'r>(
 
 /// The text given to the model: the item's context, or with --chat the context wrapped in the
 /// chat template.
-fn prompt_of(context: &TaskContext, item: &GenItem) -> anyhow::Result<String> {
-    match context.chat {
+pub fn prompt_of(chat: Option<&ChatPrompt>, item: &GenItem) -> anyhow::Result<String> {
+    match chat {
         Some(chat) => chat
             .wrap(&item.description, &item.context)
             .with_context(|| format!("doc {}", item.doc_id)),

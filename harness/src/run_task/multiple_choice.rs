@@ -1,10 +1,12 @@
 //! Multiple-choice tasks: one `loglikelihood` request per choice, acc and acc_norm per item
 //! (`tasks::McItem::predictions`, lm-eval's `process_results`).
 
+use anyhow::bail;
 use serde::{Deserialize, Serialize};
-use tasks::{LoglikelihoodRequest, McItem, TaskInstance};
+use tasks::{Item, LoglikelihoodRequest, McItem, Request, Task};
 
 use super::{Scored, TaskContext, TaskScores, journaled, task_scores};
+use crate::chat::ChatPrompt;
 use crate::journal::Record;
 use crate::lm::Loglikelihood;
 
@@ -65,7 +67,7 @@ impl Scored for McSample {
 }
 
 /// Scores a task's missing items, journaling as it goes; its per-item metrics.
-pub fn run(context: &TaskContext, task: &TaskInstance, shots: usize) -> anyhow::Result<TaskScores> {
+pub fn run(context: &TaskContext, task: &Task) -> anyhow::Result<TaskScores> {
     let per_chunk = context.lm.batch_size * ITEMS_PER_CHUNK_PER_ROW;
     let samples = journaled(
         context,
@@ -74,9 +76,14 @@ pub fn run(context: &TaskContext, task: &TaskInstance, shots: usize) -> anyhow::
         |i| i.doc_id,
         per_chunk,
         |chunk| {
+            let items = chunk
+                .iter()
+                .map(|item| choice_item(task, item))
+                .collect::<anyhow::Result<Vec<&McItem>>>()?;
             let requests = chunk
                 .iter()
-                .map(|item| requests_of(context, task, item))
+                .zip(&items)
+                .map(|(item, mc)| requests_of(context.chat, task, &item.description, mc))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let pairs: Vec<(&str, &str)> = requests
                 .iter()
@@ -84,7 +91,7 @@ pub fn run(context: &TaskContext, task: &TaskInstance, shots: usize) -> anyhow::
                 .map(|r| (r.context.as_str(), r.continuation.as_str()))
                 .collect();
             let mut results = context.lm.loglikelihood(&pairs)?.into_iter();
-            Ok(chunk
+            Ok(items
                 .iter()
                 .zip(&requests)
                 .map(|(item, requests)| {
@@ -94,22 +101,34 @@ pub fn run(context: &TaskContext, task: &TaskInstance, shots: usize) -> anyhow::
                 .collect())
         },
     )?;
-    let metrics: Vec<String> = task.metrics.iter().map(|m| m.name().to_string()).collect();
-    task_scores(&task.name, shots, &metrics, &samples)
+    let metrics: Vec<String> = task.choice_metrics().iter().map(|m| m.name().to_string()).collect();
+    task_scores(&task.name, task.shots, &metrics, &samples)
+}
+
+fn choice_item<'t>(task: &Task, item: &'t Item) -> anyhow::Result<&'t McItem> {
+    match &item.request {
+        Request::Choice(mc) => Ok(mc),
+        Request::Generate(_) => bail!("{}: doc {} is not a multiple-choice item", task.name, item.doc_id),
+    }
 }
 
 /// The item's requests as the model sees them: as built, or with `--chat` each context wrapped
 /// in the chat template and the target delimiter dropped from the continuation (lm-eval's
 /// `construct_requests` with `apply_chat_template` and no `gen_prefix`).
-fn requests_of(context: &TaskContext, task: &TaskInstance, item: &McItem) -> anyhow::Result<Vec<LoglikelihoodRequest>> {
-    let Some(chat) = context.chat else {
+pub fn requests_of(
+    chat: Option<&ChatPrompt>,
+    task: &Task,
+    description: &str,
+    item: &McItem,
+) -> anyhow::Result<Vec<LoglikelihoodRequest>> {
+    let Some(chat) = chat else {
         return Ok(item.requests.clone());
     };
     item.requests
         .iter()
         .map(|r| {
             Ok(LoglikelihoodRequest {
-                context: chat.wrap(&task.description, &r.context)?,
+                context: chat.wrap(description, &r.context)?,
                 continuation: r
                     .continuation
                     .strip_prefix(task.target_delimiter.as_str())

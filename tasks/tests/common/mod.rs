@@ -1,5 +1,10 @@
 //! Helpers shared by the tasks tests that build their own data folders.
 
+// Each test binary uses a part of these helpers.
+#![allow(dead_code)]
+
+pub mod legacy;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
