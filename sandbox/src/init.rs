@@ -98,11 +98,12 @@ impl InitPlan<'_> {
             {
                 return Err((Stage::Init, 2));
             }
-            // Not dumpable: the program may not read the init's memory (a copy of the harness's).
-            libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
             if self.id_maps.is_some_and(|maps| !maps.write()) {
                 return Err((Stage::Init, 3));
             }
+            // Not dumpable: the program may not read the init's memory (a copy of the harness's).
+            // After the id maps: it makes /proc/self root's, which a user namespace cannot write.
+            libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
             self.root.apply().map_err(|(step, errno)| {
                 set_errno(errno);
                 (Stage::Root, step as u32)
