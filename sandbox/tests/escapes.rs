@@ -146,7 +146,7 @@ fn kill_nine_helper() {
 
 #[test]
 fn no_process_survives_a_killed_harness() {
-    let _exclusive = PROCESS_TABLE.write().unwrap_or_else(|e| e.into_inner());
+    let exclusive = PROCESS_TABLE.write().unwrap_or_else(|e| e.into_inner());
     let name = format!("k9-{}", std::process::id() % 1_000_000);
     let mut helper = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "kill_nine_helper", "--ignored", "--test-threads=1"])
@@ -180,6 +180,7 @@ fn no_process_survives_a_killed_harness() {
         let _ = fs::remove_dir_all(folder);
     }
     assert!(folders.is_empty(), "the killed run's folders were left: {folders:?}");
+    drop(exclusive);
     // The next sandbox removes the killed harness's empty cgroups.
     sandbox(Limits::default());
     let groups = cgroups_named(&format!("sandbox-{}-", helper.id()));
@@ -218,6 +219,7 @@ const KEY_SPEC_SESSION_KEYRING: libc::c_long = -3;
 
 #[test]
 fn keyrings_pass_nothing_between_runs_or_from_the_harness() {
+    let sandbox = sandbox(Limits::default());
     // Exclusive, so that both runs get the same (lowest free) private uid.
     let _exclusive = PROCESS_TABLE.write().unwrap_or_else(|e| e.into_inner());
     // A key in this thread's own session keyring, which a child would possess if it shared it.
@@ -235,7 +237,6 @@ fn keyrings_pass_nothing_between_runs_or_from_the_harness() {
         );
         assert!(key >= 0, "{}", io::Error::last_os_error());
     }
-    let sandbox = sandbox(Limits::default());
     let plant = format!(
         "{SYSCALLS}for ring in (-4, -3):\n    print('planted in', ring, call('add_key', b'user', b'sandbox-planted-key', \
          b'planted-secret', 14, ring))\n"

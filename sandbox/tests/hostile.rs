@@ -86,15 +86,17 @@ fn a_cpu_burner_hits_the_cpu_limit() {
 
 #[test]
 fn a_fork_bomb_is_contained_and_leaves_no_process() {
-    let _exclusive = PROCESS_TABLE.write().unwrap_or_else(|e| e.into_inner());
     let limits = Limits {
         wall: Duration::from_secs(2),
         max_processes: 16,
         ..Limits::default()
     };
-    // Children also leave the process group, so only the per-uid sweep can find them.
+    let sandbox = sandbox(limits);
+    let _exclusive = PROCESS_TABLE.write().unwrap_or_else(|e| e.into_inner());
+    // Children also leave the process group: only the pid namespace (without a private root, the
+    // per-uid sweep) can find them.
     let program = "import os\nwhile True:\n    try:\n        if os.fork() == 0:\n            os.setsid()\n    except OSError:\n        pass\n";
-    let run = sandbox(limits).run_python(program).unwrap();
+    let run = sandbox.run_python(program).unwrap();
     assert_failed(&run);
     let left = live_processes_of(run.pid, run.uid);
     assert!(left.is_empty(), "processes left after the fork bomb: {left:?}");
@@ -102,8 +104,8 @@ fn a_fork_bomb_is_contained_and_leaves_no_process() {
 
 #[test]
 fn a_sleeping_child_is_killed_when_the_parent_exits() {
-    let _exclusive = PROCESS_TABLE.write().unwrap_or_else(|e| e.into_inner());
     let sandbox = sandbox(Limits::default());
+    let _exclusive = PROCESS_TABLE.write().unwrap_or_else(|e| e.into_inner());
     for leave_group in [false, true] {
         let name = format!("sleep-{}-{}", std::process::id() % 100_000, u8::from(leave_group));
         let program = format!(

@@ -7,17 +7,20 @@ use std::time::{Duration, Instant};
 
 use sandbox::{Execution, Limits, Sandbox};
 
-/// Tests that inspect every process on the machine, or need runs to reuse one uid, take this
-/// exclusively, so that no other test's run is mistaken for a leftover or takes that uid.
+/// Every run takes this shared; tests that inspect every process on the machine, or need runs to
+/// reuse one uid, take it exclusively, so that no other test's run is mistaken for a leftover or
+/// takes that uid. Such tests create their sandbox (which runs a self-test) before.
 pub static PROCESS_TABLE: RwLock<()> = RwLock::new(());
 
 pub fn sandbox(limits: Limits) -> Sandbox {
+    let _shared = PROCESS_TABLE.read().unwrap_or_else(|e| e.into_inner());
     Sandbox::new(limits).unwrap_or_else(|e| panic!("sandbox unavailable: {e}"))
 }
 
 pub fn run(limits: Limits, program: &str) -> Execution {
+    let sandbox = sandbox(limits);
     let _shared = PROCESS_TABLE.read().unwrap_or_else(|e| e.into_inner());
-    sandbox(limits)
+    sandbox
         .run_python(program)
         .unwrap_or_else(|e| panic!("sandbox error: {e}"))
 }
