@@ -19,7 +19,7 @@
 //! on a stack of its own (as `posix_spawn` does), so the harness's page tables are not copied a
 //! second time; the init is suspended until that process calls `execve`.
 
-use std::ffi::c_void;
+use std::ffi::{CStr, c_void};
 use std::io;
 use std::os::fd::RawFd;
 
@@ -38,10 +38,6 @@ pub(crate) const STEPS: [&str; 8] = [
     "allowing the run's folder in Landlock",
     "starting the program (clone)",
 ];
-
-/// [`crate::workdir::PROGRAM_FILE`] in the run's folder (`/tmp` inside).
-const PROGRAM_PATH: &std::ffi::CStr = c"/tmp/program.py";
-const FOLDER: &std::ffi::CStr = c"/tmp";
 
 /// Everything the init does, as plain values.
 pub(crate) struct InitPlan<'a> {
@@ -108,16 +104,16 @@ impl InitPlan<'_> {
                 set_errno(errno);
                 (Stage::Root, step as u32)
             })?;
-            if !write_program(self.program) {
+            if !write_program(self.root.program_path(), self.program) {
                 return Err((Stage::Init, 4));
             }
             if let Some(uid) = self.private_uid
-                && libc::chown(FOLDER.as_ptr(), uid, uid) != 0
+                && libc::chown(self.root.folder().as_ptr(), uid, uid) != 0
             {
                 return Err((Stage::Init, 5));
             }
             if let Some((ruleset, rights)) = self.landlock
-                && !allow_folder(ruleset, rights)
+                && !allow_folder(self.root.folder(), ruleset, rights)
             {
                 return Err((Stage::Init, 6));
             }
@@ -193,12 +189,12 @@ fn has_exited(pidfd: RawFd) -> bool {
     unsafe { libc::poll(&mut poll, 1, 0) == 1 && poll.revents & libc::POLLIN != 0 }
 }
 
-/// Writes the program into the run's folder, read-only.
-unsafe fn write_program(mut bytes: &[u8]) -> bool {
+/// Writes the program to `path` in the run's folder, read-only.
+unsafe fn write_program(path: &CStr, mut bytes: &[u8]) -> bool {
     // SAFETY: plain file syscalls on a buffer prepared before clone.
     unsafe {
         let flags = libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC;
-        let fd = libc::open(PROGRAM_PATH.as_ptr(), flags, 0o444);
+        let fd = libc::open(path.as_ptr(), flags, 0o444);
         if fd < 0 {
             return false;
         }
@@ -214,11 +210,11 @@ unsafe fn write_program(mut bytes: &[u8]) -> bool {
     }
 }
 
-/// Grants `rights` beneath the run's folder in the Landlock ruleset.
-unsafe fn allow_folder(ruleset: RawFd, rights: u64) -> bool {
+/// Grants `rights` beneath the run's `folder` in the Landlock ruleset.
+unsafe fn allow_folder(folder: &CStr, ruleset: RawFd, rights: u64) -> bool {
     // SAFETY: open/close of the folder; the rule is added by one syscall.
     unsafe {
-        let fd = libc::open(FOLDER.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC);
+        let fd = libc::open(folder.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC);
         if fd < 0 {
             return false;
         }

@@ -19,10 +19,14 @@
 //! with one system call per step (`mount`, `mkdir`, `symlink`, `pivot_root`), so it may run between
 //! `clone` and `execve`. A failing step is reported by its index, and [`Step::describe`] names it.
 
-use std::ffi::{CString, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::workdir::PROGRAM_FILE;
+use crate::{Limits, SandboxError};
 
 /// Where the new root is assembled in the init's own mount namespace (it hides the host's `/tmp`
 /// there only, which the program must not see anyway) before `pivot_root` makes it `/`.
@@ -33,9 +37,11 @@ const SYSTEM_ENTRIES: [&str; 8] = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/
 const DEVICES: [&str; 5] = ["null", "zero", "full", "random", "urandom"];
 /// Paths the sandbox replaces; an interpreter living there cannot be shown.
 const REPLACED: [&str; 3] = ["/tmp", "/dev", "/proc"];
+/// The run's folder inside the root: its tmpfs, the program's cwd, `HOME` and `TMPDIR`.
+const RUN_FOLDER: &str = "/tmp";
 
 /// One system call of the plan.
-pub(crate) enum Step {
+enum Step {
     MakeDir(CString),
     MakeFile(CString),
     Symlink {
@@ -48,7 +54,7 @@ pub(crate) enum Step {
     ChangeDir(CString),
 }
 
-pub(crate) struct MountCall {
+struct MountCall {
     source: CString,
     target: CString,
     fs_type: Option<CString>,
@@ -56,15 +62,27 @@ pub(crate) struct MountCall {
     data: Option<CString>,
 }
 
-/// The steps, in order.
+/// The steps, in order, and where the run's folder and program file are once they are done.
 pub(crate) struct RootPlan {
-    steps: Vec<Step>,
+    steps: Steps,
+    folder: CString,
+    program: CString,
 }
 
 impl RootPlan {
+    /// The plan for runs of `python` under `limits`: the system folders plus the interpreter's own
+    /// prefixes, which it is asked for.
+    pub(crate) fn for_interpreter(python: &Path, limits: &Limits) -> Result<RootPlan, SandboxError> {
+        let folders = interpreter_folders(python)?;
+        let extra = extra_folders(&folders)
+            .map_err(|problem| SandboxError::NoPython(format!("{}: {problem}", python.display())))?;
+        RootPlan::new(&extra, limits.folder_bytes, limits.folder_files)
+            .map_err(|e| SandboxError::io("preparing the private root", e))
+    }
+
     /// The plan for runs of the interpreter whose prefixes outside the system folders are
     /// `extra_folders`, with a run folder of `folder_bytes` and `folder_files`.
-    pub(crate) fn new(extra_folders: &[PathBuf], folder_bytes: u64, folder_files: u64) -> io::Result<RootPlan> {
+    fn new(extra_folders: &[PathBuf], folder_bytes: u64, folder_files: u64) -> io::Result<RootPlan> {
         let mut plan = Builder::default();
         let (no_suid_dev, staging) = (libc::MS_NOSUID | libc::MS_NODEV, Path::new(STAGING));
         plan.mount("none", Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)?;
@@ -90,24 +108,39 @@ impl RootPlan {
             proc_flags,
             Some("hidepid=2"),
         )?;
-        plan.make_dir(Path::new("/tmp"))?;
-        let folder = format!("mode=0700,size={folder_bytes},nr_inodes={folder_files}");
+        let folder = Path::new(RUN_FOLDER);
+        plan.make_dir(folder)?;
+        let options = format!("mode=0700,size={folder_bytes},nr_inodes={folder_files}");
         plan.mount(
             "tmpfs",
-            &Builder::staged(Path::new("/tmp")),
+            &Builder::staged(folder),
             Some("tmpfs"),
             no_suid_dev,
-            Some(&folder),
+            Some(&options),
         )?;
         let read_only = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | no_suid_dev;
         plan.mount("none", staging, None, read_only, None)?;
         plan.steps.push(Step::PivotRoot(cstring(STAGING)?));
-        plan.steps.push(Step::ChangeDir(cstring("/tmp")?));
-        Ok(RootPlan { steps: plan.steps })
+        plan.steps.push(Step::ChangeDir(path_cstring(folder)?));
+        Ok(RootPlan {
+            steps: Steps(plan.steps),
+            folder: path_cstring(folder)?,
+            program: path_cstring(&folder.join(PROGRAM_FILE))?,
+        })
+    }
+
+    /// The run's folder as the program sees it.
+    pub(crate) fn folder(&self) -> &CStr {
+        &self.folder
+    }
+
+    /// The program file in the run's folder.
+    pub(crate) fn program_path(&self) -> &CStr {
+        &self.program
     }
 
     /// The namespace-dependent part of every plan, for probing: a private tmpfs and a `/proc`.
-    pub(crate) fn probe() -> io::Result<RootPlan> {
+    pub(crate) fn probe() -> io::Result<Steps> {
         let mut plan = Builder::default();
         plan.mount("none", Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)?;
         let no_suid_dev = libc::MS_NOSUID | libc::MS_NODEV;
@@ -121,12 +154,27 @@ impl RootPlan {
             proc_flags,
             Some("hidepid=2"),
         )?;
-        Ok(RootPlan { steps: plan.steps })
+        Ok(Steps(plan.steps))
     }
 
+    /// Applies every step; see [`Steps::apply`].
+    pub(crate) fn apply(&self) -> Result<(), (usize, i32)> {
+        self.steps.apply()
+    }
+
+    /// What step `index` does, for error messages.
+    pub(crate) fn describe(&self, index: usize) -> String {
+        self.steps.describe(index)
+    }
+}
+
+/// System calls to make in order.
+pub(crate) struct Steps(Vec<Step>);
+
+impl Steps {
     /// Applies every step; on failure, the failing step's index and errno. Async-signal-safe.
     pub(crate) fn apply(&self) -> Result<(), (usize, i32)> {
-        for (index, step) in self.steps.iter().enumerate() {
+        for (index, step) in self.0.iter().enumerate() {
             if !step.apply() {
                 return Err((index, io::Error::last_os_error().raw_os_error().unwrap_or(0)));
             }
@@ -136,7 +184,7 @@ impl RootPlan {
 
     /// What step `index` does, for error messages.
     pub(crate) fn describe(&self, index: usize) -> String {
-        self.steps
+        self.0
             .get(index)
             .map_or_else(|| format!("root step {index}"), Step::describe)
     }
@@ -310,10 +358,37 @@ fn kept_mount_flags(path: &Path) -> io::Result<libc::c_ulong> {
     Ok(kept)
 }
 
+/// The interpreter's folder and its `sys.prefix`, `base_prefix`, `exec_prefix` and
+/// `base_exec_prefix`, which the private root must show.
+fn interpreter_folders(python: &Path) -> Result<Vec<PathBuf>, SandboxError> {
+    let code =
+        "import sys; print('\\0'.join([sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]), end='')";
+    let output = Command::new(python)
+        .args(["-I", "-c", code])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| SandboxError::NoPython(format!("running {}: {e}", python.display())))?;
+    if !output.status.success() {
+        return Err(SandboxError::NoPython(format!(
+            "{} could not report its prefixes ({}): {}",
+            python.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    let mut folders: Vec<PathBuf> = output
+        .stdout
+        .split(|&b| b == 0)
+        .map(|path| PathBuf::from(OsStr::from_bytes(path)))
+        .collect();
+    folders.extend(python.parent().map(Path::to_path_buf));
+    Ok(folders)
+}
+
 /// Of the interpreter's folders (its prefixes and its own folder), those the system entries do not
 /// already show, outermost first and without ones inside another; an error names a folder that
 /// cannot be shown.
-pub(crate) fn extra_folders(folders: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+fn extra_folders(folders: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut extra: Vec<PathBuf> = Vec::new();
     let mut sorted: Vec<&PathBuf> = folders.iter().filter(|f| f.as_os_str() != "/").collect();
     sorted.sort_by_key(|f| f.components().count());
@@ -369,7 +444,7 @@ mod tests {
     #[test]
     fn the_plan_ends_in_the_run_folder_under_a_read_only_root() {
         let plan = RootPlan::new(&[], 64 << 20, 10_000).unwrap();
-        let described: Vec<String> = (0..plan.steps.len()).map(|i| plan.describe(i)).collect();
+        let described: Vec<String> = (0..plan.steps.0.len()).map(|i| plan.describe(i)).collect();
         let text = described.join("\n");
         assert!(text.contains("mounting /usr (bind"), "{text}");
         assert!(text.contains("mounting tmpfs (tmpfs, flags 0x6) on /tmp/tmp"), "{text}");

@@ -6,7 +6,6 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,15 +16,13 @@ use crate::init::InitPlan;
 use crate::landlock::Ruleset;
 use crate::monitor::{self, End, Outcome, Watched};
 use crate::report::{self, Report, Stage};
-use crate::rootfs::{self, RootPlan};
+use crate::rootfs::RootPlan;
 use crate::seccomp::Filter;
 use crate::workdir::{PROGRAM_FILE, Workdir};
 use crate::{Execution, Limits, SandboxError, Status, cleanup, init, spawn, uid_pool};
 
 /// `PATH` inside the sandbox, also searched first for `python3`.
 const SANDBOX_PATH: &str = "/usr/bin:/bin";
-/// The run's folder inside a private root.
-const PRIVATE_FOLDER: &str = "/tmp";
 /// Stack of the program's process while it shares the init's memory (before `execve`).
 const CHILD_STACK_BYTES: usize = 256 << 10;
 
@@ -120,9 +117,10 @@ impl Sandbox {
         }
         let probed = capabilities::probe();
         let isolation = probed.isolation;
-        let root = match isolation.private_root {
-            true => Some(root_plan(&python, &limits)?),
-            false => None,
+        let root = if isolation.private_root {
+            Some(RootPlan::for_interpreter(&python, &limits)?)
+        } else {
+            None
         };
         let (cgroups, cgroup_problem) = match &probed.cgroups {
             Ok(cgroups) => {
@@ -226,8 +224,9 @@ impl Sandbox {
         uid: Option<u32>,
         cgroup: Option<&RunCgroup>,
     ) -> Result<(Execution, bool), SandboxError> {
-        let prepared = self.prepare(Path::new(PRIVATE_FOLDER), None, cgroup)?;
-        let child = self.child_plan(&prepared, c"/tmp".to_owned(), uid);
+        let folder = Path::new(OsStr::from_bytes(root.folder().to_bytes()));
+        let prepared = self.prepare(folder, None, cgroup)?;
+        let child = self.child_plan(&prepared, root.folder().to_owned(), uid);
         let maps = self.isolation.user_namespace.then(IdMaps::identity);
         let harness_pidfd = spawn::harness_pidfd();
         let mut keep: Vec<RawFd> = child.stdio.into_iter().chain([child.report_fd]).collect();
@@ -523,42 +522,6 @@ fn status_of(end: End, program_status: Option<i32>) -> Status {
 fn kill(pid: libc::pid_t) {
     // SAFETY: plain syscall on our own unreaped child.
     unsafe { libc::kill(pid, libc::SIGKILL) };
-}
-
-/// The private root for `python`: system folders plus the interpreter's own prefixes.
-fn root_plan(python: &Path, limits: &Limits) -> Result<RootPlan, SandboxError> {
-    let folders = interpreter_folders(python)?;
-    let extra = rootfs::extra_folders(&folders)
-        .map_err(|problem| SandboxError::NoPython(format!("{}: {problem}", python.display())))?;
-    RootPlan::new(&extra, limits.folder_bytes, limits.folder_files)
-        .map_err(|e| SandboxError::io("preparing the private root", e))
-}
-
-/// The interpreter's folder and its `sys.prefix`, `base_prefix`, `exec_prefix` and
-/// `base_exec_prefix`, which the private root must show.
-fn interpreter_folders(python: &Path) -> Result<Vec<PathBuf>, SandboxError> {
-    let code =
-        "import sys; print('\\0'.join([sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]), end='')";
-    let output = Command::new(python)
-        .args(["-I", "-c", code])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| SandboxError::NoPython(format!("running {}: {e}", python.display())))?;
-    if !output.status.success() {
-        return Err(SandboxError::NoPython(format!(
-            "{} could not report its prefixes ({}): {}",
-            python.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
-    }
-    let mut folders: Vec<PathBuf> = output
-        .stdout
-        .split(|&b| b == 0)
-        .map(|path| PathBuf::from(OsStr::from_bytes(path)))
-        .collect();
-    folders.extend(python.parent().map(Path::to_path_buf));
-    Ok(folders)
 }
 
 fn path_cstring(path: &Path) -> Result<CString, SandboxError> {
