@@ -253,7 +253,9 @@ impl Sandbox {
         let mut process = spawned.map_err(|e| SandboxError::io("starting the run's init (clone3)", e))?;
         let init_pid = process.pid;
         // Killing the init kills every process of its pid namespace.
-        let (outcome, reports) = self.watch(&mut process, prepared, started, cgroup, Some(root), || kill(init_pid))?;
+        let (outcome, reports) = self.watch(&mut process, prepared, started, cgroup, Some(root), || {
+            spawn::kill(init_pid)
+        })?;
         let program_status = reports.iter().find_map(|r| match r {
             Report::ProgramEnded { wait_status } => Some(*wait_status),
             Report::SetupFailed { .. } => None,
@@ -517,11 +519,6 @@ fn status_of(end: End, program_status: Option<i32>) -> Status {
             },
         },
     }
-}
-
-fn kill(pid: libc::pid_t) {
-    // SAFETY: plain syscall on our own unreaped child.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
 }
 
 fn path_cstring(path: &Path) -> Result<CString, SandboxError> {

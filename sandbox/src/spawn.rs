@@ -49,12 +49,6 @@ impl Process {
         Ok(unsafe { info.si_pid() } != 0)
     }
 
-    /// `SIGKILL` to the process; safe while it is unreaped (its pid cannot name another one).
-    pub(crate) fn kill(&self) {
-        // SAFETY: plain syscall on our own unreaped child.
-        unsafe { libc::kill(self.pid, libc::SIGKILL) };
-    }
-
     /// Waits for the process to end and reaps it; returns its raw wait status.
     pub(crate) fn wait(&mut self) -> io::Result<i32> {
         let mut status = 0;
@@ -77,10 +71,16 @@ impl Drop for Process {
     /// A process the harness lost track of (an error path) is killed and reaped, never left.
     fn drop(&mut self) {
         if !self.reaped {
-            self.kill();
+            kill(self.pid);
             let _ = self.wait();
         }
     }
+}
+
+/// `SIGKILL` to child `pid`; safe while it is unreaped (its pid cannot name another process).
+pub(crate) fn kill(pid: libc::pid_t) {
+    // SAFETY: plain syscall on our own unreaped child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
 }
 
 /// Starts `entry` in a new process created inside the new namespaces `namespaces`
