@@ -77,13 +77,29 @@ fn sysv_ipc_is_private_to_the_run_and_gone_after_it() {
     assert_eq!(left, [-1, -1, -1], "the run's segment, queue or semaphore outlived it");
 }
 
-/// A root-owned socket anyone may connect to, at `path`.
-fn open_socket(path: &Path) -> UnixListener {
-    let _ = fs::remove_file(path);
-    let listener = UnixListener::bind(path).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o777)).unwrap();
-    listener.set_nonblocking(true).unwrap();
-    listener
+/// A socket anyone may connect to, at a path removed when it is dropped.
+struct Service {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl Service {
+    fn open(path: PathBuf) -> Service {
+        let _ = fs::remove_file(&path);
+        let service = Service {
+            listener: UnixListener::bind(&path).unwrap(),
+            path,
+        };
+        fs::set_permissions(&service.path, fs::Permissions::from_mode(0o777)).unwrap();
+        service.listener.set_nonblocking(true).unwrap();
+        service
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
 }
 
 #[test]
@@ -92,7 +108,7 @@ fn unix_sockets_of_host_services_are_unreachable() {
     let in_tmp = PathBuf::from(format!("/tmp/sandbox-service-{pid}.sock"));
     let elsewhere = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sandbox-service-{pid}.sock"));
     let abstract_name = format!("sandbox-service-{pid}");
-    let listeners = [open_socket(&in_tmp), open_socket(&elsewhere)];
+    let services = [Service::open(in_tmp.clone()), Service::open(elsewhere.clone())];
     let abstract_address = SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap();
     let abstract_listener = UnixListener::bind_addr(&abstract_address).unwrap();
     abstract_listener.set_nonblocking(true).unwrap();
@@ -108,13 +124,12 @@ fn unix_sockets_of_host_services_are_unreachable() {
         targets.join(", ")
     );
     let run = run(Limits::default(), &program);
-    let reached: Vec<bool> = listeners
+    let reached: Vec<bool> = services
         .iter()
+        .map(|service| &service.listener)
         .chain([&abstract_listener])
         .map(|listener| listener.accept().map(|_| ()).map_err(|e| e.kind()) != Err(ErrorKind::WouldBlock))
         .collect();
-    let _ = fs::remove_file(&in_tmp);
-    let _ = fs::remove_file(&elsewhere);
     assert!(run.passed(), "{run:#?}");
     assert!(!run.stdout.contains("CONNECTED"), "{}", run.stdout);
     assert_eq!(reached, [false, false, false], "(in /tmp, elsewhere, abstract)");
@@ -162,13 +177,13 @@ fn no_process_survives_a_killed_harness() {
     assert!(started, "the helper's program did not start: {run_processes:?}");
 
     let gone = wait_for(Duration::from_secs(5), || live_processes_named(&name).is_empty());
+    // What a failing sandbox left is removed before the assertions: survivors (which would linger
+    // for a minute) and host folders of the run (which belong to its uid).
     let survivors = live_processes_named(&name);
     for &(pid, _) in &survivors {
-        // SAFETY: ends what a failing sandbox left, so it does not linger for a minute.
+        // SAFETY: signals processes of the killed run only.
         unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
     }
-    assert!(gone, "processes survived the harness's kill -9: {survivors:?}");
-    // A host folder of the run would belong to the run's uid.
     let run_uids: Vec<u32> = run_processes.iter().filter_map(|&(_, uid)| uid).collect();
     let folders: Vec<PathBuf> = fs::read_dir("/tmp")
         .unwrap()
@@ -179,6 +194,7 @@ fn no_process_survives_a_killed_harness() {
     for folder in &folders {
         let _ = fs::remove_dir_all(folder);
     }
+    assert!(gone, "processes survived the harness's kill -9: {survivors:?}");
     assert!(folders.is_empty(), "the killed run's folders were left: {folders:?}");
     drop(exclusive);
     // The next sandbox removes the killed harness's empty cgroups.
