@@ -187,6 +187,25 @@ mod tests {
     }
 
     #[test]
+    fn an_append_only_journal_without_a_torn_line_opens() {
+        let dir = tempfile::tempdir_in(std::env::var_os("CARGO_TARGET_TMPDIR").unwrap_or_else(|| "/var/tmp".into()))
+            .unwrap_or_else(|_| tempfile::tempdir().unwrap());
+        let path = dir.path().join("task.jsonl");
+        let mut journal = Journal::open(&path).unwrap();
+        journal.append(vec![item(0)]).unwrap();
+        drop(journal);
+        // chattr +a needs root and a file system that has the attribute; skip where it is not.
+        let appended = std::process::Command::new("chattr").arg("+a").arg(&path).status();
+        if !appended.is_ok_and(|s| s.success()) {
+            eprintln!("skipped: chattr +a is not available here");
+            return;
+        }
+        let reopened = Journal::<Item>::open(&path).map(|j| j.done().len());
+        let _ = std::process::Command::new("chattr").arg("-a").arg(&path).status();
+        assert_eq!(reopened.unwrap(), 1);
+    }
+
+    #[test]
     fn a_corrupt_middle_line_is_an_error_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("task.jsonl");

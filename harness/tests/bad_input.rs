@@ -147,3 +147,44 @@ fn a_run_that_failed_before_scoring_does_not_block_the_corrected_rerun() {
     assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
     assert!(Path::new(&out).join("scores.csv").is_file());
 }
+
+#[test]
+fn bad_configs_and_unfinished_shards_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let array = write("array.json", r#"["model"]"#);
+    refused(
+        &["eval", "--config", &array],
+        1,
+        &["array.json", "JSON object", "an array"],
+    );
+    let number = write("number.json", r#"{"model": "m.gguf", "tasks": 5}"#);
+    refused(
+        &["eval", "--config", &number],
+        1,
+        &["number.json", "list of task names"],
+    );
+
+    // A shard that has not finished (no scores.csv yet) is named as such.
+    let identity = |shard: &str| {
+        format!(
+            r#"{{"model": "m", "model_sha256": "a", "tasks": ["arc_easy"], "shots": null, "limit": 4,
+                "attention": "native", "backend": "flex", "seed": 1234, "data_sha256": {{}}, "shard": "{shard}"}}"#
+        )
+    };
+    for (i, name) in ["shard0", "shard1"].iter().enumerate() {
+        std::fs::create_dir_all(dir.path().join(name)).unwrap();
+        std::fs::write(dir.path().join(name).join("identity.json"), identity(&format!("{i}/2"))).unwrap();
+    }
+    let shard = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let out = shard("merged");
+    refused(
+        &["merge", "--out", &out, &shard("shard0"), &shard("shard1")],
+        1,
+        &["shard0", "shard 0/2", "did not finish"],
+    );
+}

@@ -19,14 +19,9 @@ fn task(name: &str) -> Vec<CodeCheck> {
 }
 
 /// lm-eval's 3 s limit, raised: these tests check how programs are built and contained, and
-/// a slow or busy machine must not fail a correct but slow solution (mbpp 123 needs ~2 CPU s).
+/// a slow machine must not fail a correct but slow solution (mbpp 123 needs ~2 CPU s).
 fn sandbox() -> Sandbox {
-    let limits = Limits {
-        wall: std::time::Duration::from_secs(30),
-        cpu_seconds: 30,
-        ..Limits::human_eval()
-    };
-    Sandbox::new(limits).unwrap()
+    Sandbox::new(Limits::for_timeout(std::time::Duration::from_secs(30))).unwrap()
 }
 
 /// (task_id, passed) for each item's program built from `completion(item)`.

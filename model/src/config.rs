@@ -203,6 +203,8 @@ impl ModelConfig {
             ("num_attention_heads", self.num_heads),
             ("num_key_value_heads", self.num_kv_heads),
             ("head_dim", self.head_dim),
+            // GGUF `<arch>.context_length`; 0 would leave no room for any request.
+            ("max_position_embeddings", self.max_position_embeddings),
         ] {
             if v == 0 {
                 return fail(format!("{name} must be positive"));

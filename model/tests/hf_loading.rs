@@ -167,6 +167,11 @@ fn config_problems_are_named() {
             Box::new(|c| c["rope_parameters"]["rope_type"] = json!("yarn")),
             "yarn",
         ),
+        (
+            "no context length (GGUF context_length 0 reads the same)",
+            Box::new(|c| c["max_position_embeddings"] = json!(0)),
+            "max_position_embeddings must be positive",
+        ),
     ];
     for (what, edit, expected) in cases {
         let mut config = config_json();

@@ -4,7 +4,7 @@
 //!    hash, tasks, shots, limit, seed, attention, shard and any field added later. Otherwise the
 //!    status is "cannot compare", with every difference listed.
 //! 2. Mode. When the two runs are the same deterministic computation — identical identity
-//!    (backend included), identical run.json `config` except `out`, `batch_size`, `threads` and
+//!    (backend included), identical run.json `config` except `out`, `batch_size`, `threads`, `quiet` and
 //!    the `model`/`data_dir` paths (their contents are compared by hash), and the same clean
 //!    harness git commit (not `unknown`, not `-dirty`) — every per-item value must agree within
 //!    `deterministic_tolerance`; any difference is a "deterministic mismatch".
@@ -29,7 +29,7 @@ use crate::run_dir::{RunDir, ScoreRow, write_atomic};
 use crate::stats::{PairedResult, PairedTest, paired_test};
 
 /// run.json `config` keys that do not change what is computed.
-const CONFIG_KEYS_IGNORED: [&str; 5] = ["out", "batch_size", "threads", "model", "data_dir"];
+const CONFIG_KEYS_IGNORED: [&str; 6] = ["out", "batch_size", "threads", "quiet", "model", "data_dir"];
 
 /// Thresholds of [`compare_runs`].
 #[derive(Clone, Debug, PartialEq)]

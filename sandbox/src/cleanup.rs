@@ -1,8 +1,9 @@
-//! Ending every process of a run.
+//! Ending every process of a run without a private root (with one, the kernel ends the run's pid
+//! namespace with its init; see [`crate::init`]).
 //!
 //! Why: the main process exiting (or being killed at the time limit) does not end its children: a
 //! program may leave a sleeper or a fork bomb behind. Two sweeps run after every program:
-//! - `SIGKILL` to the process group, which the child leads (`process_group(0)`), reaching every
+//! - `SIGKILL` to the process group, which the child leads (`setpgid(0, 0)`), reaching every
 //!   descendant that did not call `setsid`/`setpgid`;
 //! - with a private uid, a short-lived helper that becomes that uid and calls `kill(-1, SIGKILL)`
 //!   until no process is left: this reaches escapees too, and nothing outside the run (only that

@@ -23,10 +23,10 @@ pub enum SandboxError {
         #[source]
         source: io::Error,
     },
-    /// Setting up a layer in the child, before `python3` started, failed.
-    #[error("sandbox setup in the child failed at {step}: {source}")]
+    /// Setting up a layer in the run's init or child, before `python3` started, failed.
+    #[error("sandbox setup failed at {step}: {source}")]
     ChildSetup {
-        step: &'static str,
+        step: String,
         #[source]
         source: io::Error,
     },

@@ -16,8 +16,13 @@ pub enum Status {
     Killed { signal: i32 },
     /// The wall-clock limit passed; every process of the run was killed.
     TimedOut,
-    /// The CPU-time limit (`RLIMIT_CPU`) ended the main process.
+    /// The run used up its CPU time (its cgroup's counter, or `RLIMIT_CPU` of the main process);
+    /// every process of the run was killed.
     CpuLimit,
+    /// The run went over its memory budget: the kernel killed one of its processes for it (the
+    /// `MemoryError` of one too large allocation is a [`Status::Failed`] instead); every process
+    /// of the run was killed.
+    MemoryLimit,
     /// The program wrote more than `max_output_bytes` to stdout or stderr; the run was killed.
     OutputLimit,
 }
@@ -32,14 +37,15 @@ pub struct Execution {
     pub stderr: String,
     /// Wall-clock time from spawn until the main process ended or was killed.
     pub wall: Duration,
-    /// Process id of the main process, which was also the process group id (gone by now).
+    /// Process id (in the harness's pid namespace) of the run's first process, gone by now: the
+    /// run's init with a private root, else the main process, which led the run's process group.
     pub pid: u32,
     /// The private uid the program ran as, when the harness is root.
     pub uid: Option<u32>,
     /// The isolation the run had.
     pub isolation: Isolation,
-    /// The isolation's [`Isolation::warnings`], then problems met while cleaning up. Empty when the
-    /// run had every layer and left nothing behind.
+    /// [`crate::Sandbox::warnings`], then problems met while cleaning up. Empty when the run had
+    /// every layer and left nothing behind.
     pub warnings: Vec<String>,
 }
 

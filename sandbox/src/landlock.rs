@@ -9,8 +9,10 @@
 //! connect/bind with no rule, so both are refused; ABI ≥ 6 scopes signals and abstract unix
 //! sockets to the run, so it cannot signal the harness.
 //!
-//! The ruleset is created and filled in the parent (that allocates and opens files); the child
-//! only calls `landlock_restrict_self` on the ready file descriptor, which is async-signal-safe.
+//! The ruleset is created in the parent (that allocates and opens files). The run's folder is
+//! added there too when it is a host folder; a private root's folder exists only inside the run's
+//! mount namespace, so its init adds that rule with [`allow_beneath_fd`]. The child then calls
+//! `landlock_restrict_self` on the ready descriptor. Both are single, async-signal-safe calls.
 
 use std::fs::File;
 use std::io;
@@ -88,14 +90,16 @@ fn write_rights(abi: u32) -> u64 {
     rights
 }
 
-/// A filled ruleset, ready for [`restrict_self`] in the child.
+/// A ruleset, ready for [`restrict_self`] in the child once the run's folder is allowed.
 pub(crate) struct Ruleset {
     fd: OwnedFd,
+    folder_rights: u64,
 }
 
 impl Ruleset {
-    /// Writes allowed beneath `workdir` only (and to `/dev/null`); TCP refused where the ABI can.
-    pub(crate) fn confine_writes_to(abi: u32, workdir: &Path) -> io::Result<Ruleset> {
+    /// Every write right handled (denied), except writing to `/dev/null`; TCP refused where the
+    /// ABI can; signals and abstract sockets scoped where it can.
+    pub(crate) fn new(abi: u32) -> io::Result<Ruleset> {
         let handled_fs = write_rights(abi);
         let attr = RulesetAttr {
             handled_access_fs: handled_fs,
@@ -122,11 +126,21 @@ impl Ruleset {
         // SAFETY: the kernel just returned this new descriptor (close-on-exec) and nothing else owns it.
         let ruleset = Ruleset {
             fd: unsafe { OwnedFd::from_raw_fd(fd as RawFd) },
+            folder_rights: handled_fs,
         };
-        ruleset.allow(workdir, handled_fs)?;
         let file_rights = FS_WRITE_FILE | if abi >= 3 { FS_TRUNCATE } else { 0 };
         ruleset.allow(Path::new("/dev/null"), file_rights)?;
         Ok(ruleset)
+    }
+
+    /// Allows every write right beneath the host folder `path`.
+    pub(crate) fn allow_writes_beneath(&self, path: &Path) -> io::Result<()> {
+        self.allow(path, self.folder_rights)
+    }
+
+    /// The rights to pass to [`allow_beneath_fd`] for the run's folder.
+    pub(crate) fn folder_rights(&self) -> u64 {
+        self.folder_rights
     }
 
     fn allow(&self, path: &Path, rights: u64) -> io::Result<()> {
@@ -134,30 +148,36 @@ impl Ruleset {
             .read(true)
             .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
             .open(path)?;
-        let rule = PathBeneathAttr {
-            allowed_access: rights,
-            parent_fd: target.as_raw_fd(),
-        };
-        // SAFETY: `rule` is a valid packed struct and both descriptors are open.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_landlock_add_rule,
-                self.fd.as_raw_fd(),
-                RULE_PATH_BENEATH,
-                &raw const rule,
-                0u32,
-            )
-        };
-        if rc < 0 {
-            Err(io::Error::last_os_error())
-        } else {
+        if allow_beneath_fd(self.fd.as_raw_fd(), target.as_raw_fd(), rights) {
             Ok(())
+        } else {
+            Err(io::Error::last_os_error())
         }
     }
 
     pub(crate) fn raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
+}
+
+/// Adds a rule to `ruleset_fd` allowing `rights` beneath the open folder `dir_fd`. Async-signal-safe
+/// (one system call); whether it worked.
+pub(crate) fn allow_beneath_fd(ruleset_fd: RawFd, dir_fd: RawFd, rights: u64) -> bool {
+    let rule = PathBeneathAttr {
+        allowed_access: rights,
+        parent_fd: dir_fd,
+    };
+    // SAFETY: `rule` is a valid packed struct and both descriptors are open.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset_fd,
+            RULE_PATH_BENEATH,
+            &raw const rule,
+            0u32,
+        )
+    };
+    rc == 0
 }
 
 /// Applies a ruleset to the calling thread and its future children. Async-signal-safe (one

@@ -1,27 +1,37 @@
-//! Watching a running program: its output, its exit and the wall-clock deadline, in one thread.
+//! Watching a running program: its output, its exit, its budgets and the wall-clock deadline, in
+//! one thread.
 //!
 //! Why one `poll` loop: output must be drained while the program runs (a full pipe would block it),
 //! capped (a program printing forever must not fill the harness's memory), and the deadline must be
 //! kept even when the program prints nothing. A pidfd (Linux ≥ 5.3) wakes the loop on exit; without
-//! one, the loop checks every 10 ms. The exit is observed with `WNOWAIT`, so the main process stays
-//! an unreaped zombie, keeping its pid (the process group id) reserved until the sweeps are done.
+//! one, the loop checks every 10 ms. With a cgroup, the run's CPU time and out-of-memory kills are
+//! read every 50 ms. The exit is observed with `WNOWAIT`, so the watched process stays an unreaped
+//! zombie, keeping its pid (the process group id without a private root) reserved until the
+//! cleanup is done.
 
+use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::process::{Child, ChildStderr, ChildStdout, ExitStatus};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
+
+use crate::Limits;
+use crate::cgroup::RunCgroup;
+use crate::spawn::Process;
 
 /// How the watch ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum End {
     Exited,
     WallLimit,
+    CpuLimit,
+    MemoryLimit,
     OutputLimit,
 }
 
 pub(crate) struct Outcome {
     pub(crate) end: End,
-    pub(crate) exit: ExitStatus,
+    /// Raw wait status of the watched process.
+    pub(crate) wait_status: i32,
     pub(crate) wall: Duration,
     pub(crate) stdout: Vec<u8>,
     pub(crate) stderr: Vec<u8>,
@@ -31,36 +41,42 @@ pub(crate) struct Outcome {
 const DRAIN_GRACE: Duration = Duration::from_millis(200);
 /// Poll interval when the kernel has no pidfd.
 const TICK: Duration = Duration::from_millis(10);
+/// Interval between reads of the run's cgroup counters.
+const BUDGET_TICK: Duration = Duration::from_millis(50);
 
-/// Watches `child` until it exits, overruns `wall` or writes more than `max_output` bytes to one
-/// stream; then calls `terminate` (kill everything of the run) and reaps the child. `terminate`
-/// runs on every path, errors included, so no run outlives this call.
-pub(crate) fn watch(
-    child: &mut Child,
-    started: Instant,
-    wall: Duration,
-    max_output: usize,
-    terminate: impl FnOnce(),
-) -> io::Result<Outcome> {
-    let pid = child.id() as libc::pid_t;
-    let streams = Stream::new(child.stdout.take(), max_output)
-        .and_then(|stdout| Ok((stdout, Stream::new(child.stderr.take(), max_output)?)));
+/// What the watch reads and enforces besides the process itself.
+pub(crate) struct Watched<'a> {
+    pub(crate) stdout: OwnedFd,
+    pub(crate) stderr: OwnedFd,
+    pub(crate) started: Instant,
+    pub(crate) limits: &'a Limits,
+    pub(crate) cgroup: Option<&'a RunCgroup>,
+}
+
+/// Watches `process` until it exits or a limit is reached; then calls `terminate` (kill
+/// everything of the run) and reaps the process. `terminate` runs on every path, errors included,
+/// so no run outlives this call.
+pub(crate) fn watch(process: &mut Process, watched: Watched, terminate: impl FnOnce()) -> io::Result<Outcome> {
+    let streams = Stream::new(watched.stdout, watched.limits.max_output_bytes)
+        .and_then(|stdout| Ok((stdout, Stream::new(watched.stderr, watched.limits.max_output_bytes)?)));
     let (mut stdout, mut stderr) = match streams {
         Ok(streams) => streams,
         Err(e) => {
             terminate();
-            let _ = child.wait();
+            let _ = process.wait();
             return Err(e);
         }
     };
-    let pidfd = open_pidfd(pid);
-    let deadline = started + wall;
-
-    let watched = watch_until_end(pid, deadline, pidfd.as_ref(), &mut stdout, &mut stderr);
-    let wall = started.elapsed();
+    let budget = Budget {
+        cgroup: watched.cgroup,
+        cpu: watched.limits.cpu,
+    };
+    let deadline = watched.started + watched.limits.wall;
+    let ended = watch_until_end(process, deadline, &budget, &mut stdout, &mut stderr);
+    let wall = watched.started.elapsed();
     terminate();
-    let exit = child.wait()?;
-    let end = watched?;
+    let wait_status = process.wait()?;
+    let mut end = ended?;
 
     let drain_deadline = Instant::now() + DRAIN_GRACE;
     while !(stdout.closed() && stderr.closed()) {
@@ -72,15 +88,17 @@ pub(crate) fn watch(
         stdout.read_available()?;
         stderr.read_available()?;
     }
-    // Output that overflowed only after the exit, while draining, still breaks the limit.
-    let end = if end == End::Exited && (stdout.overflowed || stderr.overflowed) {
-        End::OutputLimit
-    } else {
-        end
-    };
+    // Output that overflowed only after the exit, while draining, still breaks the limit, and a
+    // process of the run killed for memory fails the run even if the main one then exited.
+    if end == End::Exited && (stdout.overflowed || stderr.overflowed) {
+        end = End::OutputLimit;
+    }
+    if end == End::Exited && budget.out_of_memory()? {
+        end = End::MemoryLimit;
+    }
     Ok(Outcome {
         end,
-        exit,
+        wait_status,
         wall,
         stdout: stdout.captured,
         stderr: stderr.captured,
@@ -88,26 +106,35 @@ pub(crate) fn watch(
 }
 
 fn watch_until_end(
-    pid: libc::pid_t,
+    process: &Process,
     deadline: Instant,
-    pidfd: Option<&OwnedFd>,
-    stdout: &mut Stream<ChildStdout>,
-    stderr: &mut Stream<ChildStderr>,
+    budget: &Budget,
+    stdout: &mut Stream,
+    stderr: &mut Stream,
 ) -> io::Result<End> {
+    let mut next_budget_check = Instant::now() + BUDGET_TICK;
     loop {
-        if has_exited(pid)? {
+        if process.has_exited()? {
             return Ok(End::Exited);
         }
         let now = Instant::now();
         if now >= deadline {
             return Ok(End::WallLimit);
         }
-        let wait = if pidfd.is_some() {
-            deadline - now
-        } else {
-            (deadline - now).min(TICK)
-        };
-        wait_readable(&[stdout.fd(), stderr.fd(), pidfd.map(AsRawFd::as_raw_fd)], wait)?;
+        if now >= next_budget_check {
+            if let Some(end) = budget.exceeded()? {
+                return Ok(end);
+            }
+            next_budget_check = now + BUDGET_TICK;
+        }
+        let mut wait = deadline - now;
+        if process.pidfd().is_none() {
+            wait = wait.min(TICK);
+        }
+        if budget.cgroup.is_some() {
+            wait = wait.min(next_budget_check.saturating_duration_since(now));
+        }
+        wait_readable(&[stdout.fd(), stderr.fd(), process.pidfd()], wait)?;
         stdout.read_available()?;
         stderr.read_available()?;
         if stdout.overflowed || stderr.overflowed {
@@ -116,21 +143,42 @@ fn watch_until_end(
     }
 }
 
+/// The run's CPU-time and memory budgets, read from its cgroup.
+struct Budget<'a> {
+    cgroup: Option<&'a RunCgroup>,
+    cpu: Duration,
+}
+
+impl Budget<'_> {
+    fn exceeded(&self) -> io::Result<Option<End>> {
+        let Some(cgroup) = self.cgroup else {
+            return Ok(None);
+        };
+        if cgroup.out_of_memory()? {
+            return Ok(Some(End::MemoryLimit));
+        }
+        let over = cgroup.cpu_used()?.is_some_and(|used| used >= self.cpu);
+        Ok(over.then_some(End::CpuLimit))
+    }
+
+    fn out_of_memory(&self) -> io::Result<bool> {
+        self.cgroup.map_or(Ok(false), RunCgroup::out_of_memory)
+    }
+}
+
 /// One output pipe, non-blocking, keeping at most `limit` bytes.
-struct Stream<R> {
-    source: Option<R>,
+struct Stream {
+    source: Option<File>,
     captured: Vec<u8>,
     limit: usize,
     overflowed: bool,
 }
 
-impl<R: Read + AsRawFd> Stream<R> {
-    fn new(source: Option<R>, limit: usize) -> io::Result<Self> {
-        if let Some(pipe) = &source {
-            set_nonblocking(pipe.as_raw_fd())?;
-        }
+impl Stream {
+    fn new(pipe: OwnedFd, limit: usize) -> io::Result<Self> {
+        set_nonblocking(pipe.as_raw_fd())?;
         Ok(Stream {
-            source,
+            source: Some(File::from(pipe)),
             captured: Vec::new(),
             limit,
             overflowed: false,
@@ -206,35 +254,4 @@ fn wait_readable(fds: &[Option<RawFd>], timeout: Duration) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Whether `pid` has exited, without reaping it.
-fn has_exited(pid: libc::pid_t) -> io::Result<bool> {
-    // SAFETY: `info` is zeroed and written by the kernel; WNOWAIT leaves the child waitable.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    let rc = unsafe {
-        libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        )
-    };
-    if rc < 0 {
-        let err = io::Error::last_os_error();
-        return if err.kind() == io::ErrorKind::Interrupted {
-            Ok(false)
-        } else {
-            Err(err)
-        };
-    }
-    // SAFETY: after a successful waitid, si_pid is 0 when no child changed state.
-    Ok(unsafe { info.si_pid() } != 0)
-}
-
-/// A descriptor that becomes readable when `pid` exits; `None` before Linux 5.3.
-fn open_pidfd(pid: libc::pid_t) -> Option<OwnedFd> {
-    // SAFETY: plain syscall; the returned descriptor (close-on-exec) is owned here.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) };
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }

@@ -1,9 +1,11 @@
 //! Private uids, one per concurrent run.
 //!
-//! Why: as root, a program could ignore file permissions and `RLIMIT_NPROC` (root is exempt), and
-//! processes that leave the process group (`setsid`) would escape the final kill. Running each
-//! program as a uid that nothing else uses fixes all three: permissions apply, the process limit
-//! counts this run alone, and "kill every process of this uid" is an exact sweep ([`crate::cleanup`]).
+//! Why: as root, a program could ignore file permissions and `RLIMIT_NPROC` (root is exempt). Running
+//! each program as a uid that nothing else uses fixes both: permissions apply, and the process limit
+//! counts this run alone. Without a private root, "kill every process of this uid" is also the
+//! exact sweep that catches processes which left the process group ([`crate::cleanup`]); with one,
+//! the run's pid namespace ends them all, even when the harness is killed, so a uid never meets a
+//! survivor of an earlier run.
 //!
 //! Uids are `BASE + (harness pid) * SLOTS + slot`: distinct between concurrent runs of one harness
 //! (the slot) and between harnesses alive at once (the pid, below 2^22 on Linux). They have no

@@ -1,4 +1,6 @@
-//! The run's private folder: cwd and `HOME` of the program, the only place it may write.
+//! The run's folder on the host, where there is no private root (with one, the folder is a tmpfs
+//! inside the run's mount namespace; see [`crate::rootfs`]): cwd and `HOME` of the program, the
+//! only place it may write.
 //!
 //! Why: a fresh folder per run keeps runs from seeing each other's files and leaves nothing behind.
 //! It is created `0700`; with a private uid it is handed to that uid, so no other run can enter it.

@@ -48,7 +48,7 @@ pub const LONG_CONTEXT: usize = 32_768;
 pub struct CompareArgs {
     /// Attention variants, comma-separated; join the parts of one variant with `+`
     /// (e.g. `native,mqa,gqa:1+swa:256`).
-    #[arg(long, value_delimiter = ',', default_value = "native,mha,mqa")]
+    #[arg(long, value_delimiter = ',', default_value = "native,mha,mqa", value_parser = variant_text)]
     pub variants: Vec<String>,
     /// Model, tasks, limit, config, ... as for `eval`; --out is the comparison's folder (default
     /// results/runs/compare-<model>-<settings hash>/), each variant going to its variants/<name>/.
@@ -64,6 +64,14 @@ pub struct Variant {
     pub spec: AttentionSpec,
     /// Its folder name under variants/ (`gqa-2+swa-256`).
     pub dir_name: String,
+}
+
+/// One `--variants` entry, checked when the command line is read (`gqa:1+swa:256`).
+fn variant_text(raw: &str) -> Result<String, String> {
+    raw.replace('+', ",")
+        .parse::<AttentionSpec>()
+        .map(|_| raw.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// Parses `--variants`; `+` joins parts of one variant. Duplicates are an error.

@@ -89,7 +89,8 @@ pub fn metric_name(metric: GenMetric, samples: usize) -> String {
     }
 }
 
-/// The sandbox for code tasks, built once per run (its set-up checks run a test program).
+/// The sandbox for code tasks, built once per run (its set-up checks run a test program). The
+/// task's timeout (code_eval's 3 s) is the run's CPU time; see `Limits::for_timeout` for why.
 pub fn code_sandbox(task: &Task) -> anyhow::Result<Sandbox> {
     let timeout = task
         .items
@@ -100,13 +101,9 @@ pub fn code_sandbox(task: &Task) -> anyhow::Result<Sandbox> {
         })
         .fold(0.0f64, f64::max)
         .max(1.0);
-    let limits = Limits {
-        wall: std::time::Duration::from_secs_f64(timeout),
-        cpu_seconds: timeout.ceil() as u64,
-        ..Limits::default()
-    };
+    let limits = Limits::for_timeout(std::time::Duration::from_secs_f64(timeout));
     let sandbox = Sandbox::new(limits).context("setting up the code sandbox")?;
-    for warning in sandbox.capabilities().warnings() {
+    for warning in sandbox.warnings() {
         eprintln!("sandbox warning: {warning}");
     }
     Ok(sandbox)
