@@ -1,6 +1,7 @@
 //! The code runner end to end: every canonical HumanEval and MBPP solution, built into the
 //! program lm-eval builds, passes in the sandbox (which checks the runner), deliberately wrong
 //! and hostile completions fail, and the harness goes on.
+#![cfg(target_os = "linux")]
 
 use rayon::prelude::*;
 use sandbox::{Limits, Sandbox};

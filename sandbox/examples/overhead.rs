@@ -4,11 +4,20 @@
 //!
 //! `cargo run --release -p sandbox --example overhead -- [N]` (default N = 50).
 
+#[cfg(not(target_os = "linux"))]
+fn main() {
+    eprintln!("the sandbox needs Linux");
+}
+
+#[cfg(target_os = "linux")]
 use std::process::{Command, Stdio};
+#[cfg(target_os = "linux")]
 use std::time::{Duration, Instant};
 
+#[cfg(target_os = "linux")]
 use sandbox::{Limits, Sandbox};
 
+#[cfg(target_os = "linux")]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runs: u32 = match std::env::args().nth(1) {
         Some(arg) => arg
@@ -58,6 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Median and mean in milliseconds.
+#[cfg(target_os = "linux")]
 fn summary(times: &mut [Duration]) -> (f64, f64) {
     times.sort_unstable();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;

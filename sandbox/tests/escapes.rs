@@ -1,6 +1,7 @@
 //! The sandbox escapes of issue 12, one hostile program each: SysV IPC, host unix sockets,
 //! processes outliving a killed harness, keyrings, per-process (not per-run) memory and disk,
 //! unbounded cleanup, CPU-burning siblings, user namespaces and other kernel interfaces.
+#![cfg(target_os = "linux")]
 
 mod common;
 

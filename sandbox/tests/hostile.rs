@@ -1,5 +1,6 @@
 //! Hostile programs must fail (never pass), leave the test process alive, and change nothing
 //! outside their own temporary folder.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -1,15 +1,14 @@
-//! Generative tasks: generate (KV-cached, batched), extract and score as
-//! lm-eval does (tasks::score_responses), run generated code in the sandbox (tasks::CodeCheck →
-//! sandbox::Sandbox), journal every finished item so a killed run resumes.
+//! Generative tasks: generate (KV-cached, batched), extract and score as lm-eval does
+//! (`Task::score_generation`), run generated code in the sandbox ([`super::code`]), journal every
+//! finished item so a killed run resumes.
 
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
-use rayon::prelude::*;
-use sandbox::{Limits, Sandbox};
 use serde::{Deserialize, Serialize};
 use tasks::{GenItem, GenMetric, Item, ItemScores, Request, Task};
 
+use super::code::{CodeRunner, ExecutionRecord};
 use super::{GenSettings, Scored, TaskContext, TaskScores, journaled, task_scores};
 use crate::chat::ChatPrompt;
 use crate::journal::Record;
@@ -70,15 +69,6 @@ impl Scored for GenSample {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct ExecutionRecord {
-    pub passed: bool,
-    pub status: String,
-    pub wall_ms: f64,
-    /// The end of stderr (the assertion or error), for reading failures.
-    pub stderr_tail: String,
-}
-
 /// The metric names a generative task reports with `samples` per item: lm-eval's names for one
 /// sample; maj@k for several samples of a text task (exact_match of the voted answer).
 pub fn metric_name(metric: GenMetric, samples: usize) -> String {
@@ -89,30 +79,14 @@ pub fn metric_name(metric: GenMetric, samples: usize) -> String {
     }
 }
 
-/// The sandbox for code tasks, built once per run (its set-up checks run a test program). The
-/// task's timeout (code_eval's 3 s) is the run's CPU time; see `Limits::for_timeout` for why.
-pub fn code_sandbox(task: &Task) -> anyhow::Result<Sandbox> {
-    let timeout = task
-        .items
-        .iter()
-        .filter_map(|i| match &i.request {
-            Request::Generate(g) => g.code.as_ref().map(|c| c.timeout_s),
-            Request::Choice(_) => None,
-        })
-        .fold(0.0f64, f64::max)
-        .max(1.0);
-    let limits = Limits::for_timeout(std::time::Duration::from_secs_f64(timeout));
-    let sandbox = Sandbox::new(limits).context("setting up the code sandbox")?;
-    for warning in sandbox.warnings() {
-        eprintln!("sandbox warning: {warning}");
-    }
-    Ok(sandbox)
-}
-
 /// Generates and scores a task's missing items, journaling as it goes; its per-item metrics.
 pub fn run(context: &TaskContext, task: &Task) -> anyhow::Result<TaskScores> {
     let settings = &context.generation;
-    let mut sandbox = None;
+    let is_code = task
+        .items
+        .iter()
+        .any(|i| matches!(&i.request, Request::Generate(g) if g.code.is_some()));
+    let runner = is_code.then(|| CodeRunner::new(task)).transpose()?;
     let per_chunk = (context.lm.batch_size * ITEMS_PER_CHUNK_PER_ROW)
         .div_ceil(settings.samples)
         .max(1);
@@ -142,10 +116,8 @@ pub fn run(context: &TaskContext, task: &Task) -> anyhow::Result<TaskScores> {
                 let responses: Vec<String> = outs.iter().map(|g| g.text.clone()).collect();
                 let (scores, executions) = match &item.code {
                     Some(code) => {
-                        if sandbox.is_none() {
-                            sandbox = Some(code_sandbox(task)?);
-                        }
-                        let runs = execute(sandbox.as_ref().expect("made above"), code, &responses)?;
+                        let runner = runner.as_ref().context("a code item in a task without code")?;
+                        let runs = runner.run(code, &responses)?;
                         let passed: Vec<bool> = runs.iter().map(|r| r.passed).collect();
                         (task.score_code(&passed), Some(runs))
                     }
@@ -214,28 +186,6 @@ pub fn prompt_of(chat: Option<&ChatPrompt>, item: &GenItem) -> anyhow::Result<St
             .with_context(|| format!("doc {}", item.doc_id)),
         None => Ok(item.context.clone()),
     }
-}
-
-/// Runs each sample's program in the sandbox (in parallel: each run is its own process).
-fn execute(sandbox: &Sandbox, code: &tasks::CodeCheck, responses: &[String]) -> anyhow::Result<Vec<ExecutionRecord>> {
-    responses
-        .par_iter()
-        .map(|response| {
-            let run = sandbox
-                .run_python(&code.program(response))
-                .with_context(|| format!("running {} in the sandbox", code.task_id))?;
-            let tail: String = {
-                let chars: Vec<char> = run.stderr.chars().collect();
-                chars[chars.len().saturating_sub(400)..].iter().collect()
-            };
-            Ok(ExecutionRecord {
-                passed: run.passed(),
-                status: format!("{:?}", run.status),
-                wall_ms: run.wall.as_secs_f64() * 1000.0,
-                stderr_tail: tail,
-            })
-        })
-        .collect()
 }
 
 fn sample_of(

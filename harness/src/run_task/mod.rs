@@ -3,6 +3,7 @@
 //! flight) and counted in the progress output. Both request families share this loop
 //! ([`journaled`]); [`multiple_choice`] and [`generate`] say how a chunk is scored.
 
+pub mod code;
 pub mod generate;
 pub mod multiple_choice;
 
