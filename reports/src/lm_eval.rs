@@ -200,28 +200,64 @@ pub fn results_json(
     run: &RunInfo,
     task_hashes: &Map<String, Value>,
 ) -> Value {
-    let mut results = Map::new();
-    let (mut configs, mut versions, mut n_shot, mut better, mut n_samples) =
-        (Map::new(), Map::new(), Map::new(), Map::new(), Map::new());
+    let mut sections = Sections::default();
     for task in tasks {
+        sections.add_task(task);
+    }
+    for group in groups {
+        sections.add_group(group);
+    }
+    let mut out = Map::new();
+    out.insert("results".into(), Value::Object(sections.results));
+    if !sections.groups.is_empty() {
+        out.insert("groups".into(), Value::Object(sections.groups));
+    }
+    for (key, value) in [
+        ("group_subtasks", Value::Object(sections.group_subtasks)),
+        ("configs", Value::Object(sections.configs)),
+        ("versions", Value::Object(sections.versions)),
+        ("n-shot", Value::Object(sections.n_shot)),
+        ("higher_is_better", Value::Object(sections.higher_is_better)),
+        ("n-samples", Value::Object(sections.n_samples)),
+    ] {
+        out.insert(key.into(), value);
+    }
+    out.extend(run_fields(run, task_hashes));
+    Value::Object(out)
+}
+
+/// The per-task and per-group sections, filled in lm-eval's order.
+#[derive(Default)]
+struct Sections {
+    results: Map<String, Value>,
+    groups: Map<String, Value>,
+    group_subtasks: Map<String, Value>,
+    configs: Map<String, Value>,
+    versions: Map<String, Value>,
+    n_shot: Map<String, Value>,
+    higher_is_better: Map<String, Value>,
+    n_samples: Map<String, Value>,
+}
+
+impl Sections {
+    fn add_task(&mut self, task: &TaskResult) {
         let mut entry = Map::new();
         entry.insert("name".into(), json!(task.name));
         entry.insert("alias".into(), json!(task.alias));
         entry.insert("sample_len".into(), json!(task.effective));
         metric_entries(&task.metrics, &mut entry);
-        results.insert(task.name.clone(), Value::Object(entry));
-        configs.insert(task.name.clone(), task.config.clone());
-        versions.insert(task.name.clone(), task.version.clone());
-        n_shot.insert(task.name.clone(), json!(task.shots));
-        better.insert(task.name.clone(), higher_is_better(&task.metrics));
-        n_samples.insert(
-            task.name.clone(),
-            json!({"original": task.original, "effective": task.effective}),
-        );
+        let name = task.name.clone();
+        self.results.insert(name.clone(), Value::Object(entry));
+        self.configs.insert(name.clone(), task.config.clone());
+        self.versions.insert(name.clone(), task.version.clone());
+        self.n_shot.insert(name.clone(), json!(task.shots));
+        self.higher_is_better
+            .insert(name.clone(), higher_is_better(&task.metrics));
+        self.n_samples
+            .insert(name, json!({"original": task.original, "effective": task.effective}));
     }
-    let mut group_entries = Map::new();
-    let mut group_subtasks = Map::new();
-    for group in groups {
+
+    fn add_group(&mut self, group: &GroupResult) {
         let mut entry = Map::new();
         entry.insert("alias".into(), json!(group.alias));
         entry.insert("name".into(), json!(group.name));
@@ -233,24 +269,18 @@ pub fn results_json(
             .map(|m| (format!("{},{}", m.metric, m.filter), json!(group.sample_len)))
             .collect();
         entry.insert("sample_count".into(), Value::Object(counts));
-        results.insert(group.name.clone(), Value::Object(entry.clone()));
-        group_entries.insert(group.name.clone(), Value::Object(entry));
-        group_subtasks.insert(group.name.clone(), json!(group.subtasks));
-        versions.insert(group.name.clone(), group.version.clone());
-        better.insert(group.name.clone(), higher_is_better(&group.metrics));
+        let name = group.name.clone();
+        self.results.insert(name.clone(), Value::Object(entry.clone()));
+        self.groups.insert(name.clone(), Value::Object(entry));
+        self.group_subtasks.insert(name.clone(), json!(group.subtasks));
+        self.versions.insert(name.clone(), group.version.clone());
+        self.higher_is_better.insert(name, higher_is_better(&group.metrics));
     }
-    let mut out = Map::new();
-    out.insert("results".into(), Value::Object(results));
-    if !group_entries.is_empty() {
-        out.insert("groups".into(), Value::Object(group_entries));
-    }
-    for (key, value) in [
-        ("group_subtasks", Value::Object(group_subtasks)),
-        ("configs", Value::Object(configs)),
-        ("versions", Value::Object(versions)),
-        ("n-shot", Value::Object(n_shot)),
-        ("higher_is_better", Value::Object(better)),
-        ("n-samples", Value::Object(n_samples)),
+}
+
+/// The run-level fields after the sections.
+fn run_fields(run: &RunInfo, task_hashes: &Map<String, Value>) -> Map<String, Value> {
+    [
         ("config", run.config.clone()),
         ("git_hash", json!(run.harness_git)),
         ("date", json!(run.date)),
@@ -272,10 +302,10 @@ pub fn results_json(
             "total_evaluation_time_seconds",
             json!(crate::python_json::float_repr(run.total_evaluation_time_seconds)),
         ),
-    ] {
-        out.insert(key.into(), value);
-    }
-    Value::Object(out)
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 /// lm-eval's `sanitize_model_name`: path separators and other unsafe characters as `__`.

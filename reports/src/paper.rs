@@ -286,6 +286,27 @@ impl PaperTable {
                 .collect();
             let _ = writeln!(out, "| {name} | {} |", texts.join(" | "));
         }
+        self.settings_notes(&mut out);
+        let known: BTreeSet<&str> = self.columns.iter().map(|c| c.task.as_str()).collect();
+        let extra: Vec<String> = ours
+            .iter()
+            .filter(|(task, _)| !known.contains(task.as_str()))
+            .map(|(task, v)| match v {
+                Some(v) => format!("{task} ({v:.1})"),
+                None => format!("{task} (no data)"),
+            })
+            .collect();
+        if !extra.is_empty() {
+            let _ = writeln!(out, "\nOur tasks outside the paper's layout: {}", extra.join(", "));
+        }
+        if let Some(note) = &self.source.note {
+            let _ = writeln!(out, "\nNote: {note}");
+        }
+        out
+    }
+
+    /// The columns' and categories' settings, as the paper states them.
+    fn settings_notes(&self, out: &mut String) {
         out.push_str("\nSettings (as the paper states them):\n\n");
         for c in &self.columns {
             let _ = write!(
@@ -307,22 +328,6 @@ impl PaperTable {
             }
             out.push('\n');
         }
-        let known: BTreeSet<&str> = self.columns.iter().map(|c| c.task.as_str()).collect();
-        let extra: Vec<String> = ours
-            .iter()
-            .filter(|(task, _)| !known.contains(task.as_str()))
-            .map(|(task, v)| match v {
-                Some(v) => format!("{task} ({v:.1})"),
-                None => format!("{task} (no data)"),
-            })
-            .collect();
-        if !extra.is_empty() {
-            let _ = writeln!(out, "\nOur tasks outside the paper's layout: {}", extra.join(", "));
-        }
-        if let Some(note) = &self.source.note {
-            let _ = writeln!(out, "\nNote: {note}");
-        }
-        out
     }
 
     fn csv(&self, rows: &[(String, Vec<Cell>)], averaged: &[&Category]) -> String {

@@ -448,24 +448,7 @@ fn compare_one(
     };
     let b_items = base.per_item(task, metric)?;
     let c_items = cand.per_item(task, metric)?;
-    // Paired values on identical doc_id sets, or why there are none.
-    let paired_values = match (&b_items, &c_items) {
-        (Some(b), Some(c)) if b.keys().eq(c.keys()) && !b.is_empty() => {
-            let bv: Vec<f64> = b.values().copied().collect();
-            let cv: Vec<f64> = c.values().copied().collect();
-            Ok((bv, cv))
-        }
-        (Some(b), Some(c)) => {
-            let only_b = b.keys().filter(|k| !c.contains_key(k)).count();
-            let only_c = c.keys().filter(|k| !b.contains_key(k)).count();
-            Err(format!(
-                "doc_ids differ ({only_b} only in baseline, {only_c} only in candidate)"
-            ))
-        }
-        (None, None) => Err("no per-item results".to_string()),
-        (Some(_), None) => Err("per-item results in the baseline only".to_string()),
-        (None, Some(_)) => Err("per-item results in the candidate only".to_string()),
-    };
+    let paired_values = paired_values(&b_items, &c_items);
     if let Ok((bv, cv)) = &paired_values {
         comparison.paired = Some(paired_test(bv, cv));
     }
@@ -487,7 +470,44 @@ fn compare_one(
     } else {
         1.0
     };
-    match (&comparison.paired, &paired_values) {
+    judge_statistically(&mut comparison, b_row, c_row, &paired_values, sign, options);
+    Ok(comparison)
+}
+
+/// Deterministic mode: per-item values (or, without them, the aggregates) must agree.
+/// Paired per-item values on identical doc_id sets, or why there are none.
+fn paired_values(
+    b_items: &Option<BTreeMap<usize, f64>>,
+    c_items: &Option<BTreeMap<usize, f64>>,
+) -> std::result::Result<(Vec<f64>, Vec<f64>), String> {
+    match (b_items, c_items) {
+        (Some(b), Some(c)) if b.keys().eq(c.keys()) && !b.is_empty() => {
+            Ok((b.values().copied().collect(), c.values().copied().collect()))
+        }
+        (Some(b), Some(c)) => {
+            let only_b = b.keys().filter(|k| !c.contains_key(k)).count();
+            let only_c = c.keys().filter(|k| !b.contains_key(k)).count();
+            Err(format!(
+                "doc_ids differ ({only_b} only in baseline, {only_c} only in candidate)"
+            ))
+        }
+        (None, None) => Err("no per-item results".to_string()),
+        (Some(_), None) => Err("per-item results in the baseline only".to_string()),
+        (None, Some(_)) => Err("per-item results in the candidate only".to_string()),
+    }
+}
+
+/// Statistical mode: the paired test where there is one, else the aggregate against the
+/// tolerance. `sign` is -1 for metrics where lower is better.
+fn judge_statistically(
+    comparison: &mut Comparison,
+    b_row: &ScoreRow,
+    c_row: &ScoreRow,
+    paired_values: &std::result::Result<(Vec<f64>, Vec<f64>), String>,
+    sign: f64,
+    options: &RegressOptions,
+) {
+    match (&comparison.paired, paired_values) {
         (Some(paired), _) if !paired.p_value.is_nan() => {
             comparison.method = Method::Paired;
             let better = sign * paired.mean_difference;
@@ -516,10 +536,8 @@ fn compare_one(
             };
         }
     }
-    Ok(comparison)
 }
 
-/// Deterministic mode: per-item values (or, without them, the aggregates) must agree.
 fn judge_exact(
     comparison: &mut Comparison,
     b_row: &ScoreRow,

@@ -17,6 +17,14 @@ pub fn markdown(
     is_group: &dyn Fn(&str) -> bool,
 ) -> String {
     let labels: Vec<&str> = runs.iter().map(|r| r.label.as_str()).collect();
+    let mut out = header(base, labels[reference]);
+    scores_table(&mut out, &labels, reference, rows);
+    costs_table(&mut out, runs, rows, is_group);
+    kv_table(&mut out, &labels, rows);
+    out
+}
+
+fn header(base: &RunOptions, reference: &str) -> String {
     let mut out = format!("# Attention variants of {}\n\n", base.model().display());
     let limit = base
         .limit
@@ -30,16 +38,20 @@ pub fn markdown(
     );
     let _ = writeln!(
         out,
-        "- reference: `{}`; Δ in percentage points; p: two-sided paired test on the same items \
-         (McNemar's exact test for 0/1 results, paired t otherwise)",
-        labels[reference]
+        "- reference: `{reference}`; Δ in percentage points; p: two-sided paired test on the same items \
+         (McNemar's exact test for 0/1 results, paired t otherwise)"
     );
     let _ = writeln!(
         out,
         "- run folders: variants/<variant>/ (each resumable with `harness eval`)\n"
     );
+    out
+}
+
+/// `| task | metric | n | <one column per variant> |` with each value, Δ and p.
+fn scores_table(out: &mut String, labels: &[&str], reference: usize, rows: &[CompareRow]) {
     out.push_str("## Scores (%)\n\n| task | metric | n |");
-    for label in &labels {
+    for label in labels {
         let _ = write!(out, " {label} |");
     }
     out.push_str("\n|---|---|---:|");
@@ -52,27 +64,30 @@ pub fn markdown(
         };
         let n = cell(labels[reference]).or_else(|| rows.iter().find(|r| (&r.score.task, &r.score.metric) == key));
         let _ = write!(out, "| {} | {} | {} |", key.0, key.1, n.map_or(0, |r| r.score.n));
-        for label in &labels {
-            let text = match cell(label) {
-                None => "—".to_string(),
-                Some(r) => {
-                    let mut text = format!("{:.1}", r.score.value * 100.0);
-                    if let Some(delta) = r.delta_vs_native {
-                        let _ = write!(text, " ({:+.1}", delta * 100.0);
-                        match r.p_value {
-                            Some(p) => {
-                                let _ = write!(text, ", p={})", format_p(p));
-                            }
-                            None => text.push(')'),
-                        }
-                    }
-                    text
-                }
-            };
-            let _ = write!(out, " {text} |");
+        for label in labels {
+            let _ = write!(out, " {} |", cell(label).map_or("—".to_string(), score_cell));
         }
         out.push('\n');
     }
+}
+
+/// `61.0 (+1.5, p=0.21)`: the value, and against the reference its Δ and p.
+fn score_cell(row: &CompareRow) -> String {
+    let mut text = format!("{:.1}", row.score.value * 100.0);
+    if let Some(delta) = row.delta_vs_native {
+        let _ = write!(text, " ({:+.1}", delta * 100.0);
+        match row.p_value {
+            Some(p) => {
+                let _ = write!(text, ", p={})", format_p(p));
+            }
+            None => text.push(')'),
+        }
+    }
+    text
+}
+
+/// Per variant: K/V heads, window, KV cache at 32k, peak memory and throughput.
+fn costs_table(out: &mut String, runs: &[VariantRun], rows: &[CompareRow], is_group: &dyn Fn(&str) -> bool) {
     out.push_str("\n## Costs\n\n");
     out.push_str("| variant | K/V heads | window | KV cache @ 32k tokens | peak RSS | items/s | tokens/s |\n");
     out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
@@ -97,8 +112,12 @@ pub fn markdown(
          Peak RSS: the variant's eval process (VmHWM). items/s and tokens/s: over the variant's tasks, \
          on this machine; tokens/s counts a shared multiple-choice context once.\n"
     );
+}
+
+/// Per task: its mean sequence length and each variant's KV cache at that length.
+fn kv_table(out: &mut String, labels: &[&str], rows: &[CompareRow]) {
     out.push_str("### KV cache at each task's mean sequence length\n\n| task | mean tokens |");
-    for label in &labels {
+    for label in labels {
         let _ = write!(out, " {label} |");
     }
     out.push_str("\n|---|---:|");
@@ -116,7 +135,7 @@ pub fn markdown(
             mean.map_or("—".into(), |m| format!("{m:.0}")),
             if approx { " ≈" } else { "" }
         );
-        for label in &labels {
+        for label in labels {
             let bytes = rows
                 .iter()
                 .find(|r| r.variant == *label && &r.score.task == task)
@@ -128,7 +147,6 @@ pub fn markdown(
     if estimated {
         out.push_str("\n≈: token counts estimated as text length / 4 (journals without token counts).\n");
     }
-    out
 }
 
 /// (items/s, tokens/s) over a variant's leaf tasks: Σ n / Σ seconds, Σ tokens / Σ seconds.

@@ -50,16 +50,24 @@ fn group_width(panel: &Chart) -> f64 {
     natural.max(MIN_PLOT_WIDTH / panel.groups.len().max(1) as f64)
 }
 
-fn draw_panel(out: &mut String, panel: &Chart, top: f64) {
+/// A slanted label ending under its group, so that long task names do not collide.
+fn draw_group_label(out: &mut String, group: &str, lx: f64, ly: f64) {
+    let label: String = if group.chars().count() > LABEL_CHARS {
+        group.chars().take(LABEL_CHARS - 1).chain(['…']).collect()
+    } else {
+        group.to_string()
+    };
     let _ = writeln!(
         out,
-        "<text x=\"{LEFT}\" y=\"{:.1}\" font-size=\"14\" font-weight=\"bold\">{}</text>",
-        top + 20.0,
-        escape(&panel.title)
+        "<text x=\"{lx:.1}\" y=\"{ly:.1}\" text-anchor=\"end\" transform=\"rotate(-30 {lx:.1} {ly:.1})\">{}</text>",
+        escape(&label)
     );
-    // Legend.
+}
+
+/// One colour swatch and name per series, in a row under the title.
+fn draw_legend(out: &mut String, series: &[String], top: f64) {
     let mut x = LEFT;
-    for (s, name) in panel.series.iter().enumerate() {
+    for (s, name) in series.iter().enumerate() {
         let _ = writeln!(
             out,
             "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"10\" height=\"10\" fill=\"{}\"/>\
@@ -72,6 +80,16 @@ fn draw_panel(out: &mut String, panel: &Chart, top: f64) {
         );
         x += 24.0 + 7.0 * name.chars().count() as f64;
     }
+}
+
+fn draw_panel(out: &mut String, panel: &Chart, top: f64) {
+    let _ = writeln!(
+        out,
+        "<text x=\"{LEFT}\" y=\"{:.1}\" font-size=\"14\" font-weight=\"bold\">{}</text>",
+        top + 20.0,
+        escape(&panel.title)
+    );
+    draw_legend(out, &panel.series, top);
     let data_max = panel.values.iter().flatten().flatten().copied().fold(0.0f64, f64::max);
     let (step, max) = nice_axis(panel.max.unwrap_or(data_max).max(data_max));
     let base = top + PLOT_TOP + PLOT_HEIGHT;
@@ -115,18 +133,7 @@ fn draw_panel(out: &mut String, panel: &Chart, top: f64) {
                 short_number(v)
             );
         }
-        // Slanted labels, ending under their group, so that long task names do not collide.
-        let (lx, ly) = (x0 + bars_width / 2.0, base + 14.0);
-        let label: String = if group.chars().count() > LABEL_CHARS {
-            group.chars().take(LABEL_CHARS - 1).chain(['…']).collect()
-        } else {
-            group.clone()
-        };
-        let _ = writeln!(
-            out,
-            "<text x=\"{lx:.1}\" y=\"{ly:.1}\" text-anchor=\"end\" transform=\"rotate(-30 {lx:.1} {ly:.1})\">{}</text>",
-            escape(&label)
-        );
+        draw_group_label(out, group, x0 + bars_width / 2.0, base + 14.0);
     }
     let _ = writeln!(
         out,

@@ -61,6 +61,34 @@ pub enum How {
 }
 
 /// Plans one column (a task name of the paper's values file).
+/// A maj@k column (GSM8K, MATH): k samples at `temperature`, or with `greedy` maj@1.
+fn majority_vote(k: usize, shots: usize, run_task: &str, what: &str, greedy: bool, temperature: f32) -> How {
+    let (settings, metric, deviation) = if greedy {
+        (
+            Settings::plain(shots),
+            "exact_match".to_string(),
+            format!("{what}maj@1, greedy (--greedy; the paper: maj@{k})"),
+        )
+    } else {
+        (
+            Settings {
+                samples: k,
+                temperature,
+                ..Settings::plain(shots)
+            },
+            format!("maj@{k}"),
+            format!("{what}{k} samples at temperature {temperature} (the paper states no temperature)"),
+        )
+    };
+    How::Run {
+        run_task: run_task.to_string(),
+        row_task: run_task.to_string(),
+        metric,
+        settings,
+        deviation: Some(deviation),
+    }
+}
+
 pub fn plan_column(task: &str, greedy: bool, temperature: f32, registry: &Registry) -> How {
     let run = |metric: &str, settings: Settings, deviation: Option<String>| How::Run {
         run_task: task.to_string(),
@@ -70,30 +98,7 @@ pub fn plan_column(task: &str, greedy: bool, temperature: f32, registry: &Regist
         deviation,
     };
     let majority = |k: usize, shots: usize, run_task: &str, what: &str| {
-        let (settings, metric, deviation) = if greedy {
-            (
-                Settings::plain(shots),
-                "exact_match".to_string(),
-                format!("{what}maj@1, greedy (--greedy; the paper: maj@{k})"),
-            )
-        } else {
-            (
-                Settings {
-                    samples: k,
-                    temperature,
-                    ..Settings::plain(shots)
-                },
-                format!("maj@{k}"),
-                format!("{what}{k} samples at temperature {temperature} (the paper states no temperature)"),
-            )
-        };
-        How::Run {
-            run_task: run_task.to_string(),
-            row_task: run_task.to_string(),
-            metric,
-            settings,
-            deviation: Some(deviation),
-        }
+        majority_vote(k, shots, run_task, what, greedy, temperature)
     };
     match task {
         "hellaswag" | "piqa" | "arc_easy" | "arc_challenge" | "openbookqa" => run("acc_norm", Settings::plain(0), None),
