@@ -1,59 +1,97 @@
 //! The key/value cache: a growing cache for full attention, and for a sliding window W a
-//! rolling buffer of W slots (stream index t lives in slot t mod W), so memory stays bounded
-//! by W however long the sequence grows (Mistral 7B paper, §2 "Rolling Buffer Cache").
+//! rolling buffer of W slots (a row's stream index t lives in slot t mod W), so memory stays
+//! bounded by W however long the sequence grows (Mistral 7B paper, §2 "Rolling Buffer Cache").
 //!
 //! Keys are cached after rotation, at their absolute positions, so a wrapped buffer still holds
 //! correctly rotated keys. Attention does not care about the order of keys, only about which
-//! ones a query may see, so the buffer is never unrolled: each slot remembers its position and
-//! whether it holds a real token, and the mask is built from that.
+//! ones a query may see, so the buffer is never unrolled: a device tensor holds the position of
+//! every slot (or `EMPTY`), and each step's mask is computed from it on the device, so no host
+//! work grows with the length of the rows.
+//!
+//! Rows have their own lengths: a single-token step writes each row's token at that row's next
+//! slot, so rows of different lengths decode together and a row can be replaced by another
+//! sequence (`put_row`) while the others go on (continuous batching). A multi-token step (a
+//! pre-fill chunk) needs every row at the same length.
 
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Device, IndexingUpdateOp, Int, Tensor, TensorData};
 
 use crate::error::ModelError;
 use crate::input::StepInput;
 
+/// The position recorded for an empty slot or padding: above any real position, so no query
+/// ever sees it.
+const EMPTY: i64 = i32::MAX as i64;
+
+/// Cloning is cheap (tensors are shared until written) and the copies are independent.
+#[derive(Clone)]
 pub struct KvCache {
     /// Some(W): rolling buffer of W slots. None: grows without bound.
     capacity: Option<usize>,
-    batch: usize,
+    /// Per layer: keys and values, [batch, kv_heads, room, head_dim] (room ≥ the slots in use).
     layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
-    /// Per row, per slot: the position of the token held there; None for an empty slot or padding.
-    rows: Vec<Vec<Option<i64>>>,
-    /// Tokens fed so far (the same for every row: padding counts).
-    stream_len: usize,
+    /// Per row: tokens fed so far (padding included); its next token goes to slot len (mod W).
+    lens: Vec<usize>,
+    /// [batch, room]: the position held by each slot, `EMPTY` for an empty slot or padding.
+    slot_pos: Option<Tensor<2, Int>>,
+    /// Slots every layer's buffers hold (spare room beyond the slots in use included).
+    room: usize,
+    /// How the step in progress writes its keys (set by `begin_step`, cleared by `commit`).
+    step: Option<StepWrite>,
+}
+
+/// Where the keys and values of the step in progress go.
+#[derive(Clone)]
+enum StepWrite {
+    /// Every row at the same length: `new` tokens appended at slot `start` (no wrap).
+    Append { start: usize, new: usize },
+    /// Every row at the same length, and the rolling buffer wraps: attend over the old slots
+    /// followed by the new tokens, then write the new tokens into the ring.
+    Wrap,
+    /// One token per row at the row's own slot: flat indices into [batch * kv_heads * room]
+    /// for each (row, kv head), and the slots attended to.
+    PerRow { slots: Vec<usize>, width: usize },
 }
 
 impl KvCache {
     pub fn new(num_layers: usize, batch: usize, window: Option<usize>) -> Self {
         Self {
             capacity: window,
-            batch,
             layers: (0..num_layers).map(|_| None).collect(),
-            rows: vec![Vec::new(); batch],
-            stream_len: 0,
+            lens: vec![0; batch],
+            slot_pos: None,
+            room: 0,
+            step: None,
         }
     }
 
     pub fn batch(&self) -> usize {
-        self.batch
+        self.lens.len()
     }
 
-    /// Tokens fed so far.
+    /// Tokens fed so far to the longest row (every row's count when the rows were fed together).
     pub fn len(&self) -> usize {
-        self.stream_len
+        self.lens.iter().copied().max().unwrap_or(0)
+    }
+
+    /// Tokens fed so far to `row` (padding included).
+    pub fn row_len(&self, row: usize) -> usize {
+        self.lens[row]
     }
 
     pub fn is_empty(&self) -> bool {
-        self.stream_len == 0
+        self.len() == 0
     }
 
-    /// Slots held per layer (≤ W for a rolling buffer).
+    /// Slots in use per layer (≤ W for a rolling buffer).
     pub fn slots(&self) -> usize {
-        self.rows.first().map_or(0, Vec::len)
+        self.slots_for(self.len())
     }
 
-    /// Bytes of the key and value slots in use, all layers (buffers may hold spare room beyond
-    /// this: see `reserved_bytes`).
+    fn slots_for(&self, len: usize) -> usize {
+        self.capacity.map_or(len, |cap| len.min(cap))
+    }
+
+    /// Bytes of the key and value slots in use, all layers.
     pub fn bytes(&self) -> usize {
         self.layers
             .iter()
@@ -65,30 +103,98 @@ impl KvCache {
             .sum()
     }
 
-    /// Bytes of the key and value buffers allocated, spare room included.
-    pub fn reserved_bytes(&self) -> usize {
-        self.layers
+    /// Records where `input`'s tokens go and returns the blocked-key mask for its queries,
+    /// [batch, 1, groups * seq, keys] (see `blocked_mask`). Every layer then calls
+    /// `attend_and_store`, and `commit` ends the step.
+    pub(crate) fn begin_step(
+        &mut self,
+        input: &StepInput,
+        window: Option<usize>,
+        groups: usize,
+        device: &Device,
+    ) -> Result<Tensor<4, Bool>, ModelError> {
+        let (b, s) = (input.batch, input.seq);
+        let positions = valid_positions(input);
+        if s == 1 {
+            return Ok(self.begin_per_row(&positions, window, groups, device));
+        }
+        let len = self.lens[0];
+        if self.lens.iter().any(|&l| l != len) {
+            return Err(ModelError::Invalid(format!(
+                "a {s}-token step needs every cached row at the same length (rows hold {:?}): pre-fill rows apart and `put_row` them",
+                self.lens
+            )));
+        }
+        let used = self.slots();
+        let past = self.slot_pos.clone().filter(|_| used > 0).map(|p| p.narrow(1, 0, used));
+        let mask = blocked_mask(past, input, window, groups, device);
+        let fresh = Tensor::<2, Int>::from_data(TensorData::new(positions, [b, s]), device);
+        match self.capacity.filter(|&cap| len + s > cap) {
+            Some(cap) => {
+                let ring = self.ring_positions(b, cap, device);
+                self.slot_pos = Some(write_ring_positions(ring, fresh, len, cap));
+                self.step = Some(StepWrite::Wrap);
+            }
+            None => {
+                self.ensure_room(used + s, b, device);
+                let slot_pos = self.slot_pos.take().expect("room was made");
+                self.slot_pos = Some(slot_pos.slice_assign([0..b, used..used + s], fresh));
+                self.step = Some(StepWrite::Append { start: used, new: s });
+            }
+        }
+        Ok(mask)
+    }
+
+    /// A single-token step: each row's token goes to its own next slot, written before
+    /// attending, so the mask covers the buffer's slots only.
+    fn begin_per_row(
+        &mut self,
+        positions: &[i64],
+        window: Option<usize>,
+        groups: usize,
+        device: &Device,
+    ) -> Tensor<4, Bool> {
+        let b = self.batch();
+        let slots: Vec<usize> = self
+            .lens
             .iter()
-            .flatten()
-            .map(|(k, v)| (k.shape().num_elements() + v.shape().num_elements()) * k.dtype().size())
-            .sum()
+            .map(|&len| self.capacity.map_or(len, |cap| len % cap))
+            .collect();
+        let width = self.lens.iter().map(|&len| self.slots_for(len + 1)).max().unwrap_or(0);
+        self.ensure_room(width, b, device);
+        let room = self.room;
+        let flat: Vec<i64> = slots
+            .iter()
+            .enumerate()
+            .map(|(r, &slot)| (r * room + slot) as i64)
+            .collect();
+        let flat = Tensor::<1, Int>::from_data(TensorData::new(flat, [b]), device);
+        let fresh = Tensor::<2, Int>::from_data(TensorData::new(positions.to_vec(), [b, 1]), device);
+        let slot_pos = self.slot_pos.take().expect("room was made").reshape([b * room, 1]);
+        let slot_pos = slot_pos
+            .select_assign(0, flat, fresh, IndexingUpdateOp::Assign)
+            .reshape([b, room]);
+        let past = slot_pos.clone().narrow(1, 0, width);
+        self.slot_pos = Some(slot_pos);
+        self.step = Some(StepWrite::PerRow { slots, width });
+        let queries = Tensor::<2, Int>::from_data(TensorData::new(positions.to_vec(), [b, 1]), device);
+        past_blocked(past, queries, window, device)
+            .unsqueeze_dim::<4>(1)
+            .repeat_dim(2, groups)
     }
 
-    /// Positions and validity of the slots now held, for the mask.
-    pub(crate) fn past(&self) -> PastKeys<'_> {
-        PastKeys { rows: &self.rows }
-    }
-
-    /// Keys and values to attend over for `layer`: the cached slots followed by the new ones.
-    /// Also stores the new keys and values. The new tokens' metadata is recorded by `commit`.
+    /// Keys and values to attend over for `layer`, [batch, kv_heads, keys, head_dim], after
+    /// storing the step's new keys and values `k`, `v` ([batch, kv_heads, seq, head_dim]).
     ///
-    /// Until a rolling buffer wraps, keys are appended in place into a buffer with spare room
+    /// Until a rolling buffer wraps, keys are written in place into a buffer with spare room
     /// (grown by doubling), so a decoding step writes one slot instead of copying the cache.
     pub(crate) fn attend_and_store(&mut self, layer: usize, k: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let step = self.step.clone().expect("begin_step comes before attend_and_store");
         let [b, h, new, d] = k.dims();
-        let used = self.slots();
         let old = self.layers[layer].take();
-        if let Some(cap) = self.capacity.filter(|&cap| self.stream_len + new > cap) {
+        if let StepWrite::Wrap = step {
+            let cap = self.capacity.expect("only a rolling buffer wraps");
+            let used = self.slots();
             let (k_all, v_all) = match old {
                 Some((k_old, v_old)) => (
                     Tensor::cat(vec![k_old.narrow(2, 0, used), k.clone()], 2),
@@ -96,58 +202,96 @@ impl KvCache {
                 ),
                 None => (k.clone(), v.clone()),
             };
-            let (k_ring, v_ring) = self.ring_of(&k_all, &v_all, cap);
-            self.layers[layer] = Some((self.write_ring(k_ring, k, cap), self.write_ring(v_ring, v, cap)));
+            let start = self.lens[0];
+            let ring = |all: &Tensor<4>, fresh: Tensor<4>| {
+                let before = match used {
+                    0 => Tensor::zeros([b, h, cap, d], &fresh.device()),
+                    _ => grow_slots(all.clone().narrow(2, 0, used), cap),
+                };
+                write_ring(before, fresh, start, cap)
+            };
+            self.layers[layer] = Some((ring(&k_all, k), ring(&v_all, v)));
             return (k_all, v_all);
         }
-        let needed = used + new;
-        let (k_buf, v_buf) = match old {
-            Some((k_buf, v_buf)) if k_buf.dims()[2] >= needed => (k_buf, v_buf),
+        let room = self.room;
+        let grow = |old: Option<Tensor<4>>| match old {
+            Some(buf) if buf.dims()[2] == room => buf,
             old => {
-                let room = needed.next_power_of_two().max(64);
-                let room = self.capacity.map_or(room, |cap| room.min(cap));
-                let grow = |old: Option<Tensor<4>>| {
-                    let buf = Tensor::zeros([b, h, room, d], &k.device());
-                    match old {
-                        Some(old) if used > 0 => buf.slice_assign([0..b, 0..h, 0..used, 0..d], old.narrow(2, 0, used)),
-                        _ => buf,
+                let buf = Tensor::zeros([b, h, room, d], &k.device());
+                match old {
+                    Some(old) => {
+                        let kept = old.dims()[2];
+                        buf.slice_assign([0..b, 0..h, 0..kept, 0..d], old)
                     }
-                };
-                let (k_old, v_old) = old.unzip();
-                (grow(k_old), grow(v_old))
+                    None => buf,
+                }
             }
         };
-        let k_buf = k_buf.slice_assign([0..b, 0..h, used..needed, 0..d], k);
-        let v_buf = v_buf.slice_assign([0..b, 0..h, used..needed, 0..d], v);
-        let attend = (k_buf.clone().narrow(2, 0, needed), v_buf.clone().narrow(2, 0, needed));
+        let (k_old, v_old) = old.unzip();
+        let (k_buf, v_buf) = (grow(k_old), grow(v_old));
+        let (k_buf, v_buf, width) = match step {
+            StepWrite::Append { start, new: n } => (
+                k_buf.slice_assign([0..b, 0..h, start..start + n, 0..d], k),
+                v_buf.slice_assign([0..b, 0..h, start..start + n, 0..d], v),
+                start + n,
+            ),
+            StepWrite::PerRow { slots, width } => {
+                let flat: Vec<i64> = slots
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(r, &slot)| (0..h).map(move |head| (((r * h + head) * room) + slot) as i64))
+                    .collect();
+                let flat = Tensor::<1, Int>::from_data(TensorData::new(flat, [b * h]), &k.device());
+                let write = |buf: Tensor<4>, fresh: Tensor<4>| {
+                    buf.reshape([b * h * room, d])
+                        .select_assign(
+                            0,
+                            flat.clone(),
+                            fresh.reshape([b * h * new, d]),
+                            IndexingUpdateOp::Assign,
+                        )
+                        .reshape([b, h, room, d])
+                };
+                (write(k_buf, k), write(v_buf, v), width)
+            }
+            StepWrite::Wrap => unreachable!("handled above"),
+        };
+        let attend = (k_buf.clone().narrow(2, 0, width), v_buf.clone().narrow(2, 0, width));
         self.layers[layer] = Some((k_buf, v_buf));
         attend
     }
 
-    /// The buffer of `cap` slots as it was before this call (the first `slots` of `all`),
-    /// padded with empty slots up to `cap`.
-    fn ring_of(&self, k_all: &Tensor<4>, v_all: &Tensor<4>, cap: usize) -> (Tensor<4>, Tensor<4>) {
-        let [b, h, _, d] = k_all.dims();
-        let slots = self.slots();
-        let take = |t: &Tensor<4>| {
-            let empty = || Tensor::zeros([b, h, cap - slots, d], &t.device());
-            match slots {
-                0 => empty(),
-                s if s == cap => t.clone().narrow(2, 0, s),
-                s => Tensor::cat(vec![t.clone().narrow(2, 0, s), empty()], 2),
-            }
-        };
-        (take(k_all), take(v_all))
+    /// Ends the step begun by `begin_step`: every row is `seq` tokens longer.
+    pub(crate) fn commit(&mut self, input: &StepInput) {
+        self.lens.iter_mut().for_each(|len| *len += input.seq);
+        self.step = None;
     }
 
-    /// Writes the last min(new, cap) tokens of `fresh` at slots t mod cap.
-    fn write_ring(&self, mut ring: Tensor<4>, fresh: Tensor<4>, cap: usize) -> Tensor<4> {
-        let [b, h, new, d] = fresh.dims();
-        for (src, dst, len) in ring_runs(self.stream_len, new, cap) {
-            let part = fresh.clone().narrow(2, src, len);
-            ring = ring.slice_assign([0..b, 0..h, dst..dst + len, 0..d], part);
+    /// Grows every buffer (and the slot positions) to hold at least `needed` slots, doubling,
+    /// at most W for a rolling buffer.
+    fn ensure_room(&mut self, needed: usize, batch: usize, device: &Device) {
+        if needed <= self.room && self.slot_pos.is_some() {
+            return;
         }
-        ring
+        let room = needed.max(self.room).next_power_of_two().max(64);
+        let room = self.capacity.map_or(room, |cap| room.min(cap)).max(needed);
+        let grown = Tensor::<2, Int>::full([batch, room], EMPTY, device);
+        self.slot_pos = Some(match self.slot_pos.take() {
+            Some(old) if self.room > 0 => grown.slice_assign([0..batch, 0..self.room], old),
+            _ => grown,
+        });
+        self.room = room;
+    }
+
+    /// The slot positions as a full ring of `cap` slots (padded with `EMPTY`).
+    fn ring_positions(&mut self, batch: usize, cap: usize, device: &Device) -> Tensor<2, Int> {
+        let used = self.slots();
+        let ring = Tensor::<2, Int>::full([batch, cap], EMPTY, device);
+        self.room = cap;
+        match self.slot_pos.take() {
+            Some(old) if used > 0 => ring.slice_assign([0..batch, 0..used], old.narrow(1, 0, used)),
+            _ => ring,
+        }
     }
 
     /// Keeps only the rows `keep` (ascending, distinct indices into the current batch), in that
@@ -158,48 +302,116 @@ impl KvCache {
     /// What a kept row attends to is unchanged (its own slots, positions and padding).
     pub fn retain_rows(&mut self, keep: &[usize]) -> Result<(), ModelError> {
         let ascending = keep.windows(2).all(|pair| pair[0] < pair[1]);
-        if !ascending || keep.last().is_some_and(|&last| last >= self.batch) {
+        if !ascending || keep.last().is_some_and(|&last| last >= self.batch()) {
             return Err(ModelError::Invalid(format!(
                 "rows to keep {keep:?} must be ascending indices below the batch of {}",
-                self.batch
+                self.batch()
             )));
         }
-        if keep.len() == self.batch {
-            return Ok(());
+        if keep.len() < self.batch() {
+            self.select(keep);
         }
-        if let Some(device) = self.layers.iter().flatten().next().map(|(k, _)| k.device()) {
-            let indices: Vec<i64> = keep.iter().map(|&row| row as i64).collect();
-            let indices = Tensor::<1, Int>::from_data(TensorData::new(indices, [keep.len()]), &device);
+        Ok(())
+    }
+
+    /// A new cache of the rows `rows` of this one, in that order; a row may be taken several
+    /// times (to continue one pre-filled prompt in several rows).
+    pub fn select_rows(&self, rows: &[usize]) -> Result<KvCache, ModelError> {
+        if let Some(&bad) = rows.iter().find(|&&r| r >= self.batch()) {
+            return Err(ModelError::Invalid(format!(
+                "row {bad} is outside the cache's batch of {}",
+                self.batch()
+            )));
+        }
+        let mut copy = self.clone();
+        copy.select(rows);
+        Ok(copy)
+    }
+
+    /// A one-row cache holding the first `len` tokens of `row`: a prefix to continue from.
+    /// The row must not have wrapped a rolling buffer (its first tokens would be gone).
+    pub fn prefix(&self, row: usize, len: usize) -> Result<KvCache, ModelError> {
+        if row >= self.batch() || len > self.lens[row] || len == 0 {
+            return Err(ModelError::Invalid(format!(
+                "no {len}-token prefix of row {row} in a cache of {} rows holding {:?} tokens",
+                self.batch(),
+                self.lens
+            )));
+        }
+        if self.capacity.is_some_and(|cap| self.lens[row] > cap) {
+            return Err(ModelError::Invalid(format!(
+                "row {row} has wrapped its rolling buffer: its first {len} tokens are gone"
+            )));
+        }
+        let mut copy = self.select_rows(&[row])?;
+        copy.layers = copy
+            .layers
+            .into_iter()
+            .map(|kv| kv.map(|(k, v)| (k.narrow(2, 0, len), v.narrow(2, 0, len))))
+            .collect();
+        copy.slot_pos = copy.slot_pos.map(|p| p.narrow(1, 0, len));
+        copy.room = len;
+        copy.lens = vec![len];
+        Ok(copy)
+    }
+
+    /// Replaces row `row` with row `src_row` of `src` (a cache of the same model): the row's
+    /// keys, values, positions and length become the source row's, and the other rows are
+    /// untouched. How a pre-filled sequence joins a batch that is decoding.
+    pub fn put_row(&mut self, row: usize, src: &KvCache, src_row: usize) -> Result<(), ModelError> {
+        let src_layers: Vec<&(Tensor<4>, Tensor<4>)> = src.layers.iter().flatten().collect();
+        let (Some(src_pos), true) = (&src.slot_pos, src_layers.len() == self.layers.len()) else {
+            return Err(ModelError::Invalid(
+                "the source cache holds no tokens of this model".into(),
+            ));
+        };
+        if row >= self.batch() || src_row >= src.batch() || src.capacity != self.capacity || src.lens[src_row] == 0 {
+            return Err(ModelError::Invalid(format!(
+                "cannot put row {src_row} of a {}-row cache (empty, or with another window) into row {row} of a {}-row cache",
+                src.batch(),
+                self.batch()
+            )));
+        }
+        let (b, width) = (self.batch(), src.slots_for(src.lens[src_row]));
+        let device = src_pos.device();
+        self.ensure_room(width, b, &device);
+        let room = self.room;
+        let row_pos = Tensor::<2, Int>::full([1, room], EMPTY, &device).slice_assign(
+            [0..1, 0..width],
+            src_pos.clone().narrow(0, src_row, 1).narrow(1, 0, width),
+        );
+        let slot_pos = self.slot_pos.take().expect("room was made");
+        self.slot_pos = Some(slot_pos.slice_assign([row..row + 1, 0..room], row_pos));
+        for (layer, (k_src, v_src)) in self.layers.iter_mut().zip(src_layers) {
+            let [_, h, _, d] = k_src.dims();
+            let buffers = layer.take().unwrap_or_else(|| {
+                (
+                    Tensor::zeros([b, h, room, d], &device),
+                    Tensor::zeros([b, h, room, d], &device),
+                )
+            });
+            let put = |buf: Tensor<4>, src: &Tensor<4>| {
+                let buf = grow_slots(buf, room);
+                let part = src.clone().narrow(0, src_row, 1).narrow(2, 0, width);
+                buf.slice_assign([row..row + 1, 0..h, 0..width, 0..d], part)
+            };
+            *layer = Some((put(buffers.0, k_src), put(buffers.1, v_src)));
+        }
+        self.lens[row] = src.lens[src_row];
+        Ok(())
+    }
+
+    fn select(&mut self, rows: &[usize]) {
+        if let Some(device) = self.slot_pos.as_ref().map(|p| p.device()) {
+            let indices: Vec<i64> = rows.iter().map(|&row| row as i64).collect();
+            let indices = Tensor::<1, Int>::from_data(TensorData::new(indices, [rows.len()]), &device);
             for (k, v) in self.layers.iter_mut().flatten() {
                 *k = k.clone().select(0, indices.clone());
                 *v = v.clone().select(0, indices.clone());
             }
+            self.slot_pos = self.slot_pos.take().map(|p| p.select(0, indices));
         }
-        let mut rows = std::mem::take(&mut self.rows);
-        self.rows = keep.iter().map(|&row| std::mem::take(&mut rows[row])).collect();
-        self.batch = keep.len();
-        Ok(())
-    }
-
-    /// Records the positions and validity of the tokens just fed (after every layer stored them).
-    pub(crate) fn commit(&mut self, input: &StepInput) {
-        let new = input.seq;
-        let wraps = self.capacity.filter(|&cap| self.stream_len + new > cap);
-        for (row, slots) in self.rows.iter_mut().enumerate() {
-            let token = |i: usize| input.valid[row * new + i].then_some(input.positions[row * new + i]);
-            match wraps {
-                Some(cap) => {
-                    slots.resize(cap, None);
-                    for (src, dst, len) in ring_runs(self.stream_len, new, cap) {
-                        for i in 0..len {
-                            slots[dst + i] = token(src + i);
-                        }
-                    }
-                }
-                None => slots.extend((0..new).map(token)),
-            }
-        }
-        self.stream_len += new;
+        self.lens = rows.iter().map(|&row| self.lens[row]).collect();
     }
 }
 
@@ -218,19 +430,42 @@ pub fn kv_cache_bytes(
     2 * num_layers * batch * kv_heads * slots * head_dim * bytes_per_value
 }
 
-/// Metadata of cached keys: per row, per slot, the position held (None: empty or padding).
-pub(crate) struct PastKeys<'a> {
-    pub rows: &'a [Vec<Option<i64>>],
+/// Each input token's position, or `EMPTY` for padding.
+fn valid_positions(input: &StepInput) -> Vec<i64> {
+    input
+        .positions
+        .iter()
+        .zip(&input.valid)
+        .map(|(&pos, &valid)| if valid { pos } else { EMPTY })
+        .collect()
 }
 
-impl PastKeys<'_> {
-    pub fn none() -> PastKeys<'static> {
-        PastKeys { rows: &[] }
+/// `buf` ([batch, heads, slots, dim]) with room for `room` slots, the new ones zero.
+fn grow_slots(buf: Tensor<4>, room: usize) -> Tensor<4> {
+    let [b, h, slots, d] = buf.dims();
+    if slots >= room {
+        return buf;
     }
+    Tensor::zeros([b, h, room, d], &buf.device()).slice_assign([0..b, 0..h, 0..slots, 0..d], buf)
+}
 
-    fn slots(&self) -> usize {
-        self.rows.first().map_or(0, Vec::len)
+/// Writes the last min(new, cap) of `fresh`'s tokens ([batch, heads, new, dim]) at slots
+/// t mod cap, the first at stream index `start`.
+fn write_ring(mut ring: Tensor<4>, fresh: Tensor<4>, start: usize, cap: usize) -> Tensor<4> {
+    let [b, h, new, d] = fresh.dims();
+    for (src, dst, len) in ring_runs(start, new, cap) {
+        ring = ring.slice_assign([0..b, 0..h, dst..dst + len, 0..d], fresh.clone().narrow(2, src, len));
     }
+    ring
+}
+
+/// `write_ring` for the slot positions ([batch, new] into [batch, cap]).
+fn write_ring_positions(mut ring: Tensor<2, Int>, fresh: Tensor<2, Int>, start: usize, cap: usize) -> Tensor<2, Int> {
+    let [b, new] = fresh.dims();
+    for (src, dst, len) in ring_runs(start, new, cap) {
+        ring = ring.slice_assign([0..b, dst..dst + len], fresh.clone().narrow(1, src, len));
+    }
+    ring
 }
 
 /// Where the last min(new, cap) of `new` tokens starting at stream index `start` land in a
@@ -248,50 +483,65 @@ fn ring_runs(start: usize, new: usize, cap: usize) -> Vec<(usize, usize, usize)>
     runs
 }
 
-/// The blocked-key mask for `input`'s queries over `past` keys followed by the new keys,
-/// shaped [batch, 1, groups * seq, past + seq] (query rows repeated once per head in a group).
-/// Query i sees key j iff j is a real token, pos_j ≤ pos_i, with a window W pos_i − pos_j < W,
-/// and j is in the shared segment 0 or in i's own segment (cached keys count as segment 0).
+/// [batch, queries, slots]: whether each query (position `queries` [batch, queries]) may not
+/// see each cached slot (position `past` [batch, slots]): a slot is blocked when it is empty or
+/// later than the query, or with a window W when it is W or more positions behind.
+fn past_blocked(
+    past: Tensor<2, Int>,
+    queries: Tensor<2, Int>,
+    window: Option<usize>,
+    device: &Device,
+) -> Tensor<3, Bool> {
+    let ([b, slots], [_, q]) = (past.dims(), queries.dims());
+    let past = past.unsqueeze_dim::<3>(1).expand([b, q, slots]);
+    let queries = queries.unsqueeze_dim::<3>(2).expand([b, q, slots]);
+    let later = past.clone().greater(queries.clone());
+    match window {
+        Some(w) => {
+            let edge = queries - Tensor::<3, Int>::full([b, q, slots], w as i64, device);
+            later.bool_or(past.lower_equal(edge))
+        }
+        None => later,
+    }
+}
+
+/// The blocked-key mask for `input`'s queries over the cached slots `past` ([batch, slots]
+/// positions, or None) followed by the new keys, shaped [batch, 1, groups * seq, slots + seq]
+/// (query rows repeated once per head in a group). Query i sees key j iff j is a real token,
+/// pos_j ≤ pos_i, with a window W pos_i − pos_j < W, and j is in the shared segment 0 or in i's
+/// own segment (cached keys count as segment 0).
 pub(crate) fn blocked_mask(
-    past: &PastKeys,
+    past: Option<Tensor<2, Int>>,
     input: &StepInput,
     window: Option<usize>,
     groups: usize,
     device: &Device,
 ) -> Tensor<4, Bool> {
     let (b, s) = (input.batch, input.seq);
-    let past_slots = past.slots();
-    let keys = past_slots + s;
-    let mut rows = Vec::with_capacity(b * s * keys);
+    let mut new = Vec::with_capacity(b * s * s);
     for row in 0..b {
         for i in 0..s {
             let qpos = input.positions[row * s + i];
             let qseg = input.segments[row * s + i];
-            let key = |pos: i64, valid: bool| {
-                let allowed = valid && pos <= qpos && window.is_none_or(|w| qpos - pos < w as i64);
-                !allowed
-            };
-            if past_slots > 0 {
-                rows.extend(past.rows[row].iter().map(|slot| key(slot.unwrap_or(0), slot.is_some())));
-            }
             for j in 0..s {
-                let kseg = input.segments[row * s + j];
-                let same_segment = kseg == 0 || kseg == qseg;
-                rows.push(key(
-                    input.positions[row * s + j],
-                    input.valid[row * s + j] && same_segment,
-                ));
+                let (kpos, kseg) = (input.positions[row * s + j], input.segments[row * s + j]);
+                let visible = input.valid[row * s + j]
+                    && (kseg == 0 || kseg == qseg)
+                    && kpos <= qpos
+                    && window.is_none_or(|w| qpos - kpos < w as i64);
+                new.push(!visible);
             }
         }
     }
-    // Repeat each batch row's [seq, keys] block once per query head of a group.
-    let mut mask = Vec::with_capacity(b * groups * s * keys);
-    for block in rows.chunks(s * keys.max(1)).take(b) {
-        for _ in 0..groups {
-            mask.extend_from_slice(block);
+    let new = Tensor::<3, Bool>::from_data(TensorData::new(new, [b, s, s]), device);
+    let mask = match past.filter(|p| p.dims()[1] > 0) {
+        Some(past) => {
+            let queries = Tensor::<2, Int>::from_data(TensorData::new(input.positions.clone(), [b, s]), device);
+            Tensor::cat(vec![past_blocked(past, queries, window, device), new], 2)
         }
-    }
-    Tensor::from_data(TensorData::new(mask, [b, 1, groups * s, keys]), device)
+        None => new,
+    };
+    mask.unsqueeze_dim::<4>(1).repeat_dim(2, groups)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData, activation::log_softmax};
 
 use crate::attention::Attention;
 use crate::attention_spec::ResolvedAttention;
-use crate::cache::{KvCache, PastKeys, blocked_mask};
+use crate::cache::{KvCache, blocked_mask};
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 use crate::input::StepInput;
@@ -78,6 +78,26 @@ impl Decoder {
     /// Scores only the requested (position, next token) pairs: the LM head runs on those
     /// positions alone and only two numbers per query come back from the device.
     pub fn score_tokens(&self, input: &StepInput, queries: &[TokenQuery]) -> Result<Vec<TokenScore>> {
+        self.score_tokens_in(input, None, queries)
+    }
+
+    /// `score_tokens` for an input that continues what `cache` holds (a shared prefix computed
+    /// once); the cache is extended with the input.
+    pub fn score_tokens_after(
+        &self,
+        cache: &mut KvCache,
+        input: &StepInput,
+        queries: &[TokenQuery],
+    ) -> Result<Vec<TokenScore>> {
+        self.score_tokens_in(input, Some(cache), queries)
+    }
+
+    fn score_tokens_in(
+        &self,
+        input: &StepInput,
+        cache: Option<&mut KvCache>,
+        queries: &[TokenQuery],
+    ) -> Result<Vec<TokenScore>> {
         if queries.is_empty() {
             return Ok(Vec::new());
         }
@@ -90,7 +110,7 @@ impl Decoder {
                 "query {q:?} is outside the {b}×{s} batch or the vocabulary"
             )));
         }
-        let hidden = self.hidden_states(input, None)?;
+        let hidden = self.hidden_states(input, cache)?;
         let h = self.config.hidden_size;
         let n = queries.len();
         let rows: Vec<i64> = queries.iter().map(|q| (q.row * s + q.pos) as i64).collect();
@@ -120,9 +140,9 @@ impl Decoder {
         self.check_input(input, cache.as_deref())?;
         let (b, s) = (input.batch, input.seq);
         let groups = self.attention.num_heads / self.attention.kv_heads;
-        let mask = match cache.as_deref() {
-            Some(c) => blocked_mask(&c.past(), input, self.attention.window, groups, &self.device),
-            None => blocked_mask(&PastKeys::none(), input, self.attention.window, groups, &self.device),
+        let mask = match cache.as_deref_mut() {
+            Some(c) => c.begin_step(input, self.attention.window, groups, &self.device)?,
+            None => blocked_mask(None, input, self.attention.window, groups, &self.device),
         };
         let rotary = self.rotary.tables(&input.positions, b, s, &self.device);
         let ids: Vec<i64> = input.ids.iter().map(|&t| t as i64).collect();
