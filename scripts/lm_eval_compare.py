@@ -1,5 +1,8 @@
 """Runs lm-evaluation-harness 0.4.x (HF transformers backend, float32, CPU) on SmolLM2 over the same
-bundled data as `harness eval`, and compares per item with a harness run.
+bundled data as `harness eval`, and compares per item with a harness run: log-likelihoods for
+multiple-choice tasks, the responses themselves for generative ones (gsm8k, gsm8k_cot, humaneval,
+mbpp, nq_open, minerva_math_*, bbh_cot_fewshot_*; `--samples k --temperature t` for k sampled
+responses per item, lm-eval's `repeats`).
 
     python3 -m venv /tmp/lmvenv
     /tmp/lmvenv/bin/pip install lm-eval==0.4.12 torch transformers==5.24.0 gguf==0.19.0
@@ -29,13 +32,32 @@ sys.path.insert(0, str(ROOT / "tasks/tests/reference"))
 LM_EVAL_NAME = {"siqa": "social_iqa"}
 
 
-def lm_eval_task(name, shots):
+GENERATIVE = ("gsm8k", "gsm8k_cot", "humaneval", "mbpp", "nq_open", "minerva_math_", "bbh_cot_fewshot_")
+
+
+def is_generative(name):
+    return name in GENERATIVE or name.startswith(GENERATIVE[-2:])
+
+
+def lm_eval_task(name, shots, samples=1, temperature=0.0):
     import datasets
     from lm_eval.api.task import ConfigurableTask
     from lm_eval.tasks._yaml_loader import load_yaml
 
+    if is_generative(name):
+        import lm_eval_gen_reference as gen
+
+        task = gen.make(name, shots)
+        if samples > 1:
+            # --samples k --temperature t: k sampled requests per item (lm-eval's `repeats`).
+            task.set_config(key="repeats", value=samples)
+            kwargs = dict(task.config.generation_kwargs or {})
+            kwargs.update(do_sample=True, temperature=temperature)
+            task.set_config(key="generation_kwargs", value=kwargs)
+        return task
     import lm_eval_reference as ref
 
+    shots = shots or 0
     lm_name = LM_EVAL_NAME.get(name, name)
     cfg = load_yaml(ref.TASKS / (ref.YAML.get(lm_name) or f"mmlu/default/{lm_name}.yaml"))
     for k in ("tag", "group", "task_list"):
@@ -62,17 +84,29 @@ def run(args):
     out.mkdir(parents=True, exist_ok=True)
     timings = {}
     for name in args.tasks.split(","):
-        task = lm_eval_task(name, args.shots)
+        task = lm_eval_task(name, args.shots, args.samples, args.temperature)
         start = time.perf_counter()
-        res = evaluator.evaluate(lm=lm, task_dict={name: task}, limit=args.limit, log_samples=True)
+        # Code tasks are "unsafe" to lm-eval; its code_eval is stubbed here (lm_eval_gen_reference), so
+        # nothing generated is executed on this side.
+        res = evaluator.evaluate(lm=lm, task_dict={name: task}, limit=args.limit, log_samples=True,
+                                 confirm_run_unsafe_code=True)
         seconds = time.perf_counter() - start
         samples = res["samples"][name]
         items = []
         for s in sorted(samples, key=lambda s: s["doc_id"]):
-            lls = [float(r[0][0]) for r in s["resps"]]
-            items.append({"doc_id": s["doc_id"], "loglikelihoods": lls, "acc": s["acc"], "acc_norm": s.get("acc_norm")})
+            if is_generative(name):
+                responses = [r[0] for r in s["resps"]]
+                tokens = sum(len(tok(r, add_special_tokens=False)["input_ids"]) for r in responses)
+                items.append({"doc_id": s["doc_id"], "responses": responses, "generated_tokens": tokens})
+            else:
+                lls = [float(r[0][0]) for r in s["resps"]]
+                items.append({"doc_id": s["doc_id"], "loglikelihoods": lls, "acc": s["acc"],
+                              "acc_norm": s.get("acc_norm")})
         scores = {k: v for k, v in res["results"][name].items() if isinstance(v, (int, float))}
         timings[name] = {"items": len(items), "seconds": seconds, "items_per_s": len(items) / seconds}
+        if is_generative(name):
+            generated = sum(it["generated_tokens"] for it in items)
+            timings[name].update(generated_tokens=generated, tokens_per_s=generated / seconds)
         (out / f"{name}.json").write_text(json.dumps({"scores": scores, "items": items}) + "\n")
         print(f"{name}: {len(items)} items in {seconds:.1f} s ({len(items) / seconds:.2f} items/s) {scores}",
               flush=True)
@@ -110,6 +144,14 @@ def compare(args):
             ours[s["doc_id"]] = s
         common = sorted(set(ours) & set(theirs))
         if not common:
+            continue
+        if "responses" in theirs[common[0]]:
+            same = sum(ours[d]["responses"] == theirs[d]["responses"] for d in common)
+            for d in common:
+                if ours[d]["responses"] != theirs[d]["responses"]:
+                    print(f"{name}: doc {d} differs:\n  ours   {ours[d]['responses']!r}\n  lm-eval {theirs[d]['responses']!r}")
+            rows.append(f"| {name} | responses | {len(common)} | | | | {same / len(common) * 100:.2f}% identical | |")
+            worst_agree = min(worst_agree, same / len(common))
             continue
         max_dll = 0.0
         agree = {"acc": 0, "acc_norm": 0}
@@ -156,7 +198,9 @@ def main():
     r = sub.add_parser("run")
     r.add_argument("--model", default=str(ROOT / "models/SmolLM2-135M-Instruct.Q4_1.gguf"))
     r.add_argument("--tasks", required=True)
-    r.add_argument("--shots", type=int, default=0)
+    r.add_argument("--shots", type=int, help="default: 0 for multiple choice, the YAML's for generative tasks")
+    r.add_argument("--samples", type=int, default=1, help="generative tasks: sampled requests per item")
+    r.add_argument("--temperature", type=float, default=0.0)
     r.add_argument("--limit", type=int)
     r.add_argument("--batch-size", type=int, default=1)
     r.add_argument("--threads", type=int, default=2)

@@ -95,7 +95,13 @@ pub fn evaluate(options: &RunOptions) -> anyhow::Result<Outcome> {
             native_kv_heads: decoder.attention.native_kv_heads,
             kv_heads: decoder.attention.kv_heads,
             head_dim: decoder.config.head_dim,
-            window: decoder.attention.window,
+            window: decoder.attention.uniform_window(),
+            layer_windows: (decoder
+                .attention
+                .windows
+                .iter()
+                .any(|w| *w != decoder.attention.windows[0]))
+            .then(|| decoder.attention.windows.clone()),
         },
         peak_rss_bytes: peak_rss_bytes().map(|p| p.max(RunRecord::earlier_peak_rss(&out.path).unwrap_or(0))),
         truncated: scores

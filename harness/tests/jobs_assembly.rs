@@ -59,12 +59,14 @@ fn members(group: &str) -> Option<Vec<String>> {
     (group == "grp").then(|| vec!["t1".to_string(), "t2".to_string()])
 }
 
-const KV: KvShape = KvShape {
-    layers: 2,
-    kv_heads: 3,
-    head_dim: 4,
-    window: None,
-};
+/// Two layers of 3 K/V heads of 4, full attention (or every layer windowed).
+fn kv(kv_heads: usize, window: Option<usize>) -> KvShape {
+    KvShape {
+        kv_heads,
+        head_dim: 4,
+        windows: vec![window; 2],
+    }
+}
 
 fn find<'a>(rows: &'a [CompareRow], variant: &str, task: &str) -> &'a CompareRow {
     rows.iter()
@@ -84,19 +86,19 @@ fn compare_rows_carry_deltas_and_paired_tests_against_native() {
     let runs = vec![
         VariantRun {
             label: "native".into(),
-            kv: KV,
+            kv: kv(3, None),
             run: write_variant(&dir.path().join("native"), "native", &native_t1, &t2),
             peak_bytes: Some(1000),
         },
         VariantRun {
             label: "mqa".into(),
-            kv: KvShape { kv_heads: 1, ..KV },
+            kv: kv(1, None),
             run: write_variant(&dir.path().join("mqa"), "mqa", &mqa_t1, &t2),
             peak_bytes: Some(900),
         },
         VariantRun {
             label: "swa:8".into(),
-            kv: KvShape { window: Some(8), ..KV },
+            kv: kv(3, Some(8)),
             run: write_variant(&dir.path().join("swa"), "swa:8", &native_t1, &swa_t2),
             peak_bytes: None,
         },

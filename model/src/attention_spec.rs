@@ -1,5 +1,8 @@
 //! The attention variant a checkpoint is run as, chosen at run time:
-//! `native | mha | mqa | gqa:G | swa:W | full`, combinable with commas (`gqa:2,swa:1024`).
+//! `native | mha | mqa | gqa:G | swa:W[@LAYERS] | full`, combinable with commas
+//! (`gqa:2,swa:1024`). `@LAYERS` limits the window to some layers, the others attending fully:
+//! `@even`, `@odd` (0-based layer indices: interleaved local/global attention as in Gemma 2) or
+//! `@A-B` (layers A to B inclusive).
 
 use std::fmt;
 use std::str::FromStr;
@@ -29,8 +32,30 @@ pub enum Window {
     Native,
     /// Full causal attention even where the checkpoint has a window.
     Full,
-    /// Query i sees key j iff j <= i and i - j < W.
-    Sliding(usize),
+    /// Query i sees key j iff j <= i and i - j < W, in the layers selected (full elsewhere).
+    Sliding(usize, Layers),
+}
+
+/// The layers a sliding window applies to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layers {
+    #[default]
+    All,
+    Even,
+    Odd,
+    /// Layers first..=last.
+    Range(usize, usize),
+}
+
+impl Layers {
+    pub fn contains(self, layer: usize) -> bool {
+        match self {
+            Layers::All => true,
+            Layers::Even => layer % 2 == 0,
+            Layers::Odd => layer % 2 == 1,
+            Layers::Range(first, last) => (first..=last).contains(&layer),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -40,14 +65,28 @@ pub struct AttentionSpec {
 }
 
 /// An `AttentionSpec` applied to one config: the numbers the layers use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResolvedAttention {
     pub num_heads: usize,
     /// Checkpoint K/V heads.
     pub native_kv_heads: usize,
     /// K/V heads after conversion.
     pub kv_heads: usize,
-    pub window: Option<usize>,
+    /// Per layer: its sliding window, None for full attention.
+    pub windows: Vec<Option<usize>>,
+}
+
+impl ResolvedAttention {
+    /// The window every layer shares, or None when layers differ or have none.
+    pub fn uniform_window(&self) -> Option<usize> {
+        let first = *self.windows.first()?;
+        self.windows.iter().all(|w| *w == first).then_some(first).flatten()
+    }
+
+    /// The smallest window of any layer (None: every layer attends fully).
+    pub fn smallest_window(&self) -> Option<usize> {
+        self.windows.iter().flatten().copied().min()
+    }
 }
 
 impl AttentionSpec {
@@ -64,16 +103,27 @@ impl AttentionSpec {
                 "attention `{self}`: {kv_heads} key/value heads do not divide the model's {n} query heads"
             )));
         }
-        let window = match self.window {
-            Window::Native => config.sliding_window,
-            Window::Full => None,
-            Window::Sliding(w) => Some(w),
-        };
+        let layers = config.num_layers;
+        if let Window::Sliding(_, Layers::Range(first, last)) = self.window
+            && (first > last || last >= layers)
+        {
+            return Err(ModelError::Invalid(format!(
+                "attention `{self}`: layers {first}-{last} are not within the model's {layers} layers (0-{})",
+                layers - 1
+            )));
+        }
+        let windows = (0..layers)
+            .map(|layer| match self.window {
+                Window::Native => config.sliding_window,
+                Window::Full => None,
+                Window::Sliding(w, selected) => selected.contains(layer).then_some(w),
+            })
+            .collect();
         Ok(ResolvedAttention {
             num_heads: n,
             native_kv_heads: config.num_kv_heads,
             kv_heads,
-            window,
+            windows,
         })
     }
 }
@@ -84,7 +134,7 @@ impl FromStr for AttentionSpec {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let bad = |why: &str| {
             ModelError::Invalid(format!(
-                "attention `{text}`: {why} (expected native, mha, mqa, gqa:G, swa:W or full, comma-separated)"
+                "attention `{text}`: {why} (expected native, mha, mqa, gqa:G, swa:W[@even|@odd|@A-B] or full, comma-separated)"
             ))
         };
         let mut spec = AttentionSpec::default();
@@ -116,12 +166,34 @@ impl FromStr for AttentionSpec {
                 ("mha", None) => spec.kv_heads = KvHeads::Mha,
                 ("mqa", None) => spec.kv_heads = KvHeads::Mqa,
                 ("gqa", a) => spec.kv_heads = KvHeads::Groups(number(a)?),
-                ("swa", a) => spec.window = Window::Sliding(number(a)?),
+                ("swa", a) => {
+                    let (w, layers) = match a.and_then(|a| a.split_once('@')) {
+                        Some((w, layers)) => (
+                            Some(w),
+                            parse_layers(layers)
+                                .ok_or_else(|| bad(&format!("`@{layers}`: expected @even, @odd or @A-B")))?,
+                        ),
+                        None => (a, Layers::All),
+                    };
+                    spec.window = Window::Sliding(number(w)?, layers);
+                }
                 ("full", None) => spec.window = Window::Full,
                 _ => return Err(bad(&format!("unknown part `{part}`"))),
             }
         }
         Ok(spec)
+    }
+}
+
+/// `even`, `odd` or `A-B`.
+fn parse_layers(text: &str) -> Option<Layers> {
+    match text {
+        "even" => Some(Layers::Even),
+        "odd" => Some(Layers::Odd),
+        range => {
+            let (a, b) = range.split_once('-')?;
+            Some(Layers::Range(a.parse().ok()?, b.parse().ok()?))
+        }
     }
 }
 
@@ -137,7 +209,10 @@ impl fmt::Display for AttentionSpec {
         match self.window {
             Window::Native => {}
             Window::Full => parts.push("full".to_string()),
-            Window::Sliding(w) => parts.push(format!("swa:{w}")),
+            Window::Sliding(w, Layers::All) => parts.push(format!("swa:{w}")),
+            Window::Sliding(w, Layers::Even) => parts.push(format!("swa:{w}@even")),
+            Window::Sliding(w, Layers::Odd) => parts.push(format!("swa:{w}@odd")),
+            Window::Sliding(w, Layers::Range(a, b)) => parts.push(format!("swa:{w}@{a}-{b}")),
         }
         if parts.is_empty() {
             parts.push("native".to_string());
@@ -161,18 +236,65 @@ mod tests {
             "gqa:2,swa:1024",
             "full",
             "mha,full",
+            "swa:4096@even",
+            "gqa:2,swa:64@odd",
+            "swa:8@0-3",
         ] {
             let spec: AttentionSpec = text.parse().unwrap();
             assert_eq!(spec.to_string(), text);
         }
         let spec: AttentionSpec = "swa:64,mqa".parse().unwrap();
         assert_eq!(spec.kv_heads, KvHeads::Mqa);
-        assert_eq!(spec.window, Window::Sliding(64));
+        assert_eq!(spec.window, Window::Sliding(64, Layers::All));
+    }
+
+    #[test]
+    fn layer_selections_give_each_layer_its_window() {
+        let config = ModelConfig {
+            model_type: "llama".into(),
+            vocab_size: 32,
+            hidden_size: 16,
+            intermediate_size: 32,
+            num_layers: 5,
+            num_heads: 4,
+            num_kv_heads: 2,
+            head_dim: 4,
+            rms_norm_eps: 1e-5,
+            rope_theta: 10000.0,
+            max_position_embeddings: 64,
+            tie_word_embeddings: false,
+            sliding_window: None,
+            bos_token_id: None,
+            eos_token_ids: vec![],
+        };
+        let windows = |text: &str| text.parse::<AttentionSpec>().unwrap().resolve(&config).unwrap().windows;
+        assert_eq!(windows("swa:8@even"), [Some(8), None, Some(8), None, Some(8)]);
+        assert_eq!(windows("swa:8@odd"), [None, Some(8), None, Some(8), None]);
+        assert_eq!(windows("swa:8@1-2"), [None, Some(8), Some(8), None, None]);
+        assert_eq!(windows("swa:8"), [Some(8); 5]);
+        let mixed = "swa:8@even".parse::<AttentionSpec>().unwrap().resolve(&config).unwrap();
+        assert_eq!((mixed.uniform_window(), mixed.smallest_window()), (None, Some(8)));
+        let err = "swa:8@3-9"
+            .parse::<AttentionSpec>()
+            .unwrap()
+            .resolve(&config)
+            .unwrap_err();
+        assert!(err.to_string().contains("not within the model's 5 layers"), "{err}");
     }
 
     #[test]
     fn rejects_bad_variants() {
-        for text in ["", "gqa", "gqa:0", "swa:x", "mha,mqa", "swa:4,swa:8", "flash"] {
+        for text in [
+            "",
+            "gqa",
+            "gqa:0",
+            "swa:x",
+            "mha,mqa",
+            "swa:4,swa:8",
+            "flash",
+            "swa:8@all",
+            "swa:8@2",
+        ] {
             assert!(text.parse::<AttentionSpec>().is_err(), "{text} should be rejected");
         }
     }

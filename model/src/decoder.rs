@@ -1,11 +1,11 @@
 //! The Llama/Mistral decoder stack: embedding, pre-norm blocks (attention + SwiGLU), final
 //! norm and LM head. Returns logits for every position, since scoring needs them all.
 
-use burn::tensor::{Device, Int, Tensor, TensorData, activation::log_softmax};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData, activation::log_softmax};
 
 use crate::attention::Attention;
 use crate::attention_spec::ResolvedAttention;
-use crate::cache::{KvCache, PastKeys, blocked_mask};
+use crate::cache::{KvCache, blocked_mask};
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 use crate::input::StepInput;
@@ -50,9 +50,9 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    /// A cache sized for this model's attention: a rolling buffer when it has a window.
+    /// A cache sized for this model's attention: a rolling buffer for the layers with a window.
     pub fn new_cache(&self, batch: usize) -> KvCache {
-        KvCache::new(self.blocks.len(), batch, self.attention.window)
+        KvCache::new(&self.attention.windows, batch)
     }
 
     /// Logits [batch, seq, vocab] for every position of `input`. With a cache, the input
@@ -78,6 +78,26 @@ impl Decoder {
     /// Scores only the requested (position, next token) pairs: the LM head runs on those
     /// positions alone and only two numbers per query come back from the device.
     pub fn score_tokens(&self, input: &StepInput, queries: &[TokenQuery]) -> Result<Vec<TokenScore>> {
+        self.score_tokens_in(input, None, queries)
+    }
+
+    /// `score_tokens` for an input that continues what `cache` holds (a shared prefix computed
+    /// once); the cache is extended with the input.
+    pub fn score_tokens_after(
+        &self,
+        cache: &mut KvCache,
+        input: &StepInput,
+        queries: &[TokenQuery],
+    ) -> Result<Vec<TokenScore>> {
+        self.score_tokens_in(input, Some(cache), queries)
+    }
+
+    fn score_tokens_in(
+        &self,
+        input: &StepInput,
+        cache: Option<&mut KvCache>,
+        queries: &[TokenQuery],
+    ) -> Result<Vec<TokenScore>> {
         if queries.is_empty() {
             return Ok(Vec::new());
         }
@@ -90,7 +110,7 @@ impl Decoder {
                 "query {q:?} is outside the {b}×{s} batch or the vocabulary"
             )));
         }
-        let hidden = self.hidden_states(input, None)?;
+        let hidden = self.hidden_states(input, cache)?;
         let h = self.config.hidden_size;
         let n = queries.len();
         let rows: Vec<i64> = queries.iter().map(|q| (q.row * s + q.pos) as i64).collect();
@@ -120,9 +140,9 @@ impl Decoder {
         self.check_input(input, cache.as_deref())?;
         let (b, s) = (input.batch, input.seq);
         let groups = self.attention.num_heads / self.attention.kv_heads;
-        let mask = match cache.as_deref() {
-            Some(c) => blocked_mask(&c.past(), input, self.attention.window, groups, &self.device),
-            None => blocked_mask(&PastKeys::none(), input, self.attention.window, groups, &self.device),
+        let masks = match cache.as_deref_mut() {
+            Some(c) => c.begin_step(input, groups, &self.device)?,
+            None => self.masks(input, groups),
         };
         let rotary = self.rotary.tables(&input.positions, b, s, &self.device);
         let ids: Vec<i64> = input.ids.iter().map(|&t| t as i64).collect();
@@ -134,9 +154,10 @@ impl Decoder {
             .reshape([b, s, self.config.hidden_size]);
         for (layer, block) in self.blocks.iter().enumerate() {
             let normed = block.attn_norm.forward(x.clone());
-            let attn = block
-                .attention
-                .forward(normed, &rotary, &mask, cache.as_deref_mut().map(|c| (c, layer)));
+            let attn =
+                block
+                    .attention
+                    .forward(normed, &rotary, &masks[layer], cache.as_deref_mut().map(|c| (c, layer)));
             x = x + attn;
             x = x.clone() + block.mlp.forward(block.mlp_norm.forward(x));
         }
@@ -144,6 +165,23 @@ impl Decoder {
             cache.commit(input);
         }
         Ok(self.norm.forward(x))
+    }
+
+    /// Per layer, the mask of `input` alone (no cache): one per distinct window, shared.
+    fn masks(&self, input: &StepInput, groups: usize) -> Vec<Tensor<4, Bool>> {
+        let mut built: Vec<(Option<usize>, Tensor<4, Bool>)> = Vec::new();
+        self.attention
+            .windows
+            .iter()
+            .map(|&window| match built.iter().find(|(w, _)| *w == window) {
+                Some((_, mask)) => mask.clone(),
+                None => {
+                    let mask = blocked_mask(None, input, window, groups, &self.device);
+                    built.push((window, mask.clone()));
+                    mask
+                }
+            })
+            .collect()
     }
 
     fn check_input(&self, input: &StepInput, cache: Option<&KvCache>) -> Result<()> {

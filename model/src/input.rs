@@ -106,6 +106,19 @@ impl StepInput {
         Ok(self)
     }
 
+    /// Columns `start..start + len` of every row: one chunk of a chunked pre-fill.
+    pub fn columns(&self, start: usize, len: usize) -> Self {
+        let take = |row: usize| row * self.seq + start..row * self.seq + start + len;
+        let mut chunk = Self::empty(self.batch, len);
+        for row in 0..self.batch {
+            chunk.ids.extend_from_slice(&self.ids[take(row)]);
+            chunk.positions.extend_from_slice(&self.positions[take(row)]);
+            chunk.valid.extend_from_slice(&self.valid[take(row)]);
+            chunk.segments.extend_from_slice(&self.segments[take(row)]);
+        }
+        chunk
+    }
+
     fn empty(batch: usize, seq: usize) -> Self {
         let n = batch * seq;
         Self {

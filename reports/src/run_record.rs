@@ -53,7 +53,11 @@ pub struct AttentionRecord {
     pub native_kv_heads: usize,
     pub kv_heads: usize,
     pub head_dim: usize,
+    /// The window every layer shares (None: full attention, or layers differ).
     pub window: Option<usize>,
+    /// Per layer, where the layers' windows differ (`swa:W@even`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_windows: Option<Vec<Option<usize>>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

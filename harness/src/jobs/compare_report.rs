@@ -99,7 +99,7 @@ fn costs_table(out: &mut String, runs: &[VariantRun], rows: &[CompareRow], is_gr
             "| {} | {} | {} | {} | {} | {} | {} |",
             run.label,
             run.kv.kv_heads,
-            run.kv.window.map_or("—".into(), |w| w.to_string()),
+            run.kv.window_label(),
             human_bytes(run.kv.bytes(LONG_CONTEXT)),
             run.peak_bytes.map_or("—".into(), human_bytes),
             items.map_or("—".into(), |v| format!("{v:.2}")),

@@ -9,17 +9,19 @@
 //! - the text is decoded without special tokens and cut before the first occurrence of each stop
 //!   string (`postprocess_generated_text`).
 //!
-//! Batches are left-padded; padding is marked invalid rather than filled with EOS, so a pad can
-//! never be mistaken for the end of a sequence (lm-eval issue #1090), and positions count real
-//! tokens only. Each row draws from its own seeded generator, so results depend neither on batch
-//! order nor size (greedy rows: beyond float noise, tested against the unbatched path).
+//! Padding is marked invalid rather than filled with EOS, so a pad can never be mistaken for the
+//! end of a sequence (lm-eval issue #1090), and positions count real tokens only. Each request
+//! draws from its own seeded generator, so results depend neither on batch order nor size
+//! (greedy rows: beyond float noise, tested against the unbatched path). Requests are decoded
+//! with continuous batching and shared prefixes ([`super::batcher`]).
 
-use anyhow::{Context as _, bail};
-use model::StepInput;
+use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
 use super::Lm;
-use crate::sampling::{Sampling, SeededRng, pick};
+use super::batcher::Batcher;
+use super::stops::StopScan;
+use crate::sampling::Sampling;
 
 /// One request in token space.
 #[derive(Clone, Debug)]
@@ -112,116 +114,35 @@ impl Lm<'_> {
         self.generate_tokens(&token_requests)
     }
 
-    /// Token requests → generations, in request order. Longest prompts are batched first (as
-    /// lm-eval's Collator does), so padding stays small.
+    /// Token requests → generations, in request order, decoded with continuous batching
+    /// ([`super::batcher`]).
     pub fn generate_tokens(&self, requests: &[TokenGenRequest]) -> anyhow::Result<Vec<Generation>> {
-        let mut order: Vec<usize> = (0..requests.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(requests[i].prompt.len()));
-        let mut out: Vec<Option<Generation>> = vec![None; requests.len()];
-        for chunk in order.chunks(self.batch_size) {
-            let batch: Vec<&TokenGenRequest> = chunk.iter().map(|&i| &requests[i]).collect();
-            for (&i, generation) in chunk.iter().zip(self.decode_batch(&batch)?) {
-                out[i] = Some(generation);
-            }
-        }
-        Ok(out.into_iter().map(|g| g.expect("every request is decoded")).collect())
+        Batcher::new(self, requests)?.run()
     }
 
-    fn decode_batch(&self, batch: &[&TokenGenRequest]) -> anyhow::Result<Vec<Generation>> {
-        let vocab = self.decoder.config.vocab_size;
-        let pad = self.eos.unwrap_or(0);
-        let prompts: Vec<Vec<u32>> = batch.iter().map(|r| r.prompt.clone()).collect();
-        let mut rows: Vec<Row> = batch
-            .iter()
-            .map(|r| Row {
-                next_position: r.prompt.len() as i64,
-                rng: SeededRng::new(r.seed),
-                ids: Vec::new(),
-                finished: (r.max_new_tokens == 0).then_some(StopReason::MaxTokens),
-            })
-            .collect();
-        let mut cache = self.decoder.new_cache(batch.len());
-        let mut input = StepInput::left_padded(&prompts, pad);
-        // Cache row r holds batch row active[r]; finished rows leave the cache in bulk.
-        let mut active: Vec<usize> = (0..batch.len()).collect();
-        while rows.iter().any(|r| r.finished.is_none()) {
-            let logits = self
-                .decoder
-                .last_logits(&input, Some(&mut cache))?
-                .try_into_vec_as::<f32>()
-                .map_err(|e| anyhow::anyhow!("reading logits back from the device: {e:?}"))?;
-            for (r, &n) in active.iter().enumerate() {
-                let (row, request) = (&mut rows[n], batch[n]);
-                if row.finished.is_none() {
-                    let token = pick(&logits[r * vocab..(r + 1) * vocab], &request.sampling, &mut row.rng);
-                    row.ids.push(token);
-                    row.finished = self.stop_reason(&row.ids, request)?;
-                }
-            }
-            if rows.iter().all(|r| r.finished.is_some()) {
-                break;
-            }
-            if should_compact(&active, &rows) {
-                let keep: Vec<usize> = (0..active.len())
-                    .filter(|&r| rows[active[r]].finished.is_none())
-                    .collect();
-                cache.retain_rows(&keep)?;
-                active = keep.into_iter().map(|r| active[r]).collect();
-            }
-            let mut ids = Vec::with_capacity(active.len());
-            let mut positions = Vec::with_capacity(active.len());
-            let mut valid = Vec::with_capacity(active.len());
-            for &n in &active {
-                let row = &mut rows[n];
-                ids.push(row.ids.last().copied().unwrap_or(pad));
-                positions.push(row.next_position);
-                valid.push(row.finished.is_none());
-                row.next_position += 1;
-            }
-            input = StepInput::from_parts(active.len(), 1, ids, positions, valid)?;
-        }
-        rows.into_iter()
-            .zip(batch)
-            .map(|(row, request)| {
-                let text = self.tokenizer.decode(&row.ids, true)?;
-                Ok(Generation {
-                    text: cut_at_stops(&text, &request.until).to_string(),
-                    ids: row.ids,
-                    stop: row.finished.context("a row ended without a reason")?,
-                    prompt_tokens: request.prompt.len(),
-                    truncated: request.truncated,
-                })
-            })
-            .collect()
+    /// The token that fills padding and free rows (never attended to).
+    pub(super) fn pad_token(&self) -> u32 {
+        self.eos.unwrap_or(0)
     }
 
-    fn stop_reason(&self, ids: &[u32], request: &TokenGenRequest) -> anyhow::Result<Option<StopReason>> {
-        if Some(*ids.last().expect("a token was just added")) == self.eos {
+    /// Appends `token` to a generation; why it ends there, if it does: EOS, a stop string in
+    /// the decoded text, or the token limit (checked in that order).
+    pub(super) fn push_token(
+        &self,
+        ids: &mut Vec<u32>,
+        stops: &mut StopScan,
+        token: u32,
+        request: &TokenGenRequest,
+    ) -> anyhow::Result<Option<StopReason>> {
+        ids.push(token);
+        if Some(token) == self.eos {
             return Ok(Some(StopReason::Eos));
         }
-        if !request.until.is_empty() {
-            let text = self.tokenizer.decode(ids, true)?;
-            if request.until.iter().any(|s| !s.is_empty() && text.contains(s.as_str())) {
-                return Ok(Some(StopReason::StopSequence));
-            }
+        if stops.push(self.tokenizer, ids, &request.until)? {
+            return Ok(Some(StopReason::StopSequence));
         }
         Ok((ids.len() >= request.max_new_tokens).then_some(StopReason::MaxTokens))
     }
-}
-
-/// Whether to drop the finished rows from the cache now: once they are at least half of it, so
-/// a batch is compacted at most log2(batch) times (each compaction copies the kept rows' keys and
-/// values) and never carries more than twice the rows still decoding.
-fn should_compact(active: &[usize], rows: &[Row]) -> bool {
-    let finished = active.iter().filter(|&&n| rows[n].finished.is_some()).count();
-    finished > 0 && 2 * finished >= active.len()
-}
-
-struct Row {
-    next_position: i64,
-    rng: SeededRng,
-    ids: Vec<u32>,
-    finished: Option<StopReason>,
 }
 
 /// `postprocess_generated_text`: `generation.split(term)[0]` for each stop string in turn.

@@ -13,9 +13,10 @@
 use std::collections::HashMap;
 
 use anyhow::Context as _;
-use model::{StepInput, TokenQuery};
+use model::{KvCache, StepInput, TokenQuery};
 
 use super::Lm;
+use super::prefix::{MIN_SHARED_TOKENS, common_prefix_of};
 
 /// The result of one log-likelihood request, as lm-eval reports it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -115,16 +116,24 @@ impl Lm<'_> {
         Ok((scores.iter().map(|s| s.logprob).sum(), tokens.len()))
     }
 
-    /// Scores token-level requests; results in request order.
+    /// Scores token-level requests; results in request order. The prefix that every request's
+    /// context starts with (few-shot exemplars) is computed once and continued by every row
+    /// ([`super::prefix`]).
     pub fn score(&self, requests: &[TokenRequest]) -> anyhow::Result<Vec<Loglikelihood>> {
-        let mut rows = plan_rows(requests, self.max_len);
+        let shared = self.shared_context(requests)?;
+        let skip = shared.as_ref().map_or(0, |(n, _)| *n);
+        let (mut after_prefix, mut alone): (Vec<Row>, Vec<Row>) = plan_rows(requests, self.max_len, skip)
+            .into_iter()
+            .partition(|r| r.after_prefix);
         // Longest first, as lm-eval sorts: padding stays small and memory peaks early.
-        rows.sort_by(|a, b| {
-            b.ids
-                .len()
-                .cmp(&a.ids.len())
-                .then(a.first_request.cmp(&b.first_request))
-        });
+        for rows in [&mut after_prefix, &mut alone] {
+            rows.sort_by(|a, b| {
+                b.ids
+                    .len()
+                    .cmp(&a.ids.len())
+                    .then(a.first_request.cmp(&b.first_request))
+            });
+        }
         let mut results: Vec<Option<Loglikelihood>> = vec![None; requests.len()];
         for request in requests.iter().enumerate().filter(|(_, r)| r.continuation.is_empty()) {
             results[request.0] = Some(Loglikelihood {
@@ -135,8 +144,12 @@ impl Lm<'_> {
                 truncated: false,
             });
         }
-        for batch in rows.chunks(self.batch_size) {
-            self.run_batch(batch, &mut results)?;
+        let prefix = shared.map(|(_, cache)| cache);
+        for batch in after_prefix.chunks(self.batch_size) {
+            self.run_batch(batch, prefix.as_ref(), &mut results)?;
+        }
+        for batch in alone.chunks(self.batch_size) {
+            self.run_batch(batch, None, &mut results)?;
         }
         results
             .into_iter()
@@ -145,7 +158,32 @@ impl Lm<'_> {
             .collect()
     }
 
-    fn run_batch(&self, batch: &[Row], results: &mut [Option<Loglikelihood>]) -> anyhow::Result<()> {
+    /// The prefix all contexts that fit the model share, with its cache, when it is long enough
+    /// to share. It stops one token short of the shortest context, whose last token's logits
+    /// score the first continuation token.
+    fn shared_context(&self, requests: &[TokenRequest]) -> anyhow::Result<Option<(usize, KvCache)>> {
+        let contexts = requests
+            .iter()
+            .filter(|r| fits_whole(r, self.max_len))
+            .map(|r| r.context.as_slice());
+        let shortest = contexts.clone().map(<[u32]>::len).min().unwrap_or(0);
+        let n = common_prefix_of(contexts.clone()).min(shortest.saturating_sub(1));
+        let Some(first) = contexts.clone().next().filter(|_| n >= MIN_SHARED_TOKENS) else {
+            return Ok(None);
+        };
+        Ok(self
+            .prefixes
+            .cache_of(self.decoder, &first[..n])?
+            .map(|cache| (n, cache)))
+    }
+
+    /// Scores one batch of rows; rows planned after the shared prefix continue `prefix`.
+    fn run_batch(
+        &self,
+        batch: &[Row],
+        prefix: Option<&KvCache>,
+        results: &mut [Option<Loglikelihood>],
+    ) -> anyhow::Result<()> {
         let seq = batch.iter().map(|r| r.ids.len()).max().unwrap_or(0);
         let n = batch.len() * seq;
         let (mut ids, mut positions, mut valid, mut segments) = (
@@ -172,7 +210,13 @@ impl Lm<'_> {
             }
         }
         let input = StepInput::from_parts(batch.len(), seq, ids, positions, valid)?.with_segments(segments)?;
-        let scores = self.decoder.score_tokens(&input, &queries)?;
+        let scores = match prefix {
+            Some(prefix) => {
+                let mut cache = prefix.select_rows(&vec![0; batch.len()])?;
+                self.decoder.score_tokens_after(&mut cache, &input, &queries)?
+            }
+            None => self.decoder.score_tokens(&input, &queries)?,
+        };
         // lm-eval sums the f32 log-probs of a continuation in f32, then widens.
         let mut sums: HashMap<usize, (f32, bool, usize)> = HashMap::new();
         for (owner, score) in owners.into_iter().zip(scores) {
@@ -201,6 +245,8 @@ struct Row {
     segments: Vec<u32>,
     scored: Vec<Scored>,
     first_request: usize,
+    /// Whether the row continues the shared prefix (its ids start after it).
+    after_prefix: bool,
 }
 
 /// The (position whose logits predict, target token) pairs of one request.
@@ -209,10 +255,17 @@ struct Scored {
     tokens: Vec<(usize, u32)>,
 }
 
+/// Whether context + continuation fit the model whole (lm-eval truncates the others).
+fn fits_whole(request: &TokenRequest, max_len: usize) -> bool {
+    !request.continuation.is_empty() && request.context.len() + request.continuation.len() <= max_len + 1
+}
+
 /// Packs requests that share a context into rows (context once, then one segment per
-/// continuation), never longer than `max_len`. A request whose context + continuation exceeds
-/// `max_len + 1` tokens gets a row of its own, truncated on the left as lm-eval does.
-fn plan_rows(requests: &[TokenRequest], max_len: usize) -> Vec<Row> {
+/// continuation), never longer than `max_len`; the first `skip` context tokens (a prefix every
+/// fitting context shares, computed once) are left out of the rows. A request whose context +
+/// continuation exceeds `max_len + 1` tokens gets a row of its own, truncated on the left as
+/// lm-eval does.
+fn plan_rows(requests: &[TokenRequest], max_len: usize, skip: usize) -> Vec<Row> {
     let mut rows: Vec<Row> = Vec::new();
     let mut open: HashMap<&[u32], usize> = HashMap::new();
     for (i, request) in requests.iter().enumerate() {
@@ -220,21 +273,22 @@ fn plan_rows(requests: &[TokenRequest], max_len: usize) -> Vec<Row> {
         if cont.is_empty() {
             continue;
         }
-        if ctx.len() + cont.len() > max_len + 1 {
+        if !fits_whole(request, max_len) {
             rows.push(truncated_row(i, ctx, cont, max_len));
             continue;
         }
         // The continuation's input tokens: all but its last (whose prediction is the last score).
         let extra = cont.len() - 1;
         let row_index = match open.get(ctx.as_slice()) {
-            Some(&r) if rows[r].ids.len() + extra <= max_len => r,
+            Some(&r) if skip + rows[r].ids.len() + extra <= max_len => r,
             _ => {
                 rows.push(Row {
-                    ids: ctx.clone(),
-                    positions: (0..ctx.len() as i64).collect(),
-                    segments: vec![0; ctx.len()],
+                    ids: ctx[skip..].to_vec(),
+                    positions: (skip as i64..ctx.len() as i64).collect(),
+                    segments: vec![0; ctx.len() - skip],
                     scored: Vec::new(),
                     first_request: i,
+                    after_prefix: skip > 0,
                 });
                 open.insert(ctx.as_slice(), rows.len() - 1);
                 rows.len() - 1
@@ -243,7 +297,7 @@ fn plan_rows(requests: &[TokenRequest], max_len: usize) -> Vec<Row> {
         let row = &mut rows[row_index];
         let segment = row.scored.len() as u32 + 1;
         let start = row.ids.len();
-        let mut tokens = vec![(ctx.len() - 1, cont[0])];
+        let mut tokens = vec![(ctx.len() - 1 - skip, cont[0])];
         for j in 0..extra {
             row.ids.push(cont[j]);
             row.positions.push((ctx.len() + j) as i64);
@@ -271,6 +325,7 @@ fn truncated_row(request: usize, ctx: &[u32], cont: &[u32], max_len: usize) -> R
         segments: vec![0; input.len()],
         scored: vec![Scored { request, tokens }],
         first_request: request,
+        after_prefix: false,
     }
 }
 
@@ -335,7 +390,7 @@ mod tests {
             continuation: x.to_vec(),
         };
         let requests = vec![req(&[1, 2, 3], &[4, 5]), req(&[1, 2, 3], &[6]), req(&[9], &[7, 8])];
-        let rows = plan_rows(&requests, 100);
+        let rows = plan_rows(&requests, 100, 0);
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].ids, vec![1, 2, 3, 4]);
         assert_eq!(rows[0].positions, vec![0, 1, 2, 3]);
@@ -343,9 +398,33 @@ mod tests {
         assert_eq!(rows[0].scored[0].tokens, vec![(2, 4), (3, 5)]);
         assert_eq!(rows[0].scored[1].tokens, vec![(2, 6)]);
         // max_len 3: [1,2,3,4,5] keeps the last 4 tokens as [2,3,4] + predicts 4,5.
-        let rows = plan_rows(&requests[..1], 3);
+        let rows = plan_rows(&requests[..1], 3, 0);
         assert_eq!(rows[0].ids, vec![2, 3, 4]);
         assert_eq!(rows[0].scored[0].tokens, vec![(1, 4), (2, 5)]);
+    }
+
+    #[test]
+    fn rows_after_a_shared_prefix_leave_it_out() {
+        let req = |c: &[u32], x: &[u32]| TokenRequest {
+            context: c.to_vec(),
+            continuation: x.to_vec(),
+        };
+        let requests = vec![
+            req(&[1, 2, 3, 4], &[5, 6]),
+            req(&[1, 2, 3, 7], &[8]),
+            req(&[1, 2], &[9; 9]),
+        ];
+        // max_len 6: the third request (2 + 9 tokens) is truncated and keeps its own whole row.
+        let rows = plan_rows(&requests, 6, 2);
+        assert_eq!(rows[0].ids, vec![3, 4, 5]);
+        assert_eq!(rows[0].positions, vec![2, 3, 4]);
+        assert_eq!(rows[0].scored[0].tokens, vec![(1, 5), (2, 6)]);
+        assert_eq!(
+            (rows[1].ids.clone(), rows[1].scored[0].tokens.clone()),
+            (vec![3, 7], vec![(1, 8)])
+        );
+        assert!(rows[0].after_prefix && rows[1].after_prefix && !rows[2].after_prefix);
+        assert_eq!(rows[2].positions[0], 0);
     }
 
     #[test]

@@ -3,12 +3,18 @@
 //!
 //! - [`Lm::loglikelihood`] (and `loglikelihood_rolling`): `loglikelihood` requests, packed so
 //!   that the choices of one question compute their shared context once ([`loglikelihood`]);
-//! - [`Lm::generate_until`]: `generate_until` requests, KV-cached and batched ([`generate`]).
+//! - [`Lm::generate_until`]: `generate_until` requests, KV-cached, with continuous batching
+//!   ([`generate`], [`batcher`]);
+//! - both: a prefix that the contexts of a call share (few-shot exemplars) is computed once and
+//!   kept for the next calls ([`prefix`]).
 //!
 //! `model/` knows token ids only and `tasks/` knows text only; this is where the two meet.
 
+mod batcher;
 pub mod generate;
 pub mod loglikelihood;
+pub mod prefix;
+pub mod stops;
 
 use anyhow::Context as _;
 use model::load::tokenizer::TextTokenizer;
@@ -16,6 +22,7 @@ use model::{Decoder, LoadedModel};
 
 pub use generate::{GenRequest, Generation, StopReason, TokenGenRequest};
 pub use loglikelihood::{Loglikelihood, TokenRequest};
+use prefix::PrefixStore;
 
 pub struct Lm<'a> {
     pub decoder: &'a Decoder,
@@ -30,6 +37,8 @@ pub struct Lm<'a> {
     prefix_text: String,
     eos: Option<u32>,
     bos_text: Option<String>,
+    /// Key/value caches of prefixes that many requests share, reused across calls.
+    prefixes: PrefixStore,
 }
 
 impl<'a> Lm<'a> {
@@ -60,10 +69,18 @@ impl<'a> Lm<'a> {
             prefix_text: tokenizer.decode(&[prefix_token], false)?,
             eos: tokenizer.eos_id(),
             bos_text,
+            prefixes: PrefixStore::new(true),
         })
     }
 
     pub fn prefix_token_id(&self) -> u32 {
         self.prefix_token
+    }
+
+    /// Whether requests sharing a prefix compute it once (on by default; off recomputes every
+    /// context, to measure what sharing saves and to test that it changes nothing).
+    pub fn with_prefix_sharing(mut self, on: bool) -> Self {
+        self.prefixes = PrefixStore::new(on);
+        self
     }
 }

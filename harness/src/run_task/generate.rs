@@ -16,7 +16,7 @@ use crate::lm::{GenRequest, Generation, StopReason};
 use crate::sampling::item_seed;
 
 /// Items generated between two journal writes, per row of the batch.
-const ITEMS_PER_CHUNK_PER_ROW: usize = 2;
+const ITEMS_PER_CHUNK_PER_ROW: usize = 4;
 
 /// One generative item's outcome, as written to `samples/<task>.jsonl`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
