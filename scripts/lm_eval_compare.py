@@ -93,6 +93,8 @@ def run(args):
         seconds = time.perf_counter() - start
         samples = res["samples"][name]
         items = []
+        # A task with several filters logs each document once per filter: keep one.
+        samples = list({s["doc_id"]: s for s in reversed(samples)}.values())
         for s in sorted(samples, key=lambda s: s["doc_id"]):
             if is_generative(name):
                 responses = [r[0] for r in s["resps"]]

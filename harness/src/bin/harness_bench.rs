@@ -28,7 +28,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Bench {
-    /// Decode tokens/s: a batch of identical prompts, each row generating up to `new_tokens`.
+    /// Decode tokens/s: a batch of identical prompts (pre-filled once, shared by every row),
+    /// each row generating up to `new_tokens`.
     Decode {
         #[arg(long, default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf")]
         model: PathBuf,
