@@ -107,7 +107,7 @@ impl KvCache {
                 let room = needed.next_power_of_two().max(64);
                 let room = self.capacity.map_or(room, |cap| room.min(cap));
                 let grow = |old: Option<Tensor<4>>| {
-                    let buf = Tensor::zeros([b, h, room, d], &k.device());
+                    let buf = Tensor::zeros([b, h, room, d], (&k.device(), k.dtype()));
                     match old {
                         Some(old) if used > 0 => buf.slice_assign([0..b, 0..h, 0..used, 0..d], old.narrow(2, 0, used)),
                         _ => buf,
@@ -130,7 +130,7 @@ impl KvCache {
         let [b, h, _, d] = k_all.dims();
         let slots = self.slots();
         let take = |t: &Tensor<4>| {
-            let empty = || Tensor::zeros([b, h, cap - slots, d], &t.device());
+            let empty = || Tensor::zeros([b, h, cap - slots, d], (&t.device(), t.dtype()));
             match slots {
                 0 => empty(),
                 s if s == cap => t.clone().narrow(2, 0, s),

@@ -15,6 +15,8 @@ pub mod linear;
 pub mod load;
 pub mod mlp;
 pub mod norm;
+pub mod param;
+pub mod precision;
 pub mod rope;
 
 pub use attention_spec::AttentionSpec;
@@ -23,4 +25,6 @@ pub use config::ModelConfig;
 pub use decoder::{Decoder, TokenQuery, TokenScore};
 pub use error::{ModelError, Result};
 pub use input::StepInput;
-pub use load::{LoadedModel, load_model};
+pub use load::memory::{MemoryPlan, Residency, WeightsPolicy};
+pub use load::{LoadOptions, LoadedModel, load_model, load_model_with};
+pub use precision::ComputeDtype;

@@ -252,7 +252,7 @@ fn long_context(
             decoder.attention.kv_heads,
             decoder.config.head_dim,
         );
-        let value_bytes = decoder.embed.dtype().size();
+        let value_bytes = model::precision::dtype_bytes(decoder.dtype) as usize;
         let formula = kv_cache_bytes(dims.0, dims.1, dims.2, 1, tokens, w, value_bytes);
         println!(
             "| {name} | {total:.2} | {:.0} | {last:.3} | {} | {} |",

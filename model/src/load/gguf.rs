@@ -9,10 +9,12 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use memmap2::Mmap;
 
 use super::quant::{self, GgmlType};
+use super::stored::{StoredBytes, StoredTensor};
 use crate::error::{ModelError, Result};
 
 const MAGIC: &[u8; 4] = b"GGUF";
@@ -131,7 +133,7 @@ pub struct GgufFile {
     pub version: u32,
     pub metadata: BTreeMap<String, GgufValue>,
     pub tensors: Vec<GgufTensorInfo>,
-    mmap: Mmap,
+    mmap: Arc<Mmap>,
     /// File offset of the data section.
     data_start: u64,
     alignment: u64,
@@ -155,7 +157,7 @@ impl GgufFile {
             version: header.version,
             metadata: header.metadata,
             tensors: header.tensors,
-            mmap,
+            mmap: Arc::new(mmap),
             data_start: header.data_start,
             alignment: header.alignment,
         };
@@ -190,6 +192,22 @@ impl GgufFile {
         // `tensors` is public and may have been edited since open, so check again.
         let range = self.tensor_range(info)?;
         Ok((info, &self.mmap[range]))
+    }
+
+    /// The file's size in bytes.
+    pub fn file_bytes(&self) -> u64 {
+        self.mmap.len() as u64
+    }
+
+    /// A tensor still quantized and mapped, with torch's shape (ne reversed).
+    pub fn stored(&self, name: &str) -> Result<StoredTensor> {
+        let (info, _) = self.tensor_bytes(name)?;
+        let range = self.tensor_range(info)?;
+        let bytes = StoredBytes::Mapped {
+            map: Arc::clone(&self.mmap),
+            range,
+        };
+        StoredTensor::new(&self.path, name, info.shape(), info.ggml_type, bytes)
     }
 
     /// Dequantized values in row-major order with torch's shape (ne reversed), e.g. attn_k
