@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use model::backend::BackendKind;
-use model::{AttentionSpec, load_model};
+use model::{AttentionSpec, ComputeDtype, LoadOptions, WeightsPolicy, load_model_with};
 use reports::merge::Shard;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -42,6 +42,9 @@ pub fn evaluate(config: &RunConfig) -> anyhow::Result<Outcome> {
     let clock = Instant::now();
     let spec: AttentionSpec = config.attention.parse()?;
     let backend: BackendKind = config.backend.parse()?;
+    let dtype: ComputeDtype = config.dtype.parse()?;
+    let weights: WeightsPolicy = config.weights.parse()?;
+    let load_options = LoadOptions::new(dtype, weights, backend)?;
     let data_dir = config.data_dir.clone().unwrap_or_else(tasks::default_data_dir);
     let task_names = tasks::expand_task_names(&config.tasks)?;
     let (gen_names, mc_names): (Vec<&String>, Vec<&String>) = task_names.iter().partition(|n| tasks::is_generative(n));
@@ -98,6 +101,9 @@ pub fn evaluate(config: &RunConfig) -> anyhow::Result<Outcome> {
     if let Some(shard) = config.shard {
         identity["shard"] = json!(shard.to_string());
     }
+    if load_options.dtype != burn::tensor::FloatDType::F32 {
+        identity["dtype"] = json!(model::precision::dtype_name(load_options.dtype));
+    }
     let model_name = model_name(&config.model);
     let out_dir = match &config.out {
         Some(dir) => dir.clone(),
@@ -114,7 +120,8 @@ pub fn evaluate(config: &RunConfig) -> anyhow::Result<Outcome> {
     claim_out_dir(&out_dir, &identity)?;
 
     let device = backend.device()?;
-    let loaded = load_model(&config.model, &spec, &device)?;
+    let loaded = load_model_with(&config.model, &spec, &device, &load_options)?;
+    eprintln!("{}: {}", config.model.display(), loaded.memory);
     let tokenizer = loaded.tokenizer.as_ref().with_context(|| {
         format!(
             "{}: the model has no tokenizer (tokenizer.json)",
@@ -206,6 +213,7 @@ pub fn evaluate(config: &RunConfig) -> anyhow::Result<Outcome> {
             "native_kv_heads": attention.native_kv_heads, "kv_heads": attention.kv_heads,
             "head_dim": decoder_config.head_dim, "window": attention.window,
         },
+        "weights": loaded.memory.to_string(),
         "peak_rss_bytes": peak_rss_bytes(&out_dir.join("run.json")),
     });
     write_json(&out_dir.join("run.json"), &run)?;

@@ -42,6 +42,13 @@ pub struct EvalFlags {
     /// Compute backend: flex (CPU, default), ndarray, wgpu (as compiled in).
     #[arg(long)]
     pub backend: Option<String>,
+    /// Compute precision: auto (f32 on CPU, f16 on a GPU), f32, f16 or bf16.
+    #[arg(long)]
+    pub dtype: Option<String>,
+    /// Weights: auto (materialized at load when they take at most half the available memory,
+    /// else streamed per layer), load or stream. Results do not depend on it.
+    #[arg(long)]
+    pub weights: Option<String>,
     /// Few-shot sampling seed (lm-eval's default is 1234).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -102,6 +109,10 @@ pub struct RunConfig {
     pub attention: String,
     #[serde(default = "default_backend")]
     pub backend: String,
+    #[serde(default = "default_auto")]
+    pub dtype: String,
+    #[serde(default = "default_auto")]
+    pub weights: String,
     #[serde(default = "default_seed")]
     pub seed: u64,
     #[serde(default)]
@@ -133,6 +144,9 @@ fn default_attention() -> String {
 fn default_backend() -> String {
     "flex".into()
 }
+fn default_auto() -> String {
+    "auto".into()
+}
 fn default_seed() -> u64 {
     1234
 }
@@ -150,6 +164,8 @@ struct PartialConfig {
     batch_size: Option<usize>,
     attention: Option<String>,
     backend: Option<String>,
+    dtype: Option<String>,
+    weights: Option<String>,
     seed: Option<u64>,
     out: Option<PathBuf>,
     data_dir: Option<PathBuf>,
@@ -213,6 +229,8 @@ impl RunConfig {
                 .or(file.attention)
                 .unwrap_or_else(default_attention),
             backend: flags.backend.clone().or(file.backend).unwrap_or_else(default_backend),
+            dtype: flags.dtype.clone().or(file.dtype).unwrap_or_else(default_auto),
+            weights: flags.weights.clone().or(file.weights).unwrap_or_else(default_auto),
             seed: flags.seed.or(file.seed).unwrap_or_else(default_seed),
             out: flags.out.clone().or(file.out),
             data_dir: flags.data_dir.clone().or(file.data_dir),
@@ -262,6 +280,7 @@ impl RunConfig {
             "model": self.model, "tasks": self.tasks, "shots": self.shots, "limit": self.limit,
             "task_limits": self.task_limits, "shard": self.shard.map(|s| s.to_string()),
             "batch_size": self.batch_size, "attention": self.attention, "backend": self.backend,
+            "dtype": self.dtype, "weights": self.weights,
             "seed": self.seed, "out": self.out, "data_dir": self.data_dir, "samples": self.samples,
             "temperature": self.sampling.temperature, "top_p": self.sampling.top_p, "top_k": self.sampling.top_k,
             "max_gen_toks": self.max_gen_toks, "chat": self.chat, "system_prompt": self.system_prompt,

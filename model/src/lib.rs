@@ -18,6 +18,7 @@ pub mod norm;
 pub mod param;
 pub mod precision;
 pub mod rope;
+pub mod synthetic;
 
 pub use attention_spec::AttentionSpec;
 pub use cache::KvCache;

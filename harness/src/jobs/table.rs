@@ -87,6 +87,8 @@ pub fn run(args: &TableArgs) -> anyhow::Result<()> {
             batch_size: args.batch_size,
             attention: "native".into(),
             backend: args.backend.clone(),
+            dtype: "auto".into(),
+            weights: "auto".into(),
             seed: args.seed,
             out: Some(out.join("runs").join(settings.label())),
             data_dir: args.data_dir.clone(),

@@ -16,6 +16,7 @@ use burn::tensor::FloatDType;
 use crate::attention_spec::ResolvedAttention;
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
+use crate::load::weights::decoder_parameters;
 use crate::precision::{dtype_bytes, dtype_name};
 
 /// `auto` materializes at load when the resident model takes at most this share of the
@@ -70,9 +71,9 @@ impl MemoryPlan {
         stored_bytes: u64,
         available_bytes: Option<u64>,
     ) -> Result<Self> {
-        let shapes = weight_shapes(config, attention);
-        let elements: u64 = shapes.iter().map(|&(r, c)| r * c).sum();
-        let largest = shapes.iter().map(|&(r, c)| r * c).max().unwrap_or(0);
+        let sizes = weight_sizes(config, attention);
+        let elements: u64 = sizes.iter().sum();
+        let largest = sizes.iter().copied().max().unwrap_or(0);
         let mut plan = Self {
             residency: Residency::Resident,
             dtype,
@@ -137,33 +138,16 @@ impl fmt::Display for MemoryPlan {
     }
 }
 
-/// [rows, cols] of every weight the decoder holds.
-fn weight_shapes(config: &ModelConfig, attention: &ResolvedAttention) -> Vec<(u64, u64)> {
-    let c = |v: usize| v as u64;
-    let (h, inter, vocab, d) = (
-        c(config.hidden_size),
-        c(config.intermediate_size),
-        c(config.vocab_size),
-        c(config.head_dim),
-    );
-    let (q, kv) = (c(attention.num_heads) * d, c(attention.kv_heads) * d);
-    let layer = [
-        (q, h),
-        (kv, h),
-        (kv, h),
-        (h, q),
-        (inter, h),
-        (inter, h),
-        (h, inter),
-        (1, h),
-        (1, h),
-    ];
-    let mut shapes: Vec<(u64, u64)> = (0..config.num_layers).flat_map(|_| layer).collect();
-    shapes.extend([(vocab, h), (1, h)]);
-    if !config.tie_word_embeddings {
-        shapes.push((vocab, h));
-    }
-    shapes
+/// Element counts of every weight the decoder holds, K/V at `attention`'s head count.
+fn weight_sizes(config: &ModelConfig, attention: &ResolvedAttention) -> Vec<u64> {
+    let converted = ModelConfig {
+        num_kv_heads: attention.kv_heads,
+        ..config.clone()
+    };
+    decoder_parameters(&converted)
+        .iter()
+        .map(|(_, shape)| shape.iter().product::<usize>() as u64)
+        .collect()
 }
 
 /// Memory this process may still use: the kernel's MemAvailable, capped by a cgroup (v2)

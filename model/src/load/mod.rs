@@ -2,8 +2,10 @@
 
 pub mod gguf;
 pub mod gguf_source;
+pub mod gguf_write;
 pub mod memory;
 pub mod quant;
+pub mod quantize;
 pub mod safetensors;
 pub mod stored;
 pub mod tokenizer;
@@ -14,9 +16,11 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, FloatDType};
 
 use crate::attention_spec::AttentionSpec;
+use crate::backend::BackendKind;
 use crate::config::ModelConfig;
 use crate::decoder::Decoder;
 use crate::error::{ModelError, Result};
+use crate::precision::ComputeDtype;
 use gguf::GgufFile;
 use memory::{MemoryPlan, WeightsPolicy, available_memory};
 use tokenizer::TextTokenizer;
@@ -34,11 +38,22 @@ pub struct LoadedModel {
 /// How to hold a model's weights.
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
-    /// The compute precision (see `precision::ComputeDtype::resolve`).
+    /// The compute precision (see [`ComputeDtype::resolve`]).
     pub dtype: FloatDType,
     pub weights: WeightsPolicy,
     /// Memory the model may use; `None` measures what the machine has available now.
     pub available_memory: Option<u64>,
+}
+
+impl LoadOptions {
+    /// What the command line asks for: `dtype` resolved for `backend`.
+    pub fn new(dtype: ComputeDtype, weights: WeightsPolicy, backend: BackendKind) -> Result<Self> {
+        Ok(Self {
+            dtype: dtype.resolve(backend)?,
+            weights,
+            available_memory: None,
+        })
+    }
 }
 
 impl Default for LoadOptions {

@@ -209,25 +209,17 @@ impl WeightSource for RandomSource<'_> {
 
 impl RandomSource<'_> {
     fn values(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
-        let c = self.config;
-        let (h, q, kv, inter) = (c.hidden_size, c.q_dim(), c.kv_dim(), c.intermediate_size);
-        let shape = match name.rsplit('.').nth(1).unwrap_or("") {
-            "embed_tokens" | "lm_head" => vec![c.vocab_size, h],
-            "q_proj" => vec![q, h],
-            "k_proj" | "v_proj" => vec![kv, h],
-            "o_proj" => vec![h, q],
-            "gate_proj" | "up_proj" => vec![inter, h],
-            "down_proj" => vec![h, inter],
-            layer if layer.ends_with("norm") => {
-                return Ok((vec![h], vec![1.0; h]));
-            }
-            _ => {
-                return Err(ModelError::MissingTensor {
-                    path: RANDOM.into(),
-                    name: name.into(),
-                });
-            }
-        };
+        let shape = decoder_parameters(self.config)
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, shape)| shape)
+            .ok_or_else(|| ModelError::MissingTensor {
+                path: RANDOM.into(),
+                name: name.into(),
+            })?;
+        if shape.len() == 1 {
+            return Ok((shape.clone(), vec![1.0; shape[0]]));
+        }
         // xorshift64*, seeded from the seed and the name, so tensors differ from one another.
         let mut state = name.bytes().fold(self.seed ^ 0x9E37_79B9_7F4A_7C15, |s, b| {
             (s ^ b as u64).wrapping_mul(0x100_0000_01B3)
@@ -244,6 +236,37 @@ impl RandomSource<'_> {
             .collect();
         Ok((shape, data))
     }
+}
+
+/// Every parameter of a decoder of `config`'s shape, by HF name, with PyTorch's shape, in
+/// checkpoint order: what random weights and synthetic checkpoints are made of.
+pub fn decoder_parameters(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
+    let c = config;
+    let (h, q, kv, inter) = (c.hidden_size, c.q_dim(), c.kv_dim(), c.intermediate_size);
+    let mut params = vec![("model.embed_tokens.weight".to_string(), vec![c.vocab_size, h])];
+    for i in 0..c.num_layers {
+        let layer = [
+            ("input_layernorm", vec![h]),
+            ("self_attn.q_proj", vec![q, h]),
+            ("self_attn.k_proj", vec![kv, h]),
+            ("self_attn.v_proj", vec![kv, h]),
+            ("self_attn.o_proj", vec![h, q]),
+            ("post_attention_layernorm", vec![h]),
+            ("mlp.gate_proj", vec![inter, h]),
+            ("mlp.up_proj", vec![inter, h]),
+            ("mlp.down_proj", vec![h, inter]),
+        ];
+        params.extend(
+            layer
+                .into_iter()
+                .map(|(part, shape)| (format!("model.layers.{i}.{part}.weight"), shape)),
+        );
+    }
+    params.push(("model.norm.weight".to_string(), vec![h]));
+    if !c.tie_word_embeddings {
+        params.push(("lm_head.weight".to_string(), vec![c.vocab_size, h]));
+    }
+    params
 }
 
 /// `data` is row-major [rows, cols]; the result is row-major [cols, rows]. A pure copy, in
