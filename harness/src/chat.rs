@@ -108,6 +108,31 @@ pub fn system_message(system_prompt: Option<&str>, description: &str) -> Option<
     (!joined.is_empty()).then_some(joined)
 }
 
+/// `--chat` with its `--system-prompt`: how every prompt of a run is wrapped.
+pub struct ChatPrompt {
+    template: ChatTemplate,
+    system_prompt: Option<String>,
+}
+
+impl ChatPrompt {
+    pub fn new(template: ChatTemplate, system_prompt: Option<&str>) -> Self {
+        Self {
+            template,
+            system_prompt: system_prompt.map(|p| resolve_system_prompt(p).to_string()),
+        }
+    }
+
+    /// lm-eval's `fewshot_context` with `apply_chat_template` (not multiturn): a system turn
+    /// holding the system prompt and the task description, one user turn holding the rest of the
+    /// plain-text `context` (the few-shot examples and the question), then the assistant's
+    /// generation prompt. `context` starts with `description`, as a plain-text prompt does.
+    pub fn wrap(&self, description: &str, context: &str) -> anyhow::Result<String> {
+        let user = context.strip_prefix(description).unwrap_or(context);
+        let system = system_message(self.system_prompt.as_deref(), description);
+        Ok(self.template.render(system.as_deref(), user)?.text)
+    }
+}
+
 /// The template of a loaded tokenizer, with its BOS/EOS texts.
 pub fn from_tokenizer(tokenizer: &model::load::tokenizer::TextTokenizer) -> anyhow::Result<ChatTemplate> {
     let Some(source) = tokenizer.chat_template() else {

@@ -21,8 +21,9 @@ pub struct Cli {
 pub enum Command {
     /// Print per-token log-probabilities and top-k alternatives for a text or token ids.
     Logprobs(crate::logprobs::LogprobsArgs),
-    /// Evaluate a model on multiple-choice tasks; writes scores.csv, samples/ and run.json.
-    Eval(crate::run_config::EvalFlags),
+    /// Evaluate a model on tasks (multiple-choice and generative); writes scores.csv, samples/,
+    /// run.json and lm-eval's results and samples files. A rerun of the same command resumes.
+    Eval(crate::options::RunOptions),
     /// Join the run folders of `eval --shard i/n` (all n of them) into one run folder.
     Merge(crate::jobs::merge::MergeArgs),
     /// Compare a run (or a run of a config, made first) with a baseline run; exit 0 no
@@ -38,7 +39,9 @@ pub enum Command {
 /// How to load and run a model: shared by every subcommand.
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
-    /// An HF folder (config.json + safetensors [+ tokenizer.json]) or a .gguf file.
+    /// An HF folder (config.json + safetensors [+ tokenizer.json]), a .gguf file, or a hub id
+    /// org/name[@revision] found offline in the HuggingFace cache (HF_HUB_CACHE, HF_HOME/hub or
+    /// ~/.cache/huggingface/hub); an existing local path wins.
     #[arg(long)]
     pub model: PathBuf,
     /// Attention variant: native, mha, mqa, gqa:G, swa:W, full (comma-combinable).

@@ -9,46 +9,17 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 /// A journal record: one finished item, keyed by its doc_id.
 pub trait Record: Serialize + DeserializeOwned {
     fn doc_id(&self) -> usize;
+    /// This item's share of the time its batch took, for throughput that survives a resume.
+    fn set_seconds(&mut self, seconds: f64);
 }
 
-/// One multiple-choice item's outcome, as written to `samples/<task>.jsonl`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct McSample {
-    pub doc_id: usize,
-    /// The context of the first choice (all choices share it but for winogrande-style tasks).
-    pub prompt: String,
-    pub contexts: Option<Vec<String>>,
-    pub choices: Vec<String>,
-    pub loglikelihoods: Vec<f64>,
-    pub is_greedy: Vec<bool>,
-    pub prediction: usize,
-    pub prediction_norm: usize,
-    pub gold: usize,
-    pub acc: f64,
-    pub acc_norm: f64,
-    /// This item's share of the scoring time, for throughput that survives a resume.
-    pub seconds: f64,
-    /// Per choice: context and continuation tokens (empty in journals written before they were
-    /// recorded).
-    #[serde(default)]
-    pub context_tokens: Vec<usize>,
-    #[serde(default)]
-    pub continuation_tokens: Vec<usize>,
-}
-
-impl Record for McSample {
-    fn doc_id(&self) -> usize {
-        self.doc_id
-    }
-}
-
-pub struct Journal<T: Record = McSample> {
+pub struct Journal<T: Record> {
     path: PathBuf,
     file: File,
     done: BTreeMap<usize, T>,
@@ -82,8 +53,20 @@ impl<T: Record> Journal<T> {
             .append(true)
             .open(path)
             .with_context(|| format!("{}: cannot open for writing", path.display()))?;
-        file.set_len(keep_bytes)
-            .with_context(|| format!("{}: cannot cut the torn last line", path.display()))?;
+        // Only a torn last line is cut (a journal on an append-only file is fine otherwise); a
+        // whole last record that lost its newline gets it back before anything is appended.
+        let len = file
+            .metadata()
+            .with_context(|| format!("{}: cannot stat", path.display()))?
+            .len();
+        if len > keep_bytes {
+            file.set_len(keep_bytes)
+                .with_context(|| format!("{}: cannot cut the torn last line", path.display()))?;
+        } else if len < keep_bytes {
+            (&file)
+                .write_all(b"\n")
+                .with_context(|| format!("{}: cannot append", path.display()))?;
+        }
         Ok(Self {
             path: path.to_path_buf(),
             file,
@@ -138,23 +121,29 @@ pub use reports::run_dir::write_atomic;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
 
-    fn sample(doc_id: usize) -> McSample {
-        McSample {
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Item {
+        doc_id: usize,
+        text: String,
+        seconds: f64,
+    }
+
+    impl Record for Item {
+        fn doc_id(&self) -> usize {
+            self.doc_id
+        }
+        fn set_seconds(&mut self, seconds: f64) {
+            self.seconds = seconds;
+        }
+    }
+
+    fn item(doc_id: usize) -> Item {
+        Item {
             doc_id,
-            prompt: "Q?".into(),
-            contexts: None,
-            choices: vec![" a".into(), " b".into()],
-            loglikelihoods: vec![-1.0, -2.0],
-            is_greedy: vec![true, false],
-            prediction: 0,
-            prediction_norm: 0,
-            gold: 0,
-            acc: 1.0,
-            acc_norm: 1.0,
+            text: format!("item {doc_id}"),
             seconds: 0.5,
-            context_tokens: vec![2, 2],
-            continuation_tokens: vec![1, 1],
         }
     }
 
@@ -162,16 +151,16 @@ mod tests {
     fn resumes_and_drops_a_torn_last_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("samples/task.jsonl");
-        let mut journal: Journal = Journal::open(&path).unwrap();
-        journal.append(vec![sample(0), sample(1)]).unwrap();
+        let mut journal = Journal::open(&path).unwrap();
+        journal.append(vec![item(0), item(1)]).unwrap();
         drop(journal);
         // A kill in the middle of writing the third record.
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
-        file.write_all(b"{\"doc_id\":2,\"prom").unwrap();
+        file.write_all(b"{\"doc_id\":2,\"te").unwrap();
         drop(file);
-        let mut journal: Journal = Journal::open(&path).unwrap();
+        let mut journal: Journal<Item> = Journal::open(&path).unwrap();
         assert_eq!(journal.done().keys().copied().collect::<Vec<_>>(), vec![0, 1]);
-        journal.append(vec![sample(2)]).unwrap();
+        journal.append(vec![item(2)]).unwrap();
         let samples = journal.finish().unwrap();
         assert_eq!(samples.len(), 3);
         let text = std::fs::read_to_string(&path).unwrap();
@@ -184,10 +173,10 @@ mod tests {
         let path = dir.path().join("task.jsonl");
         std::fs::write(
             &path,
-            format!("garbage\n{}\n", serde_json::to_string(&sample(0)).unwrap()),
+            format!("garbage\n{}\n", serde_json::to_string(&item(0)).unwrap()),
         )
         .unwrap();
-        let err = Journal::<McSample>::open(&path).err().unwrap().to_string();
+        let err = Journal::<Item>::open(&path).err().unwrap().to_string();
         assert!(err.contains("task.jsonl") && err.contains("line 1"), "{err}");
     }
 }

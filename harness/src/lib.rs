@@ -1,19 +1,21 @@
 //! The evaluation engine and the `harness` command line.
 //!
-//! Requests (from `tasks`) → `engine` (tokenisation, packing, batching) → `model` (logits) →
-//! `metrics` → `report` (CSV, JSONL samples, run.json).
+//! `RunOptions` (flags over a config file) → `RunPlan` (tasks, identity, run folder) → `Lm`
+//! (tokenisation, packing, batching, the KV cache) → each task's items scored and journaled
+//! (`run_task`) → the reports crate's files (scores.csv, run.json, lm-eval's files).
 
 pub mod chat;
 pub mod cli;
-pub mod engine;
 pub mod eval;
-pub mod gen_eval;
-pub mod generate;
 pub mod jobs;
 pub mod journal;
+pub mod lm;
 pub mod logprobs;
-pub mod metrics;
+pub mod options;
+pub mod out_dir;
+pub mod plan;
+pub mod progress;
 pub mod report;
-pub mod run_config;
+pub mod run_task;
 pub mod sampling;
 pub mod scoring;

@@ -54,6 +54,16 @@ pub fn run(args: &LogprobsArgs) -> anyhow::Result<()> {
     }
     let decoder = &loaded.decoder;
     let vocab = decoder.config.vocab_size;
+    let context = decoder.config.max_position_embeddings;
+    if tokens.len() > context {
+        bail!(
+            "{} tokens, but the model's context is {context} tokens (max_position_embeddings): give a shorter input",
+            tokens.len()
+        );
+    }
+    if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
+        bail!("token id {bad} is outside the model's vocabulary of {vocab}");
+    }
     let rows = match args.chunk {
         None => log_probs(decoder.forward(&StepInput::single(&tokens, 0), None)?)?,
         Some(0) => bail!("--chunk must be positive"),

@@ -9,30 +9,19 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use harness::eval::evaluate;
-use harness::gen_eval::GenSample;
-use harness::journal::McSample;
-use harness::run_config::RunConfig;
-use harness::sampling::Sampling;
+use harness::options::RunOptions;
+use harness::run_task::generate::GenSample;
+use harness::run_task::multiple_choice::McSample;
 
-fn config(tasks: &[&str], limit: usize, batch_size: usize, out: &Path) -> RunConfig {
-    RunConfig {
-        model: gguf(),
-        tasks: tasks.iter().map(|t| t.to_string()).collect(),
-        shots: None,
+fn config(tasks: &[&str], limit: usize, batch_size: usize, out: &Path) -> RunOptions {
+    RunOptions {
+        model: Some(gguf()),
+        tasks: Some(tasks.iter().map(|t| t.to_string()).collect()),
         limit: Some(limit),
-        task_limits: Default::default(),
-        shard: None,
-        batch_size,
-        attention: "native".into(),
-        backend: "flex".into(),
-        seed: 1234,
+        batch_size: Some(batch_size),
         out: Some(out.to_path_buf()),
-        data_dir: None,
-        samples: 1,
-        sampling: Sampling::GREEDY,
-        max_gen_toks: None,
-        chat: false,
-        system_prompt: None,
+        quiet: Some(true),
+        ..Default::default()
     }
 }
 

@@ -7,7 +7,7 @@ mod common;
 use common::{gguf, ids, root};
 use std::sync::OnceLock;
 
-use harness::generate::{GenRequest, Generation, Generator, StopReason, TokenGenRequest};
+use harness::lm::{GenRequest, Generation, Lm, StopReason, TokenGenRequest};
 use harness::sampling::Sampling;
 use model::{AttentionSpec, LoadedModel, load_model};
 use serde_json::Value;
@@ -20,9 +20,8 @@ fn model() -> &'static LoadedModel {
     })
 }
 
-fn generator(batch: usize) -> Generator<'static> {
-    let m = model();
-    Generator::new(&m.decoder, m.tokenizer.as_ref().unwrap(), batch).unwrap()
+fn generator(batch: usize) -> Lm<'static> {
+    Lm::of(model(), batch).unwrap()
 }
 
 /// Token limits per fixture item (HF generated up to 32): rows end at different steps (item 0
@@ -41,6 +40,7 @@ fn fixture_requests(sampling: Sampling) -> (Vec<TokenGenRequest>, Vec<Vec<u32>>)
         .enumerate()
         .map(|(i, (it, max_new_tokens))| TokenGenRequest {
             prompt: ids(&it["prompt_ids"]),
+            truncated: false,
             until: vec![],
             max_new_tokens,
             sampling,
@@ -60,7 +60,7 @@ fn fixture_requests(sampling: Sampling) -> (Vec<TokenGenRequest>, Vec<Vec<u32>>)
 }
 
 fn run(batch: usize, requests: &[TokenGenRequest]) -> Vec<Generation> {
-    generator(batch).generate_tokens(requests, |_, _| Ok(())).unwrap()
+    generator(batch).generate_tokens(requests).unwrap()
 }
 
 #[test]
@@ -111,16 +111,13 @@ fn stop_strings_spanning_tokens_cut_the_text() {
     let tokenizer = model().tokenizer.as_ref().unwrap();
     let context = "Question: What is 12 plus 30?\nAnswer:".to_string();
     let free = generator2
-        .generate(
-            &[GenRequest {
-                context: context.clone(),
-                until: vec![],
-                max_gen_toks: 24,
-                sampling: Sampling::GREEDY,
-                seed: 0,
-            }],
-            |_, _| Ok(()),
-        )
+        .generate_until(&[GenRequest {
+            context: context.clone(),
+            until: vec![],
+            max_gen_toks: 24,
+            sampling: Sampling::GREEDY,
+            seed: 0,
+        }])
         .unwrap()
         .remove(0);
     // A stop string made of the tail of one generated token and the head of the next.
@@ -137,16 +134,13 @@ fn stop_strings_spanning_tokens_cut_the_text() {
     let stop = format!("{tail}{head}");
     let at = free.text.find(&stop).unwrap();
     let cut = generator2
-        .generate(
-            &[GenRequest {
-                context,
-                until: vec![stop.clone()],
-                max_gen_toks: 24,
-                sampling: Sampling::GREEDY,
-                seed: 0,
-            }],
-            |_, _| Ok(()),
-        )
+        .generate_until(&[GenRequest {
+            context,
+            until: vec![stop.clone()],
+            max_gen_toks: 24,
+            sampling: Sampling::GREEDY,
+            seed: 0,
+        }])
         .unwrap()
         .remove(0);
     assert_eq!(cut.stop, StopReason::StopSequence, "stop {stop:?} in {:?}", free.text);

@@ -6,7 +6,7 @@ mod common;
 
 use common::{gguf, ids, root};
 
-use harness::engine::Engine;
+use harness::lm::Lm;
 use model::{AttentionSpec, load_model};
 use serde_json::Value;
 
@@ -24,12 +24,12 @@ fn pairs_match_lm_eval_at_every_batch_size() {
         .collect();
     let mut first: Option<Vec<f64>> = None;
     for batch_size in [1, 7, 32] {
-        let engine = Engine::new(&model.decoder, tokenizer, batch_size).unwrap();
+        let engine = Lm::new(&model.decoder, tokenizer, batch_size).unwrap();
         assert_eq!(
             engine.prefix_token_id(),
             json["prefix_token_id"].as_u64().unwrap() as u32
         );
-        let results = engine.loglikelihood(&pairs, &mut |_| {}).unwrap();
+        let results = engine.loglikelihood(&pairs).unwrap();
         let mut worst: f64 = 0.0;
         for (i, (item, result)) in items.iter().zip(&results).enumerate() {
             let encoded = engine.encode_pair(pairs[i].0, pairs[i].1).unwrap();
@@ -76,7 +76,7 @@ fn rolling_loglikelihood_sums_every_token_once() {
 
     let gguf = gguf();
     let model = load_model(&gguf, &AttentionSpec::default(), &burn::tensor::Device::flex()).unwrap();
-    let mut engine = Engine::new(&model.decoder, model.tokenizer.as_ref().unwrap(), 4).unwrap();
+    let mut engine = Lm::of(&model, 4).unwrap();
     let text = "The quick brown fox jumps over the lazy dog. It was the best of times, it was the worst of times.";
     let (total, count) = engine.loglikelihood_rolling(text).unwrap();
 

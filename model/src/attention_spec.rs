@@ -96,8 +96,11 @@ impl FromStr for AttentionSpec {
             };
             let number = |a: Option<&str>| -> Result<usize, ModelError> {
                 let a = a.ok_or_else(|| bad(&format!("`{name}` needs a number")))?;
-                match a.parse::<usize>() {
-                    Ok(v) if v > 0 => Ok(v),
+                // Windows and group counts beyond 2^31 are nonsense; say so rather than "not a number".
+                const LARGEST: u128 = 1 << 31;
+                match a.parse::<u128>() {
+                    Ok(v) if v > LARGEST => Err(bad(&format!("`{a}` is too large (at most {LARGEST})"))),
+                    Ok(v) if v > 0 => Ok(v as usize),
                     _ => Err(bad(&format!("`{a}` is not a positive integer"))),
                 }
             };

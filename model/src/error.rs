@@ -36,6 +36,9 @@ pub enum ModelError {
     /// A request the model cannot serve (bad attention variant, token id out of range, ...).
     #[error("{0}")]
     Invalid(String),
+    /// No checkpoint at the path or hub id given; the message says where it looked and what to do.
+    #[error("{0}")]
+    NotFound(String),
 }
 
 impl ModelError {

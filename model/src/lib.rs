@@ -27,5 +27,5 @@ pub use decoder::{Decoder, TokenQuery, TokenScore};
 pub use error::{ModelError, Result};
 pub use input::StepInput;
 pub use load::memory::{MemoryPlan, Residency, WeightsPolicy};
-pub use load::{LoadOptions, LoadedModel, load_model, load_model_with};
+pub use load::{Checkpoint, LoadOptions, LoadedModel, load_model, load_model_with};
 pub use precision::ComputeDtype;

@@ -1,4 +1,5 @@
-//! Dequantisation of every supported ggml type on small hand-built blocks.
+//! Dequantisation of every supported ggml type on small hand-built blocks (the gguf-py
+//! comparison on generated blocks of every quantized type is in gguf_quant_fixture.rs).
 //!
 //! Two kinds of check:
 //! - hand-built blocks whose values are worked out in the test from the block layout, and
@@ -274,6 +275,115 @@ fn q6_k_hand_block() {
     }
 }
 
+/// Q5 test nibbles: byte k holds k (low) and 15 - k (high); `qh` sets the fifth bit of the even
+/// elements 0..16 (0x5555) and of the odd elements 16..32 (0xAAAA << 16).
+fn q5_hand_quants() -> (Vec<u8>, [u8; 32]) {
+    let mut bytes = 0xAAAA_5555u32.to_le_bytes().to_vec();
+    bytes.extend((0..16u8).map(|k| k | ((15 - k) << 4)));
+    let mut q = [0u8; 32];
+    for k in 0..16u8 {
+        q[k as usize] = k + if k % 2 == 0 { 16 } else { 0 };
+        q[16 + k as usize] = (15 - k) + if k % 2 == 1 { 16 } else { 0 };
+    }
+    (bytes, q)
+}
+
+#[test]
+fn q5_0_hand_block() {
+    // d = 0.5, value d * (q - 16).
+    let (quants, q) = q5_hand_quants();
+    let mut b = f16_bytes(0x3800).to_vec();
+    b.extend(quants);
+    let got = dequantize(GgmlType::Q5_0, &b, 32).unwrap();
+    for e in 0..32 {
+        assert_eq!(got[e], 0.5 * (q[e] as f32 - 16.0), "element {e}");
+    }
+}
+
+#[test]
+fn q5_1_hand_block() {
+    // d = 0.25, m = -1, value d * q + m.
+    let (quants, q) = q5_hand_quants();
+    let mut b = f16_bytes(0x3400).to_vec();
+    b.extend(f16_bytes(0xBC00));
+    b.extend(quants);
+    let got = dequantize(GgmlType::Q5_1, &b, 32).unwrap();
+    for e in 0..32 {
+        assert_eq!(got[e], 0.25 * q[e] as f32 - 1.0, "element {e}");
+    }
+}
+
+#[test]
+fn q2_k_hand_block() {
+    // Group g (16 elements) has scale g and min 15 - g; every 2-bit byte is 0xE4, so the bit
+    // pair of quarter r / 32 of each 128-element half is r / 32. d = 1, dmin = 0.5.
+    let mut b: Vec<u8> = (0..16u8).map(|g| g | ((15 - g) << 4)).collect();
+    b.extend([0xE4u8; 64]);
+    b.extend(f16_bytes(0x3C00));
+    b.extend(f16_bytes(0x3800));
+    assert_eq!(b.len(), 84);
+    let got = dequantize(GgmlType::Q2_K, &b, 256).unwrap();
+    for e in 0..256 {
+        let (g, q) = (e / 16, (e % 128) / 32);
+        let want = g as f32 * q as f32 - 0.5 * (15 - g) as f32;
+        assert_eq!(got[e], want, "element {e}");
+    }
+}
+
+#[test]
+fn q3_k_hand_block() {
+    // Scales -32, -27, ..., 28, 31, 31 (the 6-bit range); packed as gguf-py's diagram says.
+    let scales: [i8; 16] = std::array::from_fn(|i| (5 * i as i32 - 32).clamp(-32, 31) as i8);
+    let mut packed = [0u8; 12];
+    for (i, &s) in scales.iter().enumerate() {
+        let stored = (s as i32 + 32) as u8;
+        packed[i % 8] |= (stored & 0x0F) << (4 * (i / 8));
+        packed[8 + i % 4] |= (stored >> 4) << (2 * (i / 4));
+    }
+    // hmask bytes 0x0F: the high bit is set for e / 32 < 4, so the second half is offset by -4.
+    let mut b = vec![0x0Fu8; 32];
+    b.extend([0xE4u8; 64]);
+    b.extend(packed);
+    b.extend(f16_bytes(0x3800));
+    assert_eq!(b.len(), 110);
+    let got = dequantize(GgmlType::Q3_K, &b, 256).unwrap();
+    for e in 0..256 {
+        let q = ((e % 128) / 32) as f32 - if e >= 128 { 4.0 } else { 0.0 };
+        assert_eq!(got[e], 0.5 * scales[e / 16] as f32 * q, "element {e}");
+    }
+}
+
+#[test]
+fn q5_k_hand_block() {
+    // Q4_K's hand block (d = 1, dmin = 0.5, the same scales and mins) plus qh bytes 0xA5 at
+    // even l and 0 at odd l: sub-blocks 0, 2, 5 and 7 add 16 at even l.
+    let sc: [u8; 8] = [1, 2, 3, 4, 33, 50, 63, 17];
+    let mn: [u8; 8] = [0, 1, 2, 3, 40, 5, 63, 16];
+    let mut packed = [0u8; 12];
+    for i in 0..4 {
+        packed[i] = sc[i] | ((sc[4 + i] >> 4) << 6);
+        packed[4 + i] = mn[i] | ((mn[4 + i] >> 4) << 6);
+        packed[8 + i] = (sc[4 + i] & 0x0F) | ((mn[4 + i] & 0x0F) << 4);
+    }
+    let mut b = f16_bytes(0x3C00).to_vec();
+    b.extend(f16_bytes(0x3800));
+    b.extend(packed);
+    b.extend((0..32).map(|l| if l % 2 == 0 { 0xA5u8 } else { 0 }));
+    for _ in 0..4 {
+        b.extend((0..32u8).map(|l| (l % 16) | (((l + 3) % 16) << 4)));
+    }
+    assert_eq!(b.len(), 176);
+    let got = dequantize(GgmlType::Q5_K, &b, 256).unwrap();
+    for s in 0..8 {
+        for l in 0..32 {
+            let low = if s % 2 == 0 { l % 16 } else { (l + 3) % 16 };
+            let fifth = if l % 2 == 0 && [0, 2, 5, 7].contains(&s) { 16 } else { 0 };
+            let want = sc[s] as f32 * (low + fifth) as f32 - 0.5 * mn[s] as f32;
+            assert_eq!(got[32 * s + l], want, "sub-block {s} element {l}");
+        }
+    }
+}
+
 #[test]
 fn f16_values() {
     let cases: [(u16, f32); 8] = [
@@ -333,9 +443,9 @@ fn dequantize_rejects_bad_arguments() {
     // Not a whole number of blocks.
     let err = dequantize(GgmlType::Q4_K, &[0u8; 144], 255).unwrap_err();
     assert!(err.contains("Q4_K") && err.contains("255"), "{err}");
-    // Known-size but unsupported, and unknown types.
-    let err = dequantize(GgmlType::Other(13), &[0u8; 176], 256).unwrap_err();
-    assert!(err.contains("Q5_K"), "{err}");
+    // Known-size but unsupported (IQ2_XXS), and unknown types.
+    let err = dequantize(GgmlType::Other(16), &[0u8; 66], 256).unwrap_err();
+    assert!(err.contains("IQ2_XXS"), "{err}");
     let err = dequantize(GgmlType::Other(999), &[], 0).unwrap_err();
     assert!(err.contains("999"), "{err}");
 }
@@ -347,8 +457,13 @@ fn ggml_type_ids_names_and_sizes() {
         (1, GgmlType::F16, "F16"),
         (2, GgmlType::Q4_0, "Q4_0"),
         (3, GgmlType::Q4_1, "Q4_1"),
+        (6, GgmlType::Q5_0, "Q5_0"),
+        (7, GgmlType::Q5_1, "Q5_1"),
         (8, GgmlType::Q8_0, "Q8_0"),
+        (10, GgmlType::Q2_K, "Q2_K"),
+        (11, GgmlType::Q3_K, "Q3_K"),
         (12, GgmlType::Q4_K, "Q4_K"),
+        (13, GgmlType::Q5_K, "Q5_K"),
         (14, GgmlType::Q6_K, "Q6_K"),
         (30, GgmlType::BF16, "BF16"),
     ];
@@ -358,9 +473,13 @@ fn ggml_type_ids_names_and_sizes() {
         assert_eq!(ty.name(), name);
         assert!(ty.can_dequantize());
     }
-    assert_eq!(GgmlType::from_u32(13), GgmlType::Other(13));
-    assert_eq!(GgmlType::Other(13).name(), "Q5_K");
-    assert!(!GgmlType::Other(13).can_dequantize());
+    assert_eq!(GgmlType::from_u32(16), GgmlType::Other(16));
+    assert_eq!(GgmlType::Other(16).name(), "IQ2_XXS");
+    assert!(!GgmlType::Other(16).can_dequantize());
+    assert_eq!(
+        GgmlType::dequantizable_names(),
+        "F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, BF16"
+    );
     assert!(GgmlType::from_u32(12345).name().contains("12345"));
     for id in 0..64 {
         assert_eq!(GgmlType::from_u32(id).id(), id);
@@ -374,7 +493,12 @@ fn ggml_type_ids_names_and_sizes() {
     assert_eq!(GgmlType::Q8_0.byte_size(576), Some(18 * 34));
     assert_eq!(GgmlType::Q4_K.byte_size(512), Some(288));
     assert_eq!(GgmlType::Q6_K.byte_size(256), Some(210));
-    assert_eq!(GgmlType::Other(13).byte_size(256), Some(176));
+    assert_eq!(GgmlType::Q5_0.byte_size(64), Some(44));
+    assert_eq!(GgmlType::Q5_1.byte_size(64), Some(48));
+    assert_eq!(GgmlType::Q2_K.byte_size(256), Some(84));
+    assert_eq!(GgmlType::Q3_K.byte_size(256), Some(110));
+    assert_eq!(GgmlType::Q5_K.byte_size(256), Some(176));
+    assert_eq!(GgmlType::Other(16).byte_size(256), Some(66));
     assert_eq!(GgmlType::Q8_0.byte_size(31), None);
     assert_eq!(GgmlType::Q4_K.byte_size(128), None);
     assert_eq!(GgmlType::Other(999).byte_size(32), None);

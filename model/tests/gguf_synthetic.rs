@@ -646,23 +646,23 @@ fn element_counts_that_do_not_fit() {
 
 #[test]
 fn unsupported_quantisation_fails_on_read() {
-    // Q5_K (id 13) has a known size, so the file opens; reading the tensor names it.
+    // IQ2_XXS (id 16) has a known size, so the file opens; reading the tensor names it.
     let bytes = Writer::new()
         .tensor("ok", &[2], 0, f32_bytes(&[1.0, 2.0]))
-        .tensor("blk.0.ffn_up.weight", &[256], 13, vec![0; 176])
+        .tensor("blk.0.ffn_up.weight", &[256], 16, vec![0; 66])
         .build()
         .bytes;
-    let (path, gguf) = open_ok("q5k", &bytes);
+    let (path, gguf) = open_ok("iq2xxs", &bytes);
     assert_eq!(
         gguf.tensor_info("blk.0.ffn_up.weight").unwrap().ggml_type,
-        GgmlType::Other(13)
+        GgmlType::Other(16)
     );
     assert_eq!(gguf.tensor_f32("ok").unwrap().1, vec![1.0, 2.0]);
     let err = gguf.tensor_f32("blk.0.ffn_up.weight").unwrap_err().to_string();
     for needle in [
         path.display().to_string().as_str(),
         "blk.0.ffn_up.weight",
-        "Q5_K",
+        "IQ2_XXS",
         "unsupported",
     ] {
         assert!(err.contains(needle), "lacks `{needle}`: {err}");

@@ -13,12 +13,9 @@
 //! as many items as its scores.csv row says), that no doc_id appears twice and none is missing,
 //! and then recomputes scores.csv from the per-item values:
 //! - task rows: mean and `stderr = sqrt(var_sample / n)` (ddof = 1) over all items
-//!   ([`crate::stats::mean_and_stderr`]), so a merged run equals the unsharded run exactly;
-//! - group rows (rows without a samples file, members supplied by the caller): the size-weighted
-//!   mean of the members' values and the pooled stderr of lm-evaluation-harness
-//!   (`lm_eval/api/metrics.py`, `pooled_sample_stderr`): with `var_i = stderr_i² · n_i`,
-//!   `pooled_var = Σ (n_i − 1)·var_i / (Σ n_i − k)` over the k members and
-//!   `stderr = sqrt(pooled_var / Σ n_i)` ([`pooled`]);
+//!   ([`crate::aggregate::task_row`]), so a merged run equals the unsharded run exactly;
+//! - group rows (rows without a samples file, described by the caller): recomputed from the merged
+//!   member rows by [`crate::aggregate::group_rows`], as `harness eval` computes them;
 //! - seconds: the sum over shards; items_per_s = n / seconds.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,10 +24,11 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use anyhow::{Context, Result, bail, ensure};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
+use crate::aggregate::{self, Group, RowLabels, task_row};
+use crate::identity::RunIdentity;
 use crate::run_dir::{RunDir, ScoreRow, write_atomic, write_json, write_scores_csv};
-use crate::stats::mean_and_stderr;
 
 /// Shard `index` of `count`, written `index/count` (e.g. `0/4`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -106,29 +104,71 @@ pub struct MergeSummary {
 
 /// Merges shard run directories into `out` (scores.csv, samples/, identity.json without `shard`,
 /// and run.json listing the shards); see the module docs for the checks and formulas.
-/// `group_members` names a group's member tasks (None: not a group); rows without samples must be
-/// groups.
-pub fn merge_runs(
-    shards: &[PathBuf],
-    out: &Path,
-    group_members: &dyn Fn(&str) -> Option<Vec<String>>,
-) -> Result<MergeSummary> {
+/// `group_of` describes a group (None: not a group); rows without samples must be groups.
+pub fn merge_runs(shards: &[PathBuf], out: &Path, group_of: &dyn Fn(&str) -> Option<Group>) -> Result<MergeSummary> {
     ensure!(!shards.is_empty(), "merge: no shard run directories given");
-    let runs = shards
-        .iter()
-        .map(|p| RunDir::load(p))
-        .collect::<Result<Vec<RunDir>>>()?;
+    let runs = shards.iter().map(|p| load_shard(p)).collect::<Result<Vec<RunDir>>>()?;
     let (identity, mut order) = check_same_run(&runs)?;
-    let count = order[0].0.count;
-
-    // Rows: every shard must report the same task × metric rows.
-    let keys: Vec<(String, String)> = runs[0]
-        .rows
+    let keys = common_row_keys(&runs)?;
+    let tasks: Vec<String> = dedup(keys.iter().map(|(t, _)| t.clone()));
+    let (leaf_tasks, group_names): (Vec<String>, Vec<String>) =
+        tasks.into_iter().partition(|t| runs[0].samples.contains_key(t));
+    let groups = group_names
         .iter()
-        .map(|r| (r.task.clone(), r.metric.clone()))
-        .collect();
+        .map(|g| {
+            group_of(g).with_context(|| {
+                format!(
+                    "{}: task `{g}` has no samples/{g}.jsonl and is not a group, so it cannot be recomputed",
+                    runs[0].path.join("scores.csv").display()
+                )
+            })
+        })
+        .collect::<Result<Vec<Group>>>()?;
+    let mut merged_lines: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for task in &leaf_tasks {
+        merged_lines.insert(task.clone(), merge_task_samples(&runs, &order, task, &keys)?);
+    }
+    let rows = merged_rows(&runs, &keys, &leaf_tasks, &groups)?;
+    order.sort();
+    write_merged(
+        out,
+        &identity,
+        &merged_lines,
+        &rows,
+        &merged_run_json(&runs, shards, &order),
+    )?;
+    Ok(MergeSummary {
+        out: out.to_path_buf(),
+        shards: order.iter().map(|(s, r)| (*s, shards[*r].clone())).collect(),
+        rows,
+        items: merged_lines.iter().map(|(t, l)| (t.clone(), l.len())).collect(),
+    })
+}
+
+/// A shard's run folder; one without scores.csv did not finish (or never started).
+fn load_shard(path: &Path) -> Result<RunDir> {
+    if path.is_dir() && !path.join("scores.csv").exists() {
+        let which = RunIdentity::read(path)
+            .ok()
+            .flatten()
+            .and_then(|i| i.shard)
+            .map_or(String::new(), |s| format!(" (shard {s})"));
+        bail!(
+            "{}{which} did not finish: it has no scores.csv yet; rerun its `harness eval --shard` command to complete it",
+            path.display()
+        );
+    }
+    RunDir::load(path)
+}
+
+/// The task × metric rows every shard reports (the first shard's order); they must agree.
+fn common_row_keys(runs: &[RunDir]) -> Result<Vec<(String, String)>> {
+    let keys_of = |run: &RunDir| -> Vec<(String, String)> {
+        run.rows.iter().map(|r| (r.task.clone(), r.metric.clone())).collect()
+    };
+    let keys = keys_of(&runs[0]);
     for run in &runs[1..] {
-        let theirs: Vec<(String, String)> = run.rows.iter().map(|r| (r.task.clone(), r.metric.clone())).collect();
+        let theirs = keys_of(run);
         let (a, b): (BTreeSet<_>, BTreeSet<_>) = (keys.iter().collect(), theirs.iter().collect());
         if a != b {
             let show =
@@ -142,220 +182,167 @@ pub fn merge_runs(
             );
         }
     }
-    let tasks: Vec<String> = dedup(keys.iter().map(|(t, _)| t.clone()));
-    let (leaf_tasks, group_tasks): (Vec<String>, Vec<String>) =
-        tasks.into_iter().partition(|t| runs[0].samples.contains_key(t));
-    let groups: Vec<(String, Vec<String>)> = group_tasks
-        .into_iter()
-        .map(|g| match group_members(&g) {
-            Some(members) => Ok((g, members)),
-            None => bail!(
-                "{}: task `{g}` has no samples/{g}.jsonl and is not a group, so it cannot be recomputed",
-                runs[0].path.join("scores.csv").display()
-            ),
-        })
-        .collect::<Result<_>>()?;
+    Ok(keys)
+}
 
-    // Samples: concatenate per task, checking completeness, shard membership and overlap.
-    let mut merged_lines: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut items = BTreeMap::new();
-    for task in &leaf_tasks {
-        let mut owner: BTreeMap<usize, usize> = BTreeMap::new(); // doc_id → index into runs
-        for (r, run) in runs.iter().enumerate() {
-            let shard = order[r].0;
-            let samples = run
-                .samples
-                .get(task)
-                .with_context(|| format!("{}: missing samples/{task}.jsonl", run.path.display()))?;
-            for metric in keys.iter().filter(|(t, _)| t == task).map(|(_, m)| m) {
-                let row = run.row(task, metric).expect("checked above");
-                ensure!(
-                    row.n == samples.items.len(),
-                    "{}: {} items, but scores.csv says n = {} for {task}/{metric}: the shard did not finish",
-                    samples.path.display(),
-                    samples.items.len(),
-                    row.n
-                );
-            }
-            for (&doc_id, item) in &samples.items {
-                if let Some(&other) = owner.get(&doc_id) {
-                    bail!(
-                        "{}: line {}: doc_id {doc_id} of {task} is also in {}",
-                        samples.path.display(),
-                        item.line,
-                        runs[other].samples[task].path.display()
-                    );
-                }
-                ensure!(
-                    in_shard(doc_id, shard),
-                    "{}: line {}: doc_id {doc_id} does not belong to shard {shard} (doc_id % {} = {})",
+/// One task's sample lines from every shard, in doc_id order, after checking that each shard
+/// finished, holds only its own doc_ids, and that together they cover 0..N once each.
+fn merge_task_samples(
+    runs: &[RunDir],
+    order: &ShardOrder,
+    task: &str,
+    keys: &[(String, String)],
+) -> Result<Vec<String>> {
+    let mut owner: BTreeMap<usize, usize> = BTreeMap::new(); // doc_id → index into runs
+    for (r, run) in runs.iter().enumerate() {
+        let shard = order[r].0;
+        let samples = run
+            .samples
+            .get(task)
+            .with_context(|| format!("{}: missing samples/{task}.jsonl", run.path.display()))?;
+        for metric in keys.iter().filter(|(t, _)| t == task).map(|(_, m)| m) {
+            let row = run.row(task, metric).expect("every shard has every row");
+            ensure!(
+                row.n == samples.items.len(),
+                "{}: {} items, but scores.csv says n = {} for {task}/{metric}: the shard did not finish",
+                samples.path.display(),
+                samples.items.len(),
+                row.n
+            );
+        }
+        for (&doc_id, item) in &samples.items {
+            if let Some(&other) = owner.get(&doc_id) {
+                bail!(
+                    "{}: line {}: doc_id {doc_id} of {task} is also in {}",
                     samples.path.display(),
                     item.line,
-                    shard.count,
-                    doc_id % shard.count
+                    runs[other].samples[task].path.display()
                 );
-                owner.insert(doc_id, r);
             }
-        }
-        let total = owner.len();
-        let missing: Vec<usize> = (0..owner.keys().next_back().map_or(0, |m| m + 1))
-            .filter(|d| !owner.contains_key(d))
-            .collect();
-        if !missing.is_empty() {
-            let listed: Vec<String> = missing.iter().take(10).map(|d| d.to_string()).collect();
-            bail!(
-                "{task}: {} doc_ids missing from every shard: {}{}",
-                missing.len(),
-                listed.join(", "),
-                if missing.len() > 10 { ", …" } else { "" }
-            );
-        }
-        let lines = owner
-            .iter()
-            .map(|(doc_id, &r)| runs[r].samples[task].items[doc_id].raw.clone())
-            .collect();
-        merged_lines.insert(task.clone(), lines);
-        items.insert(task.clone(), total);
-    }
-
-    // Rows, in the first shard's order.
-    let mut rows: Vec<ScoreRow> = Vec::new();
-    for (task, metric) in &keys {
-        let template = runs[0].row(task, metric).expect("listed from this run");
-        let seconds: f64 = runs.iter().filter_map(|r| r.row(task, metric)).map(|r| r.seconds).sum();
-        let (n, value, stderr) = if leaf_tasks.contains(task) {
-            let mut values: BTreeMap<usize, f64> = BTreeMap::new();
-            for run in &runs {
-                let per_item = run.per_item(task, metric)?.with_context(|| {
-                    format!(
-                        "{}: no per-item values for metric `{metric}`",
-                        run.samples[task].path.display()
-                    )
-                })?;
-                values.extend(per_item);
-            }
-            let values: Vec<f64> = values.into_values().collect();
-            let (value, stderr) = mean_and_stderr(&values);
-            (values.len(), value, stderr)
-        } else {
-            (0, f64::NAN, f64::NAN) // filled in below, once every member row exists
-        };
-        rows.push(ScoreRow {
-            n,
-            value,
-            stderr,
-            seconds,
-            items_per_s: if seconds > 0.0 { n as f64 / seconds } else { 0.0 },
-            ..template.clone()
-        });
-    }
-    for (group, members) in &groups {
-        for metric in keys.iter().filter(|(t, _)| t == group).map(|(_, m)| m.clone()) {
-            let parts: Vec<(f64, f64, usize)> = rows
-                .iter()
-                .filter(|r| r.metric == metric && members.contains(&r.task) && leaf_tasks.contains(&r.task))
-                .map(|r| (r.value, r.stderr, r.n))
-                .collect();
             ensure!(
-                !parts.is_empty(),
-                "group `{group}` ({metric}): none of its members has merged results"
+                in_shard(doc_id, shard),
+                "{}: line {}: doc_id {doc_id} does not belong to shard {shard} (doc_id % {} = {})",
+                samples.path.display(),
+                item.line,
+                shard.count,
+                doc_id % shard.count
             );
-            let (value, stderr) = pooled(&parts);
-            let n = parts.iter().map(|p| p.2).sum();
-            let row = rows
-                .iter_mut()
-                .find(|r| &r.task == group && r.metric == metric)
-                .expect("group rows come from keys");
-            row.n = n;
-            row.value = value;
-            row.stderr = stderr;
-            row.items_per_s = if row.seconds > 0.0 { n as f64 / row.seconds } else { 0.0 };
+            owner.insert(doc_id, r);
         }
     }
-
-    // Write: refuse to mix with a different run already in `out`.
-    let mut merged_identity = identity.clone();
-    merged_identity.remove("shard");
-    let merged_identity = Value::Object(merged_identity);
-    let identity_path = out.join("identity.json");
-    if identity_path.exists() {
-        let existing = RunDir::load(out).ok().and_then(|r| r.identity);
-        ensure!(
-            existing.as_ref() == Some(&merged_identity),
-            "{}: holds a different run; choose another output folder",
-            identity_path.display()
+    let missing: Vec<usize> = (0..owner.keys().next_back().map_or(0, |m| m + 1))
+        .filter(|d| !owner.contains_key(d))
+        .collect();
+    if !missing.is_empty() {
+        let listed: Vec<String> = missing.iter().take(10).map(|d| d.to_string()).collect();
+        bail!(
+            "{task}: {} doc_ids missing from every shard: {}{}",
+            missing.len(),
+            listed.join(", "),
+            if missing.len() > 10 { ", …" } else { "" }
         );
     }
-    for (task, lines) in &merged_lines {
+    Ok(owner
+        .iter()
+        .map(|(doc_id, &r)| runs[r].samples[task].items[doc_id].raw.clone())
+        .collect())
+}
+
+/// scores.csv of the merged run, in the first shard's row order: task rows recomputed from the
+/// per-item values of every shard, group rows from those (reports::aggregate), seconds summed.
+fn merged_rows(
+    runs: &[RunDir],
+    keys: &[(String, String)],
+    leaf_tasks: &[String],
+    groups: &[Group],
+) -> Result<Vec<ScoreRow>> {
+    let mut task_rows = Vec::new();
+    for (task, metric) in keys.iter().filter(|(t, _)| leaf_tasks.contains(t)) {
+        let mut values: BTreeMap<usize, f64> = BTreeMap::new();
+        for run in runs {
+            let per_item = run.per_item(task, metric)?.with_context(|| {
+                format!(
+                    "{}: no per-item values for metric `{metric}`",
+                    run.samples[task].path.display()
+                )
+            })?;
+            values.extend(per_item);
+        }
+        let values: Vec<f64> = values.into_values().collect();
+        let seconds: f64 = runs.iter().filter_map(|r| r.row(task, metric)).map(|r| r.seconds).sum();
+        let template = runs[0].row(task, metric).expect("listed from this run");
+        let labels = RowLabels {
+            model: template.model.clone(),
+            attention: template.attention.clone(),
+            backend: template.backend.clone(),
+        };
+        task_rows.push(task_row(&labels, task, template.shots, metric, &values, seconds));
+    }
+    let group_rows = aggregate::group_rows(&task_rows, groups);
+    keys.iter()
+        .map(|(task, metric)| {
+            let found = task_rows
+                .iter()
+                .chain(&group_rows)
+                .find(|r| &r.task == task && &r.metric == metric);
+            found
+                .cloned()
+                .with_context(|| format!("group `{task}` ({metric}): none of its members has merged results"))
+        })
+        .collect()
+}
+
+/// Writes the merged run; refuses to mix with a different run already in `out`.
+fn write_merged(
+    out: &Path,
+    identity: &RunIdentity,
+    lines: &BTreeMap<String, Vec<String>>,
+    rows: &[ScoreRow],
+    run_json: &Value,
+) -> Result<()> {
+    if let Some(existing) = RunIdentity::read(out)? {
+        ensure!(
+            &existing == identity,
+            "{}: holds a different run; choose another output folder",
+            out.join(RunIdentity::FILE).display()
+        );
+    }
+    for (task, lines) in lines {
         let mut text = lines.join("\n");
         text.push('\n');
         write_atomic(&out.join("samples").join(format!("{task}.jsonl")), text.as_bytes())?;
     }
-    write_scores_csv(&out.join("scores.csv"), &rows)?;
-    write_json(&identity_path, &merged_identity)?;
-    order.sort();
-    write_json(&out.join("run.json"), &merged_run_json(&runs, shards, &order, count))?;
-    Ok(MergeSummary {
-        out: out.to_path_buf(),
-        shards: order.iter().map(|(s, r)| (*s, shards[*r].clone())).collect(),
-        rows,
-        items,
-    })
-}
-
-/// A group's (value, stderr) from its members' (value, stderr, n): the size-weighted mean and the
-/// pooled stderr `sqrt(pooled_var / Σn_i)`, `pooled_var = Σ (n_i − 1)·var_i / (Σn_i − k)`,
-/// `var_i = stderr_i² · n_i` (lm-evaluation-harness `pooled_sample_stderr`).
-pub fn pooled(parts: &[(f64, f64, usize)]) -> (f64, f64) {
-    let total: usize = parts.iter().map(|p| p.2).sum();
-    if total == 0 {
-        return (f64::NAN, f64::NAN);
-    }
-    let total = total as f64;
-    let value = parts.iter().map(|(v, _, n)| v * *n as f64).sum::<f64>() / total;
-    let pooled_var = parts
-        .iter()
-        .map(|(_, se, n)| (*n as f64 - 1.0) * (se * se * *n as f64))
-        .sum::<f64>()
-        / (total - parts.len() as f64);
-    (value, (pooled_var / total).sqrt())
+    write_scores_csv(&out.join("scores.csv"), rows)?;
+    identity.write(out)?;
+    write_json(&out.join("run.json"), run_json)
 }
 
 /// (shard, index into the loaded runs), one per run.
 type ShardOrder = Vec<(Shard, usize)>;
 
 /// Checks that the runs are the shards of one run: identity.json equal but for `shard`, one
-/// shard count, every index once. Returns the shared identity and (shard, run index) pairs.
-fn check_same_run(runs: &[RunDir]) -> Result<(Map<String, Value>, ShardOrder)> {
+/// shard count, every index once. Returns the shared identity (without `shard`) and (shard, run
+/// index) pairs.
+fn check_same_run(runs: &[RunDir]) -> Result<(RunIdentity, ShardOrder)> {
     let mut identities = Vec::new();
     let mut order = Vec::new();
     for (r, run) in runs.iter().enumerate() {
-        let path = run.path.join("identity.json");
-        let mut identity = run
-            .identity
-            .as_ref()
-            .and_then(Value::as_object)
-            .cloned()
-            .with_context(|| format!("{}: missing or not a JSON object", path.display()))?;
+        let path = run.path.join(RunIdentity::FILE);
+        let mut identity = RunIdentity::read(&run.path)?.with_context(|| format!("{}: missing", path.display()))?;
         let shard = identity
-            .remove("shard")
+            .shard
+            .take()
             .with_context(|| format!("{}: no `shard` field: not a shard of a run", path.display()))?;
-        let shard = Shard::from_json(&shard).with_context(|| format!("{}", path.display()))?;
         identities.push(identity);
         order.push((shard, r));
     }
     for (r, identity) in identities.iter().enumerate().skip(1) {
-        if identity != &identities[0] {
-            let keys: BTreeSet<&String> = identity.keys().chain(identities[0].keys()).collect();
-            let differing: Vec<&str> = keys
-                .into_iter()
-                .filter(|k| identity.get(k.as_str()) != identities[0].get(k.as_str()))
-                .map(|k| k.as_str())
-                .collect();
+        let differing: Vec<String> = identities[0].differences(identity).into_iter().map(|d| d.0).collect();
+        if !differing.is_empty() {
             bail!(
                 "{} and {}: not shards of the same run (identity differs in: {})",
-                runs[0].path.join("identity.json").display(),
-                runs[r].path.join("identity.json").display(),
+                runs[0].path.join(RunIdentity::FILE).display(),
+                runs[r].path.join(RunIdentity::FILE).display(),
                 differing.join(", ")
             );
         }
@@ -389,7 +376,7 @@ fn check_same_run(runs: &[RunDir]) -> Result<(Map<String, Value>, ShardOrder)> {
 }
 
 /// run.json of the merged run: the first shard's, without `shard` in its config, plus the shards.
-fn merged_run_json(runs: &[RunDir], paths: &[PathBuf], order: &[(Shard, usize)], count: usize) -> Value {
+fn merged_run_json(runs: &[RunDir], paths: &[PathBuf], order: &[(Shard, usize)]) -> Value {
     let first = runs[order[0].1].run.clone().unwrap_or_else(|| json!({}));
     let mut merged = first.as_object().cloned().unwrap_or_default();
     if let Some(config) = merged.get_mut("config").and_then(Value::as_object_mut) {
@@ -425,7 +412,7 @@ fn merged_run_json(runs: &[RunDir], paths: &[PathBuf], order: &[(Shard, usize)],
             })
         })
         .collect();
-    merged.insert("merged_from".into(), json!({"count": count, "shards": shards}));
+    merged.insert("merged_from".into(), json!({"count": order.len(), "shards": shards}));
     merged.remove("seconds_this_invocation");
     Value::Object(merged)
 }
@@ -472,7 +459,7 @@ mod tests {
         std::fs::create_dir_all(dir.join("samples")).unwrap();
         let mut rows = Vec::new();
         let row = |task: &str, metric: &str, values: &[f64], seconds: f64| {
-            let (value, stderr) = mean_and_stderr(values);
+            let (value, stderr) = crate::aggregate::mean_and_stderr(values);
             ScoreRow {
                 model: "m".into(),
                 attention: "native".into(),
@@ -532,7 +519,7 @@ mod tests {
                 .filter(|r| r.metric == metric && r.task.starts_with("mmlu_"))
                 .map(|r| (r.value, r.stderr, r.n))
                 .collect();
-            let (value, stderr) = pooled(&parts);
+            let (value, stderr) = crate::aggregate::group_value(&parts, true);
             let n: usize = parts.iter().map(|p| p.2).sum();
             let seconds = n as f64 * 0.5;
             rows.push(ScoreRow {
@@ -556,8 +543,12 @@ mod tests {
         .unwrap();
     }
 
-    fn members(group: &str) -> Option<Vec<String>> {
-        (group == "mmlu").then(|| vec!["mmlu_a".to_string(), "mmlu_b".to_string()])
+    fn members(group: &str) -> Option<Group> {
+        (group == "mmlu").then(|| Group {
+            name: "mmlu".into(),
+            members: vec!["mmlu_a".to_string(), "mmlu_b".to_string()],
+            weight_by_size: true,
+        })
     }
 
     fn three_shards(root: &Path) -> Vec<PathBuf> {
@@ -621,21 +612,14 @@ mod tests {
             );
         }
         // identity.json is the unsharded identity; run.json lists the shards.
-        assert_eq!(merged.identity.unwrap(), identity(None));
+        let unsharded: RunIdentity = serde_json::from_value(identity(None)).unwrap();
+        assert_eq!(RunIdentity::read(&out).unwrap().unwrap(), unsharded);
         let run = merged.run.unwrap();
         assert_eq!(run["merged_from"]["count"], json!(3));
         assert_eq!(run["merged_from"]["shards"][2]["shard"], json!("2/3"));
         assert!(run["config"].get("shard").is_none());
         // Merging again into the same folder is allowed (same identity).
         merge_runs(&shards, &out, &members).unwrap();
-    }
-
-    #[test]
-    fn pooled_stderr_follows_the_formula() {
-        // (n-1)·se²·n per member: 22·0.1²·23 + 16·0.2²·17 = 5.06 + 10.88 = 15.94; / (40 − 2) / 40.
-        let (value, se) = pooled(&[(0.5, 0.1, 23), (0.25, 0.2, 17)]);
-        assert!((value - (0.5 * 23.0 + 0.25 * 17.0) / 40.0).abs() < 1e-15);
-        assert!((se - (15.94f64 / 38.0 / 40.0).sqrt()).abs() < 1e-15);
     }
 
     #[test]

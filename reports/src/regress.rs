@@ -1,7 +1,6 @@
 //! A candidate run against a baseline run: can they be compared, and did anything get worse?
 //!
-//! 1. Comparability. The runs' identities (identity.json, else the same fields from run.json)
-//!    must agree on every field but the model *path* and the backend: model hash, every data file
+//! 1. Comparability. The runs' identities ([`RunIdentity`], identity.json) must agree on every field but the model *path* and the backend: model hash, every data file
 //!    hash, tasks, shots, limit, seed, attention, shard and any field added later. Otherwise the
 //!    status is "cannot compare", with every difference listed.
 //! 2. Mode. When the two runs are the same deterministic computation — identical identity
@@ -23,15 +22,14 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use crate::identity::{NOT_BLOCKING, RunIdentity};
 use crate::run_dir::{RunDir, ScoreRow, write_atomic};
 use crate::stats::{PairedResult, PairedTest, paired_test};
 
 /// run.json `config` keys that do not change what is computed.
 const CONFIG_KEYS_IGNORED: [&str; 5] = ["out", "batch_size", "threads", "model", "data_dir"];
-/// Identity fields that may differ between comparable runs (noted, not blocking).
-const IDENTITY_KEYS_NOT_BLOCKING: [&str; 2] = ["model", "backend"];
 
 /// Thresholds of [`compare_runs`].
 #[derive(Clone, Debug, PartialEq)]
@@ -151,6 +149,22 @@ pub struct RegressReport {
 /// Compares `candidate` against `baseline` (both run directories); see the module docs.
 /// Errors only when a run directory cannot be read.
 pub fn compare_runs(baseline: &Path, candidate: &Path, options: &RegressOptions) -> Result<RegressReport> {
+    // A NaN or out-of-range threshold would make every comparison pass.
+    anyhow::ensure!(
+        options.alpha > 0.0 && options.alpha < 1.0,
+        "alpha must be between 0 and 1, got {}",
+        options.alpha
+    );
+    anyhow::ensure!(
+        options.tolerance_points.is_finite() && options.tolerance_points >= 0.0,
+        "tolerance_points must be a finite number ≥ 0, got {}",
+        options.tolerance_points
+    );
+    anyhow::ensure!(
+        options.deterministic_tolerance.is_finite() && options.deterministic_tolerance >= 0.0,
+        "deterministic_tolerance must be a finite number ≥ 0, got {}",
+        options.deterministic_tolerance
+    );
     let base = RunDir::load(baseline)?;
     let cand = RunDir::load(candidate)?;
     let mut report = RegressReport {
@@ -320,90 +334,37 @@ impl RegressReport {
     }
 }
 
-/// The identity fields of a run: identity.json, else rebuilt from run.json as `harness eval`
-/// writes it. The error says what is missing.
-fn identity_of(run: &RunDir) -> std::result::Result<Map<String, Value>, String> {
-    if let Some(identity) = &run.identity {
-        return identity
-            .as_object()
-            .cloned()
-            .ok_or_else(|| format!("{}: identity.json is not a JSON object", run.path.display()));
-    }
-    let Some(info) = run.run.as_ref().and_then(Value::as_object) else {
-        return Err(format!(
-            "{}: neither identity.json nor run.json: cannot tell what was run",
+/// A run's identity; the error says why there is none.
+fn identity_of(run: &RunDir) -> std::result::Result<RunIdentity, String> {
+    match RunIdentity::read(&run.path) {
+        Ok(Some(identity)) => Ok(identity),
+        Ok(None) => Err(format!(
+            "{}: no identity.json: cannot tell what was run",
             run.path.display()
-        ));
-    };
-    let config = info
-        .get("config")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let mut identity = Map::new();
-    let mut put = |key: &str, value: Option<&Value>| {
-        identity.insert(key.to_string(), value.cloned().unwrap_or(Value::Null));
-    };
-    put("model", config.get("model"));
-    put("model_sha256", info.get("model").and_then(|m| m.get("sha256")));
-    put("tasks", info.get("resolved_tasks").or(config.get("tasks")));
-    put("shots", config.get("shots"));
-    put("limit", config.get("limit"));
-    put("attention", info.get("attention").or(config.get("attention")));
-    put("backend", info.get("backend").or(config.get("backend")));
-    put("seed", config.get("seed"));
-    put("data_sha256", info.get("data_sha256"));
-    if let Some(shard) = config.get("shard") {
-        identity.insert("shard".into(), shard.clone());
+        )),
+        Err(e) => Err(format!("{e:#}")),
     }
-    Ok(identity)
 }
 
 /// (blocking differences, remarks on non-blocking ones) between two identities.
-fn identity_differences(base: &Map<String, Value>, cand: &Map<String, Value>) -> (Vec<String>, Vec<String>) {
+fn identity_differences(base: &RunIdentity, cand: &RunIdentity) -> (Vec<String>, Vec<String>) {
     let (mut blocking, mut remarks) = (Vec::new(), Vec::new());
-    let keys: BTreeSet<&String> = base.keys().chain(cand.keys()).collect();
-    for key in keys {
-        let (b, c) = (base.get(key.as_str()), cand.get(key.as_str()));
-        if b == c {
-            continue;
-        }
-        if key == "data_sha256" {
-            blocking.extend(data_differences(b, c));
-        } else if IDENTITY_KEYS_NOT_BLOCKING.contains(&key.as_str()) {
-            remarks.push(format!("{key} differs: baseline {} vs candidate {}", show(b), show(c)));
+    for (key, b, c) in base.differences(cand) {
+        if NOT_BLOCKING.contains(&key.as_str()) {
+            remarks.push(format!(
+                "{key} differs: baseline {} vs candidate {}",
+                show(Some(&b)),
+                show(Some(&c))
+            ));
         } else {
-            blocking.push(format!("{key}: baseline {} ≠ candidate {}", show(b), show(c)));
+            blocking.push(format!(
+                "{key}: baseline {} ≠ candidate {}",
+                show(Some(&b)),
+                show(Some(&c))
+            ));
         }
     }
     (blocking, remarks)
-}
-
-/// One line per data file whose hash differs or that only one run used.
-fn data_differences(base: Option<&Value>, cand: Option<&Value>) -> Vec<String> {
-    let empty = Map::new();
-    let b = base.and_then(Value::as_object).unwrap_or(&empty);
-    let c = cand.and_then(Value::as_object).unwrap_or(&empty);
-    let files: BTreeSet<&String> = b.keys().chain(c.keys()).collect();
-    let mut out: Vec<String> = files
-        .into_iter()
-        .filter(|f| b.get(f.as_str()) != c.get(f.as_str()))
-        .map(|f| {
-            format!(
-                "data_sha256[{f}]: baseline {} ≠ candidate {}",
-                show(b.get(f.as_str())),
-                show(c.get(f.as_str()))
-            )
-        })
-        .collect();
-    if out.is_empty() {
-        out.push(format!(
-            "data_sha256: baseline {} ≠ candidate {}",
-            show(base),
-            show(cand)
-        ));
-    }
-    out
 }
 
 /// Why the two runs are not one deterministic computation (empty when they are).
@@ -667,7 +628,7 @@ mod tests {
         let dir = root.join(name);
         std::fs::create_dir_all(dir.join("samples")).unwrap();
         let n = acc.len();
-        let (value, stderr) = crate::stats::mean_and_stderr(acc);
+        let (value, stderr) = crate::aggregate::mean_and_stderr(acc);
         let csv = format!(
             "model,attention,backend,task,shots,n,metric,value,stderr,seconds,items_per_s\n\
              m,native,flex,arc_easy,0,{n},acc,{value},{stderr},1.0,{n}.0\n"

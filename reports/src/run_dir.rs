@@ -16,6 +16,8 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::identity::RunIdentity;
+
 /// The header of scores.csv; the column order is part of the interface.
 pub const CSV_COLUMNS: [&str; 11] = [
     "model",
@@ -71,7 +73,7 @@ pub struct RunDir {
     pub path: PathBuf,
     pub rows: Vec<ScoreRow>,
     pub run: Option<Value>,
-    pub identity: Option<Value>,
+    pub identity: Option<RunIdentity>,
     /// Task name (the file stem) → its samples.
     pub samples: BTreeMap<String, TaskSamples>,
 }
@@ -84,7 +86,7 @@ impl RunDir {
         }
         let rows = read_scores_csv(&dir.join("scores.csv"))?;
         let run = read_optional_json(&dir.join("run.json"))?;
-        let identity = read_optional_json(&dir.join("identity.json"))?;
+        let identity = RunIdentity::read(dir)?;
         let mut samples = BTreeMap::new();
         let samples_dir = dir.join("samples");
         if samples_dir.is_dir() {
@@ -242,20 +244,31 @@ pub fn write_scores_csv(path: &Path, rows: &[ScoreRow]) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
-/// Writes through a temporary file in the same folder and a rename, so readers never see half a file.
+/// Writes through a temporary file in the same folder and a rename, so readers never see half a
+/// file. The temporary name is unique to this process and call (concurrent writers never share
+/// one), and it is removed when writing fails (a full disk leaves no partial file behind).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
     }
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tmp.push(format!(".tmp.{}.{n}", std::process::id()));
     let tmp = PathBuf::from(tmp);
     // Durable before the rename: a crash leaves the old file or the whole new one.
-    let mut file = std::fs::File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
-    std::io::Write::write_all(&mut file, bytes)
-        .and_then(|_| file.sync_all())
-        .with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot replace", path.display()))
+    let written = std::fs::File::create(&tmp)
+        .with_context(|| format!("{}: cannot create", tmp.display()))
+        .and_then(|mut file| {
+            std::io::Write::write_all(&mut file, bytes)
+                .and_then(|_| file.sync_all())
+                .with_context(|| format!("{}: cannot write", tmp.display()))
+        })
+        .and_then(|()| std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot replace", path.display())));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Writes pretty JSON atomically.

@@ -15,6 +15,8 @@
 //! Lentz method) rather than with the `statrs` crate: it is forty lines, it keeps this crate free of
 //! a numerical library and its transitive dependencies, and the tests pin it against closed forms.
 
+use crate::aggregate::mean_and_stderr;
+
 /// Which paired test produced a [`PairedResult`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum PairedTest {
@@ -66,21 +68,6 @@ pub fn mcnemar_exact(b: usize, c: usize) -> f64 {
     let ln_choose: f64 = (1..=m).map(|j| ((nf - mf + j as f64) / j as f64).ln()).sum();
     let tail = (ln_choose - nf * std::f64::consts::LN_2).exp() * ratio_sum;
     (2.0 * tail).min(1.0)
-}
-
-/// Mean and standard error of the mean, `sd / √n` with the sample standard deviation (ddof = 1),
-/// as lm-evaluation-harness `mean_stderr`. NaN stderr for fewer than two values.
-pub fn mean_and_stderr(values: &[f64]) -> (f64, f64) {
-    if values.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    if values.len() < 2 {
-        return (mean, f64::NAN);
-    }
-    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, (variance / n).sqrt())
 }
 
 /// True when every value is exactly 0 or 1, i.e. McNemar applies.

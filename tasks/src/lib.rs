@@ -153,6 +153,11 @@ impl Metric {
 #[derive(Debug, Clone)]
 pub struct TaskInstance {
     pub name: String,
+    /// The task description every context starts with (lm-eval moves it to the system turn when
+    /// a chat template is applied); empty for most tasks.
+    pub description: String,
+    /// What each continuation starts with (lm-eval's `target_delimiter`).
+    pub target_delimiter: String,
     pub metrics: Vec<Metric>,
     pub items: Vec<McItem>,
     /// The data files read (evaluation split, labels, and the few-shot split when shots > 0),
@@ -425,6 +430,8 @@ pub fn load_task(name: &str, data_dir: &Path, options: &TaskOptions) -> Result<T
     }
     Ok(TaskInstance {
         name: canonical.to_string(),
+        description,
+        target_delimiter: TARGET_DELIMITER.to_string(),
         metrics: kind.metrics(),
         items,
         data_files,

@@ -3,6 +3,8 @@
 //! `decode`: KV-cached generation tokens/s at several batch sizes, prefill timed apart.
 //! `long-context`: chunked pre-fill of one long sequence, full attention against a sliding
 //! window (rolling-buffer cache), and KV-cache sizes (Mistral 7B paper, §2).
+//! `checkpoint`, `score`: real-size random checkpoints, and loading and scoring them (see
+//! bench/weights.rs).
 //!
 //!     cargo run --release -p harness --bin harness-bench -- decode --batch-sizes 1,16
 //!     cargo run --release -p harness --bin harness-bench -- long-context --tokens 8192 --window 2048
@@ -12,13 +14,16 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use harness::generate::{Generator, TokenGenRequest};
-use harness::report::machine_info;
+use harness::lm::{Lm, TokenGenRequest};
 use harness::sampling::Sampling;
 use model::backend::BackendKind;
 use model::cache::kv_cache_bytes;
 use model::load::weights::random_decoder;
 use model::{AttentionSpec, Decoder, ModelConfig, StepInput, load_model};
+use reports::run_record::Machine;
+
+#[path = "bench/weights.rs"]
+mod weights;
 
 #[derive(Parser)]
 struct Cli {
@@ -62,6 +67,10 @@ enum Bench {
         #[arg(long, default_value = "flex")]
         backend: BackendKind,
     },
+    /// Write a randomly initialised checkpoint of a named shape (HF bf16 folder, GGUF Q8_0/Q4_K).
+    Checkpoint(weights::CheckpointArgs),
+    /// Load a checkpoint (timed, with peak RSS) and time scoring passes over it.
+    Score(weights::ScoreArgs),
 }
 
 /// Model shapes for `--synthetic`.
@@ -132,6 +141,8 @@ fn main() -> anyhow::Result<()> {
             );
             long_context(&model, synthetic, tokens, window, chunk, backend)
         }
+        Bench::Checkpoint(args) => weights::checkpoint(&args),
+        Bench::Score(args) => weights::score(&args),
     }
 }
 
@@ -150,7 +161,7 @@ fn decode(
         .ok_or_else(|| anyhow::anyhow!("the model has no tokenizer"))?;
     println!(
         "machine: {}; backend: {backend}; model: {}",
-        machine_info(),
+        serde_json::to_string(&Machine::this())?,
         model.display()
     );
     println!("| batch | prompt tokens | new tokens/row | prefill s | decode s | decode tokens/s |");
@@ -164,6 +175,7 @@ fn decode(
             (0..batch)
                 .map(|i| TokenGenRequest {
                     prompt: prompt.clone(),
+                    truncated: false,
                     until: vec![],
                     max_new_tokens,
                     sampling: Sampling {
@@ -175,13 +187,13 @@ fn decode(
                 })
                 .collect()
         };
-        let generator = Generator::new(&loaded.decoder, tokenizer, batch)?;
-        generator.generate_tokens(&requests(1), |_, _| Ok(()))?; // warm-up
+        let lm = Lm::new(&loaded.decoder, tokenizer, batch)?;
+        lm.generate_tokens(&requests(1))?; // warm-up
         let start = Instant::now();
-        generator.generate_tokens(&requests(1), |_, _| Ok(()))?;
+        lm.generate_tokens(&requests(1))?;
         let prefill = start.elapsed().as_secs_f64();
         let start = Instant::now();
-        let out = generator.generate_tokens(&requests(new_tokens), |_, _| Ok(()))?;
+        let out = lm.generate_tokens(&requests(new_tokens))?;
         let decode = (start.elapsed().as_secs_f64() - prefill).max(1e-9);
         let generated: usize = out.iter().map(|g| g.ids.len()).sum();
         println!(
@@ -233,7 +245,10 @@ fn long_context(
         Some(shape) => format!("random weights, {} shape", shape.name()),
         None => model.display().to_string(),
     };
-    println!("machine: {}; backend: {backend}; model: {source}", machine_info());
+    println!(
+        "machine: {}; backend: {backend}; model: {source}",
+        serde_json::to_string(&Machine::this())?
+    );
     println!(
         "pre-fill of {tokens} tokens in chunks of {chunk} through the KV cache (LM head on the last position only)\n"
     );

@@ -26,14 +26,14 @@ use std::process::Command;
 use anyhow::{Context, bail, ensure};
 use clap::Args;
 use model::cache::kv_cache_bytes;
-use model::{AttentionSpec, ModelConfig};
+use model::{AttentionSpec, Checkpoint};
 use reports::run_dir::RunDir;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub use super::compare_report::{human_bytes, markdown, svg};
 pub use super::compare_rows::{CSV_HEADER, CompareRow, assemble, write_csv};
-use crate::run_config::{EvalFlags, RunConfig};
+use crate::options::RunOptions;
 
 /// The long-context length at which `kv_bytes_32k` is computed.
 pub const LONG_CONTEXT: usize = 32_768;
@@ -53,7 +53,7 @@ pub struct CompareArgs {
     /// Model, tasks, limit, config, ... as for `eval`; --out is the comparison's folder (default
     /// results/runs/compare-<model>-<settings hash>/), each variant going to its variants/<name>/.
     #[command(flatten)]
-    pub eval: EvalFlags,
+    pub eval: RunOptions,
 }
 
 /// One attention variant to run.
@@ -119,18 +119,20 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
         bail!("compare does not take --shard (run `eval --shard` per variant and merge instead)");
     }
     let variants = parse_variants(&args.variants)?;
-    let mut base = RunConfig::resolve(&EvalFlags {
+    let mut base = RunOptions {
         out: None,
         ..args.eval.clone()
-    })?;
-    let model_config = read_model_config(&base.model)?;
+    }
+    .resolve()?;
+    let checkpoint = Checkpoint::open(base.model())?;
+    let model_config = checkpoint.config();
     let shapes = variants
         .iter()
         .map(|v| {
             let resolved = v
                 .spec
-                .resolve(&model_config)
-                .with_context(|| format!("variant `{}` of {}", v.label, base.model.display()))?;
+                .resolve(model_config)
+                .with_context(|| format!("variant `{}` of {}", v.label, base.model().display()))?;
             Ok(KvShape {
                 layers: model_config.num_layers,
                 kv_heads: resolved.kv_heads,
@@ -139,13 +141,13 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
             })
         })
         .collect::<anyhow::Result<Vec<KvShape>>>()?;
-    let out = args.eval.out.clone().unwrap_or_else(|| default_out(&base));
+    let out = args.eval.out.clone().unwrap_or_else(|| default_out(&base, &checkpoint));
     base.out = None;
     let mut runs = Vec::new();
     for (variant, kv) in variants.iter().zip(shapes) {
         let dir = out.join("variants").join(&variant.dir_name);
-        let config = RunConfig {
-            attention: variant.label.clone(),
+        let config = RunOptions {
+            attention: Some(variant.spec.clone()),
             out: Some(dir.clone()),
             ..base.clone()
         };
@@ -168,8 +170,8 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
     let rows = assemble(&runs, reference, &tasks::group_members)?;
     write_csv(&out.join("compare.csv"), &rows)?;
     let markdown = markdown(&base, &runs, reference, &rows);
-    crate::journal::write_atomic(&out.join("compare.md"), markdown.as_bytes())?;
-    crate::journal::write_atomic(&out.join("compare.svg"), svg(&runs, &rows).as_bytes())?;
+    reports::run_dir::write_atomic(&out.join("compare.md"), markdown.as_bytes())?;
+    reports::run_dir::write_atomic(&out.join("compare.svg"), svg(&runs, &rows).as_bytes())?;
     print!("{markdown}");
     println!(
         "\nwrote {}, compare.md and compare.svg",
@@ -179,34 +181,24 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
 }
 
 /// results/runs/compare-<model>-<hash of the settings other than attention and out>.
-fn default_out(base: &RunConfig) -> PathBuf {
-    let mut settings = base.to_config_json();
-    settings["attention"] = Value::Null;
-    settings["out"] = Value::Null;
+fn default_out(base: &RunOptions, checkpoint: &Checkpoint) -> PathBuf {
+    let settings = RunOptions {
+        attention: None,
+        out: None,
+        config: None,
+        ..base.clone()
+    };
+    let settings = serde_json::to_value(settings).expect("options are plain data");
     let digest = Sha256::digest(settings.to_string().as_bytes());
     let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
-    let model = base
-        .model
-        .file_name()
-        .map_or("model".into(), |n| n.to_string_lossy().to_string());
-    let model = model.strip_suffix(".gguf").unwrap_or(&model).to_string();
-    PathBuf::from("results/runs").join(format!("compare-{model}-{hex}"))
-}
-
-/// The checkpoint's configuration without loading its weights.
-fn read_model_config(path: &Path) -> anyhow::Result<ModelConfig> {
-    if path.is_dir() {
-        return Ok(ModelConfig::from_hf_file(&path.join("config.json"))?);
-    }
-    let gguf = model::load::gguf::GgufFile::open(path)?;
-    Ok(ModelConfig::from_gguf(&gguf)?)
+    PathBuf::from("results/runs").join(format!("compare-{}-{hex}", checkpoint.folder_name()))
 }
 
 /// `harness eval --config DIR/config.json` in a child process.
-fn run_child(config: &RunConfig, dir: &Path, label: &str) -> anyhow::Result<()> {
+fn run_child(config: &RunOptions, dir: &Path, label: &str) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let config_path = dir.join("config.json");
-    crate::report::write_json(&config_path, &config.to_config_json())?;
+    reports::run_dir::write_json(&config_path, &serde_json::to_value(config)?)?;
     let exe = std::env::current_exe().context("cannot locate the harness binary to run the variants")?;
     let status = Command::new(&exe)
         .arg("eval")

@@ -5,21 +5,21 @@ use std::fmt::Write as _;
 use super::compare::{LONG_CONTEXT, VariantRun};
 use super::compare_rows::CompareRow;
 use super::compare_svg::{Chart, render_svg};
-use crate::run_config::RunConfig;
+use crate::options::RunOptions;
 
 /// compare.md: settings, one scores table (variants as columns), one costs table.
-pub fn markdown(base: &RunConfig, runs: &[VariantRun], reference: usize, rows: &[CompareRow]) -> String {
+pub fn markdown(base: &RunOptions, runs: &[VariantRun], reference: usize, rows: &[CompareRow]) -> String {
     let labels: Vec<&str> = runs.iter().map(|r| r.label.as_str()).collect();
-    let mut out = format!("# Attention variants of {}\n\n", base.model.display());
+    let mut out = format!("# Attention variants of {}\n\n", base.model().display());
     let limit = base
         .limit
         .map_or("all items".into(), |l| format!("first {l} items per task"));
     let _ = writeln!(
         out,
         "- tasks: {} ({limit}); backend {}; batch size {}",
-        base.tasks.join(", "),
-        base.backend,
-        base.batch_size
+        base.tasks().join(", "),
+        base.backend(),
+        base.batch_size()
     );
     let _ = writeln!(
         out,

@@ -19,9 +19,8 @@ pub struct MergeArgs {
 }
 
 pub fn run(args: &MergeArgs) -> anyhow::Result<()> {
-    let summary = reports::merge::merge_runs(&args.shards, &args.out, &tasks::group_members)?;
-    let rows: Vec<crate::report::ScoreRow> = summary.rows.iter().map(to_harness_row).collect();
-    print!("{}", summary_table(&rows));
+    let summary = reports::merge::merge_runs(&args.shards, &args.out, &crate::plan::group)?;
+    print!("{}", summary_table(&summary.rows));
     let shards: Vec<String> = summary
         .shards
         .iter()
@@ -30,21 +29,4 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<()> {
     println!("merged {} shards: {}", shards.len(), shards.join(", "));
     println!("wrote {}", args.out.join("scores.csv").display());
     Ok(())
-}
-
-/// The reports crate's scores.csv row as the harness's (same columns).
-pub fn to_harness_row(row: &reports::run_dir::ScoreRow) -> crate::report::ScoreRow {
-    crate::report::ScoreRow {
-        model: row.model.clone(),
-        attention: row.attention.clone(),
-        backend: row.backend.clone(),
-        task: row.task.clone(),
-        shots: row.shots,
-        n: row.n,
-        metric: row.metric.clone(),
-        value: row.value,
-        stderr: row.stderr,
-        seconds: row.seconds,
-        items_per_s: row.items_per_s,
-    }
 }

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use reports::regress::{RegressOptions, compare_runs};
 
-use crate::run_config::{EvalFlags, RunConfig};
+use crate::options::RunOptions;
 
 #[derive(Args, Clone, Debug)]
 pub struct RegressArgs {
@@ -35,15 +35,37 @@ pub struct RegressArgs {
     /// Where regress.md and regress.csv go (default: the candidate's run folder).
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// Significance level of the paired tests.
-    #[arg(long, default_value_t = 0.01)]
+    /// Significance level of the paired tests, in (0, 1).
+    #[arg(long, default_value_t = 0.01, value_parser = significance_level)]
     pub alpha: f64,
-    /// Largest allowed drop, in percentage points, of a score without per-item results.
-    #[arg(long, default_value_t = 1.0)]
+    /// Largest allowed drop, in percentage points (≥ 0), of a score without per-item results.
+    #[arg(long, default_value_t = 1.0, value_parser = points)]
     pub tolerance_points: f64,
     /// Metrics where lower is better (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub lower_is_better: Vec<String>,
+}
+
+/// `--alpha`: a probability strictly between 0 and 1 (NaN or 0 would turn the gate off).
+fn significance_level(text: &str) -> Result<f64, String> {
+    let alpha: f64 = text.parse().map_err(|_| format!("`{text}` is not a number"))?;
+    if alpha > 0.0 && alpha < 1.0 {
+        Ok(alpha)
+    } else {
+        Err(format!(
+            "{text}: the significance level must be between 0 and 1 (exclusive)"
+        ))
+    }
+}
+
+/// `--tolerance-points`: a finite number of percentage points, ≥ 0.
+fn points(text: &str) -> Result<f64, String> {
+    let value: f64 = text.parse().map_err(|_| format!("`{text}` is not a number"))?;
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(format!("{text}: the tolerance must be a finite number of points ≥ 0"))
+    }
 }
 
 /// Runs the comparison; returns the exit code (errors are printed and give 2).
@@ -82,7 +104,7 @@ fn compare(args: &RegressArgs) -> anyhow::Result<i32> {
     let report_dir = args.report.clone().unwrap_or_else(|| candidate.clone());
     std::fs::create_dir_all(&report_dir).with_context(|| format!("{}: cannot create", report_dir.display()))?;
     let markdown = report.markdown();
-    crate::journal::write_atomic(&report_dir.join("regress.md"), markdown.as_bytes())?;
+    reports::run_dir::write_atomic(&report_dir.join("regress.md"), markdown.as_bytes())?;
     report.write_csv(&report_dir.join("regress.csv"))?;
     print!("{markdown}");
     println!(
@@ -95,12 +117,12 @@ fn compare(args: &RegressArgs) -> anyhow::Result<i32> {
 
 /// Evaluates the config into its run folder and returns the folder.
 fn run_config(file: &Path, args: &RegressArgs) -> anyhow::Result<PathBuf> {
-    let flags = EvalFlags {
+    let flags = RunOptions {
         config: Some(file.to_path_buf()),
         out: args.out.clone(),
         ..Default::default()
     };
-    let mut config = RunConfig::resolve(&flags)?;
+    let mut config = flags.resolve()?;
     let out = config.out.clone().unwrap_or_else(|| {
         let stem = file
             .file_stem()

@@ -24,8 +24,8 @@ use clap::Args;
 use reports::paper::PaperTable;
 
 pub use super::table_plan::{How, Settings, our_values, plan, plan_column, render, runs};
-use crate::run_config::RunConfig;
-use crate::sampling::Sampling;
+use crate::options::RunOptions;
+use model::backend::BackendKind;
 
 /// The sampling temperature of maj@k columns unless `--temperature` says otherwise.
 pub const DEFAULT_TEMPERATURE: f32 = 0.6;
@@ -57,15 +57,24 @@ pub struct TableArgs {
     /// Output folder (default results/runs/table-<paper>-<model>[-limitN][-greedy]/).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    #[arg(long, default_value_t = 8)]
-    pub batch_size: usize,
-    #[arg(long, default_value = "flex")]
-    pub backend: String,
-    #[arg(long, default_value_t = 1234)]
-    pub seed: u64,
+    /// Rows per forward pass (default 8), as for `eval`.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Compute backend: flex (CPU, default), ndarray (CPU) or wgpu (GPU), as compiled in.
+    #[arg(long)]
+    pub backend: Option<BackendKind>,
+    /// Few-shot and sampling seed (default 1234, lm-eval's).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Where the task data lives (default: the tasks crate's data/ folder).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Compute threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// No progress output.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 pub fn run(args: &TableArgs) -> anyhow::Result<()> {
@@ -73,36 +82,33 @@ pub fn run(args: &TableArgs) -> anyhow::Result<()> {
     let table = PaperTable::load(&path)?;
     let data_dir = args.data_dir.clone().unwrap_or_else(tasks::default_data_dir);
     let mut plans = plan(&table, args.tasks.as_deref(), args.greedy, args.temperature, &data_dir)?;
-    let out = args.out.clone().unwrap_or_else(|| default_out(args, &path));
+    let out = match &args.out {
+        Some(out) => out.clone(),
+        None => default_out(args, &path, &model::Checkpoint::open(&args.model)?.folder_name()),
+    };
     let mut scores: BTreeMap<(String, String), f64> = BTreeMap::new();
     let mut failures = Vec::new();
     for (settings, run_tasks) in runs(&plans) {
-        let config = RunConfig {
-            model: args.model.clone(),
-            tasks: run_tasks.clone(),
+        let options = RunOptions {
+            model: Some(args.model.clone()),
+            tasks: Some(run_tasks.clone()),
             shots: Some(settings.shots),
             limit: args.limit,
-            task_limits: BTreeMap::new(),
-            shard: None,
             batch_size: args.batch_size,
-            attention: "native".into(),
-            backend: args.backend.clone(),
-            dtype: "auto".into(),
-            weights: "auto".into(),
+            backend: args.backend,
             seed: args.seed,
             out: Some(out.join("runs").join(settings.label())),
             data_dir: args.data_dir.clone(),
-            samples: settings.samples,
-            sampling: Sampling {
-                temperature: settings.temperature,
-                ..Sampling::GREEDY
-            },
+            samples: Some(settings.samples),
+            temperature: Some(settings.temperature),
             max_gen_toks: args.max_gen_toks,
-            chat: false,
-            system_prompt: None,
+            threads: args.threads,
+            quiet: Some(args.quiet),
+            ..RunOptions::default()
         };
+        options.validate()?;
         eprintln!("== {} ({})", settings.label(), run_tasks.join(", "));
-        match crate::eval::evaluate(&config) {
+        match crate::eval::evaluate(&options) {
             Ok(outcome) => {
                 for row in outcome.rows {
                     scores.insert((row.task, row.metric), row.value);
@@ -137,8 +143,8 @@ pub fn run(args: &TableArgs) -> anyhow::Result<()> {
         out.display()
     );
     std::fs::create_dir_all(&out).with_context(|| format!("{}: cannot create", out.display()))?;
-    crate::journal::write_atomic(&out.join("table.md"), markdown.as_bytes())?;
-    crate::journal::write_atomic(&out.join("table.csv"), csv.as_bytes())?;
+    reports::run_dir::write_atomic(&out.join("table.md"), markdown.as_bytes())?;
+    reports::run_dir::write_atomic(&out.join("table.csv"), csv.as_bytes())?;
     print!("{markdown}");
     println!("\nwrote {} and table.csv", out.join("table.md").display());
     if !failures.is_empty() {
@@ -166,9 +172,11 @@ fn paper_path(paper: &str) -> anyhow::Result<PathBuf> {
     }
 }
 
-fn default_out(args: &TableArgs, paper: &Path) -> PathBuf {
-    let stem = |p: &Path| p.file_stem().map_or("x".into(), |s| s.to_string_lossy().to_string());
-    let mut name = format!("table-{}-{}", stem(paper), stem(&args.model));
+fn default_out(args: &TableArgs, paper: &Path, model_folder: &str) -> PathBuf {
+    let stem = paper
+        .file_stem()
+        .map_or("x".into(), |s| s.to_string_lossy().to_string());
+    let mut name = format!("table-{stem}-{model_folder}");
     if let Some(limit) = args.limit {
         let _ = write!(name, "-limit{limit}");
     }

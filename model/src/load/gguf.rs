@@ -218,10 +218,10 @@ impl GgufFile {
             return Err(ModelError::unsupported(
                 &self.path,
                 format!(
-                    "tensor `{name}` has ggml type {} (id {}); only F32, F16, BF16, Q4_0, Q4_1, \
-                     Q8_0, Q4_K and Q6_K can be dequantized",
+                    "tensor `{name}` has ggml type {} (id {}); only {} can be dequantized",
                     info.ggml_type.name(),
-                    info.ggml_type.id()
+                    info.ggml_type.id(),
+                    GgmlType::dequantizable_names()
                 ),
             ));
         }

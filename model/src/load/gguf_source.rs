@@ -39,6 +39,10 @@ impl WeightSource for GgufSource<'_> {
         &self.file.path
     }
 
+    fn stored_bytes(&self) -> u64 {
+        self.file.file_bytes()
+    }
+
     fn tensor(&self, name: &str) -> Result<StoredTensor> {
         let gguf_name = self.names.get(name).ok_or_else(|| ModelError::MissingTensor {
             path: self.file.path.clone(),

@@ -19,8 +19,13 @@ pub enum GgmlType {
     BF16,
     Q4_0,
     Q4_1,
+    Q5_0,
+    Q5_1,
     Q8_0,
+    Q2_K,
+    Q3_K,
     Q4_K,
+    Q5_K,
     Q6_K,
     Other(u32),
 }
@@ -74,8 +79,13 @@ impl GgmlType {
             1 => Self::F16,
             2 => Self::Q4_0,
             3 => Self::Q4_1,
+            6 => Self::Q5_0,
+            7 => Self::Q5_1,
             8 => Self::Q8_0,
+            10 => Self::Q2_K,
+            11 => Self::Q3_K,
             12 => Self::Q4_K,
+            13 => Self::Q5_K,
             14 => Self::Q6_K,
             30 => Self::BF16,
             other => Self::Other(other),
@@ -89,8 +99,13 @@ impl GgmlType {
             Self::F16 => 1,
             Self::Q4_0 => 2,
             Self::Q4_1 => 3,
+            Self::Q5_0 => 6,
+            Self::Q5_1 => 7,
             Self::Q8_0 => 8,
+            Self::Q2_K => 10,
+            Self::Q3_K => 11,
             Self::Q4_K => 12,
+            Self::Q5_K => 13,
             Self::Q6_K => 14,
             Self::BF16 => 30,
             Self::Other(v) => *v,
@@ -133,6 +148,16 @@ impl GgmlType {
     /// Whether [`dequantize`] handles this type.
     pub fn can_dequantize(&self) -> bool {
         block_decoder(*self).is_some()
+    }
+
+    /// The names of every type [`dequantize`] handles, for error messages ("F32, F16, ...").
+    pub fn dequantizable_names() -> String {
+        let names: Vec<&str> = KNOWN_TYPES
+            .iter()
+            .filter(|t| Self::from_u32(t.0).can_dequantize())
+            .map(|t| t.1)
+            .collect();
+        names.join(", ")
     }
 }
 
@@ -179,8 +204,13 @@ fn block_decoder(ty: GgmlType) -> Option<BlockDecoder> {
         GgmlType::BF16 => bf16_block,
         GgmlType::Q4_0 => q4_0_block,
         GgmlType::Q4_1 => q4_1_block,
+        GgmlType::Q5_0 => q5_0_block,
+        GgmlType::Q5_1 => q5_1_block,
         GgmlType::Q8_0 => q8_0_block,
+        GgmlType::Q2_K => q2_k_block,
+        GgmlType::Q3_K => q3_k_block,
         GgmlType::Q4_K => q4_k_block,
+        GgmlType::Q5_K => q5_k_block,
         GgmlType::Q6_K => q6_k_block,
         GgmlType::Other(_) => return None,
     })
@@ -227,11 +257,100 @@ fn q4_1_block(b: &[u8], out: &mut [f32]) {
     }
 }
 
+/// The fifth bits of Q5_0/Q5_1: bit k of this little-endian u32 belongs to element k.
+fn read_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Element k and k + 16 of a Q5 block: nibbles of `qs[k]` (as in Q4_0) with bits k and k + 16
+/// of `qh` on top, as values 0..32.
+fn q5_pair(qs: u8, qh: u32, k: usize) -> (u8, u8) {
+    let low = (qs & 0x0F) | ((((qh >> k) & 1) as u8) << 4);
+    let high = (qs >> 4) | ((((qh >> (k + 16)) & 1) as u8) << 4);
+    (low, high)
+}
+
+/// 22 bytes: f16 d, u32 qh, 16 bytes of nibbles. Value `d * (q - 16)`.
+fn q5_0_block(b: &[u8], out: &mut [f32]) {
+    let d = read_f16(b, 0);
+    let qh = read_u32(b, 2);
+    for (k, &q) in b[6..22].iter().enumerate() {
+        let (low, high) = q5_pair(q, qh, k);
+        out[k] = d * (low as i8 - 16) as f32;
+        out[k + 16] = d * (high as i8 - 16) as f32;
+    }
+}
+
+/// 24 bytes: f16 d, f16 m, u32 qh, 16 bytes of nibbles. Value `d * q + m`, rounded after the
+/// multiply and again after the add (as Q4_1).
+fn q5_1_block(b: &[u8], out: &mut [f32]) {
+    let d = read_f16(b, 0);
+    let m = read_f16(b, 2);
+    let qh = read_u32(b, 4);
+    for (k, &q) in b[8..24].iter().enumerate() {
+        let (low, high) = q5_pair(q, qh, k);
+        out[k] = d * low as f32 + m;
+        out[k + 16] = d * high as f32 + m;
+    }
+}
+
 /// 34 bytes: f16 d, 32 signed bytes. Value `q * d`.
 fn q8_0_block(b: &[u8], out: &mut [f32]) {
     let d = read_f16(b, 0);
     for (k, &q) in b[2..34].iter().enumerate() {
         out[k] = (q as i8) as f32 * d;
+    }
+}
+
+/// The 2-bit field of element e of a k-quant super-block packed four to a byte (Q2_K, Q3_K):
+/// in half c = e / 128 at r = e % 128, bit pair r / 32 of byte `32c + r % 32`.
+fn two_bits(qs: &[u8], e: usize) -> u8 {
+    let (c, r) = (e / 128, e % 128);
+    (qs[32 * c + r % 32] >> (2 * (r / 32))) & 0x03
+}
+
+/// 84 bytes: 16 bytes of 4-bit scale (low nibble) and min (high nibble), one pair per 16
+/// elements; 64 bytes of 2-bit values; f16 d; f16 dmin. Value `(d * sc) * q - (dmin * m)`.
+fn q2_k_block(b: &[u8], out: &mut [f32]) {
+    let (scales, qs) = (&b[0..16], &b[16..80]);
+    let d = read_f16(b, 80);
+    let dmin = read_f16(b, 82);
+    for (g, &s) in scales.iter().enumerate() {
+        let dl = d * (s & 0x0F) as f32;
+        let ml = dmin * (s >> 4) as f32;
+        for e in 16 * g..16 * g + 16 {
+            out[e] = dl * two_bits(qs, e) as f32 - ml;
+        }
+    }
+}
+
+/// Q3_K's sixteen 6-bit signed scales in 12 bytes (gguf-py's diagram in `Q3_K`): the low 4 bits
+/// of scale i are the low (i < 8) or high (i >= 8) nibble of byte i % 8, the top 2 bits are bit
+/// pair i / 4 of byte 8 + i % 4; the stored value is offset by 32.
+fn q3_k_scales(s: &[u8]) -> [i8; 16] {
+    let mut scales = [0i8; 16];
+    for (i, scale) in scales.iter_mut().enumerate() {
+        let low = (s[i % 8] >> (4 * (i / 8))) & 0x0F;
+        let high = (s[8 + i % 4] >> (2 * (i / 4))) & 0x03;
+        *scale = (low | (high << 4)) as i8 - 32;
+    }
+    scales
+}
+
+/// 110 bytes: 32 bytes `hmask`, 64 bytes of 2-bit values, 12 bytes of scales, f16 d. Element e
+/// takes its low 2 bits as in Q2_K and bit e / 32 of `hmask[e % 32]`, which when *clear*
+/// subtracts 4. Value `(d * scale) * q` with one scale per 16 elements.
+fn q3_k_block(b: &[u8], out: &mut [f32]) {
+    let (hmask, qs) = (&b[0..32], &b[32..96]);
+    let scales = q3_k_scales(&b[96..108]);
+    let d = read_f16(b, 108);
+    for (g, &scale) in scales.iter().enumerate() {
+        let dl = d * scale as f32;
+        for e in 16 * g..16 * g + 16 {
+            let high_clear = (hmask[e % 32] >> (e / 32)) & 1 == 0;
+            let q = two_bits(qs, e) as i8 - if high_clear { 4 } else { 0 };
+            out[e] = dl * q as f32;
+        }
     }
 }
 
@@ -266,6 +385,26 @@ fn q4_k_block(b: &[u8], out: &mut [f32]) {
         let bytes = &qs[32 * (s / 2)..32 * (s / 2) + 32];
         for (l, &q) in bytes.iter().enumerate() {
             out[32 * s + l] = dl * ((q >> shift) & 0x0F) as f32 - ml;
+        }
+    }
+}
+
+/// 176 bytes: f16 d, f16 dmin, 12 bytes of scales/mins (as Q4_K), 32 bytes `qh`, 128 bytes of
+/// nibbles (as Q4_K). Element 32s + l of sub-block s adds bit s of `qh[l]` as its fifth bit.
+/// Value `(d * sc) * q - (dmin * m)`.
+fn q5_k_block(b: &[u8], out: &mut [f32]) {
+    let d = read_f16(b, 0);
+    let dmin = read_f16(b, 2);
+    let (sc, mn) = q4_k_scale_min(&b[4..16]);
+    let (qh, qs) = (&b[16..48], &b[48..176]);
+    for s in 0..8 {
+        let dl = d * sc[s] as f32;
+        let ml = dmin * mn[s] as f32;
+        let shift = 4 * (s % 2);
+        let bytes = &qs[32 * (s / 2)..32 * (s / 2) + 32];
+        for (l, &q) in bytes.iter().enumerate() {
+            let q = ((q >> shift) & 0x0F) | (((qh[l] >> s) & 1) << 4);
+            out[32 * s + l] = dl * q as f32 - ml;
         }
     }
 }

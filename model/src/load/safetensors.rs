@@ -121,16 +121,13 @@ impl SafetensorsSource {
     }
 }
 
-impl SafetensorsSource {
-    /// Bytes of all shards.
-    pub fn stored_bytes(&self) -> u64 {
-        self.shards.iter().map(|s| s.map.len() as u64).sum()
-    }
-}
-
 impl WeightSource for SafetensorsSource {
     fn path(&self) -> &Path {
         &self.path
+    }
+
+    fn stored_bytes(&self) -> u64 {
+        self.shards.iter().map(|s| s.map.len() as u64).sum()
     }
 
     fn tensor(&self, name: &str) -> Result<StoredTensor> {

@@ -1,6 +1,8 @@
 //! Text tokenizers, from a HuggingFace `tokenizer.json` or from the vocabulary a GGUF file carries
 //! under `tokenizer.ggml.*`. The GGUF path rebuilds the tokenizer the way transformers' GGUF
-//! conversion (`integrations/gguf/gguf_tokenizer_mapping.py`) does, so both give the same ids.
+//! conversion (`integrations/gguf/gguf_tokenizer_mapping.py`) does, so both give the same ids,
+//! except that a byte-level vocabulary is split by its `tokenizer.ggml.pre` rules as llama.cpp
+//! splits it (see `pre_tokenizer`), where transformers uses GPT-2's pattern for every file.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -19,6 +21,7 @@ use tokenizers::{AddedToken, DecoderWrapper, PostProcessorWrapper, Tokenizer};
 
 use crate::error::{ModelError, Result};
 use crate::load::gguf::{GgufFile, GgufValue};
+use crate::load::pre_tokenizer::GgufPreTokenizer;
 
 /// llama.cpp's `LLAMA_TOKEN_TYPE_CONTROL`: tokens like `<|im_start|>` that are matched whole.
 const CONTROL_TOKEN: i64 = 3;
@@ -116,7 +119,11 @@ impl TextTokenizer {
     pub fn from_gguf_metadata(path: &Path, metadata: &BTreeMap<String, GgufValue>) -> Result<Self> {
         let vocab = GgufVocab::read(path, metadata)?;
         let (mut inner, default_add_bos) = match vocab.model.as_str() {
-            "gpt2" => (vocab.byte_level_tokenizer()?, false),
+            "gpt2" => {
+                let pre = GgufPreTokenizer::from_name(vocab.pre.as_deref())
+                    .map_err(|message| ModelError::unsupported(path, message))?;
+                (vocab.byte_level_tokenizer(pre)?, pre.adds_bos())
+            }
             "llama" => (vocab.sentencepiece_tokenizer()?, true),
             other => {
                 return Err(ModelError::unsupported(
@@ -332,6 +339,8 @@ impl HfTokenizerConfig {
 struct GgufVocab<'a> {
     path: &'a Path,
     model: String,
+    /// `tokenizer.ggml.pre`: the split rules of a byte-level vocabulary.
+    pre: Option<String>,
     tokens: Vec<String>,
     scores: Option<Vec<f32>>,
     token_types: Option<Vec<i64>>,
@@ -365,6 +374,7 @@ impl<'a> GgufVocab<'a> {
         };
         Ok(Self {
             model,
+            pre: reader.string("tokenizer.ggml.pre")?,
             scores: reader.per_token("tokenizer.ggml.scores", n, |v| v.as_f64().map(|f| f as f32))?,
             token_types: reader.per_token("tokenizer.ggml.token_type", n, GgufValue::as_i64)?,
             merges,
@@ -395,9 +405,9 @@ impl<'a> GgufVocab<'a> {
         }
     }
 
-    /// `tokenizer.ggml.model = "gpt2"`: byte-level BPE with the file's merges, GPT-2's split
-    /// regex, no prefix space, no normalizer.
-    fn byte_level_tokenizer(&self) -> Result<Tokenizer> {
+    /// `tokenizer.ggml.model = "gpt2"`: byte-level BPE with the file's merges, split by the
+    /// `tokenizer.ggml.pre` rules, no prefix space, no normalizer.
+    fn byte_level_tokenizer(&self, pre: GgufPreTokenizer) -> Result<Tokenizer> {
         let merges = self
             .merges
             .clone()
@@ -413,11 +423,15 @@ impl<'a> GgufVocab<'a> {
             .collect();
         let bpe = BPE::builder()
             .vocab_and_merges(vocab, merges)
+            .ignore_merges(pre.ignores_merges())
             .build()
             .map_err(|e| ModelError::format(self.path, format!("bad byte-level BPE: {e}")))?;
+        let pre_tokenizer = pre
+            .pre_tokenizer()
+            .map_err(|message| ModelError::format(self.path, message))?;
         let mut tokenizer = Tokenizer::new(bpe);
         tokenizer
-            .with_pre_tokenizer(Some(ByteLevel::new(false, true, true)))
+            .with_pre_tokenizer(Some(pre_tokenizer))
             .with_decoder(Some(ByteLevel::default()));
         Ok(tokenizer)
     }

@@ -25,6 +25,8 @@ const TILE: usize = 32;
 pub trait WeightSource {
     fn path(&self) -> &Path;
     fn tensor(&self, name: &str) -> Result<StoredTensor>;
+    /// Bytes of the checkpoint files (0 for weights made in memory).
+    fn stored_bytes(&self) -> u64;
 }
 
 /// Where and how loaded weights live.
@@ -199,6 +201,10 @@ struct RandomSource<'a> {
 impl WeightSource for RandomSource<'_> {
     fn path(&self) -> &Path {
         Path::new(RANDOM)
+    }
+
+    fn stored_bytes(&self) -> u64 {
+        0
     }
 
     fn tensor(&self, name: &str) -> Result<StoredTensor> {

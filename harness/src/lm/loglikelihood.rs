@@ -1,4 +1,4 @@
-//! The log-likelihood engine: lm-eval's request semantics on our decoder.
+//! `loglikelihood` requests: lm-eval's request semantics on our decoder.
 //!
 //! - `loglikelihood(context, continuation)` → (sum of continuation log-probs, is_greedy), with
 //!   tokenisation exactly as lm-eval's `TemplateLM._encode_pair` / `HFLM` (fixtures README §2.7).
@@ -13,8 +13,9 @@
 use std::collections::HashMap;
 
 use anyhow::Context as _;
-use model::load::tokenizer::TextTokenizer;
-use model::{Decoder, StepInput, TokenQuery};
+use model::{StepInput, TokenQuery};
+
+use super::Lm;
 
 /// The result of one log-likelihood request, as lm-eval reports it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -25,6 +26,9 @@ pub struct Loglikelihood {
     pub tokens: usize,
     /// Context tokens (after lm-eval's encoding, before any truncation to the model's length).
     pub context_tokens: usize,
+    /// Whether context + continuation exceeded the model's length and the context was cut on the
+    /// left (as lm-eval does, and warns about).
+    pub truncated: bool,
 }
 
 /// A request in token space: score `continuation` after `context`.
@@ -34,39 +38,7 @@ pub struct TokenRequest {
     pub continuation: Vec<u32>,
 }
 
-pub struct Engine<'a> {
-    pub decoder: &'a Decoder,
-    pub tokenizer: &'a TextTokenizer,
-    /// Rows per forward pass.
-    pub batch_size: usize,
-    /// The model's maximum sequence length (lm-eval's `max_length`).
-    pub max_len: usize,
-    /// lm-eval's `prefix_token_id`, and its text (for `tok_encode`'s special-token rule).
-    prefix_token: u32,
-    prefix_text: String,
-}
-
-impl<'a> Engine<'a> {
-    pub fn new(decoder: &'a Decoder, tokenizer: &'a TextTokenizer, batch_size: usize) -> anyhow::Result<Self> {
-        // lm-eval's `prefix_token_id`: BOS if the tokenizer has one, else EOS.
-        let prefix_token = tokenizer
-            .bos_id()
-            .or(tokenizer.eos_id())
-            .context("the tokenizer has neither a BOS nor an EOS token (lm-eval's prefix token)")?;
-        Ok(Self {
-            decoder,
-            tokenizer,
-            batch_size: batch_size.max(1),
-            max_len: decoder.config.max_position_embeddings,
-            prefix_token,
-            prefix_text: tokenizer.decode(&[prefix_token], false)?,
-        })
-    }
-
-    pub fn prefix_token_id(&self) -> u32 {
-        self.prefix_token
-    }
-
+impl Lm<'_> {
     /// `HFLM.tok_encode`: the tokenizer's default special tokens, except for a string that
     /// already starts with the prefix token's text.
     pub fn tok_encode(&self, text: &str) -> anyhow::Result<Vec<u32>> {
@@ -121,19 +93,16 @@ impl<'a> Engine<'a> {
         })
     }
 
-    pub fn loglikelihood(
-        &self,
-        pairs: &[(&str, &str)],
-        progress: &mut dyn FnMut(usize),
-    ) -> anyhow::Result<Vec<Loglikelihood>> {
+    pub fn loglikelihood(&self, pairs: &[(&str, &str)]) -> anyhow::Result<Vec<Loglikelihood>> {
         let mut contexts = HashMap::new();
         let requests = pairs
             .iter()
             .map(|(c, x)| self.encode_pair_with(c, x, &mut contexts))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let mut results = self.score(&requests, progress)?;
+        let mut results = self.score(&requests)?;
         for (result, request) in results.iter_mut().zip(&requests) {
             result.context_tokens = request.context.len();
+            result.truncated = request.context.len() + request.continuation.len() > self.max_len + 1;
         }
         Ok(results)
     }
@@ -142,16 +111,12 @@ impl<'a> Engine<'a> {
     pub fn loglikelihood_rolling(&self, text: &str) -> anyhow::Result<(f64, usize)> {
         let tokens = self.tok_encode(text)?;
         let windows = rolling_windows(&tokens, self.prefix_token, self.max_len);
-        let scores = self.score(&windows, &mut |_| {})?;
+        let scores = self.score(&windows)?;
         Ok((scores.iter().map(|s| s.logprob).sum(), tokens.len()))
     }
 
     /// Scores token-level requests; results in request order.
-    pub fn score(
-        &self,
-        requests: &[TokenRequest],
-        progress: &mut dyn FnMut(usize),
-    ) -> anyhow::Result<Vec<Loglikelihood>> {
+    pub fn score(&self, requests: &[TokenRequest]) -> anyhow::Result<Vec<Loglikelihood>> {
         let mut rows = plan_rows(requests, self.max_len);
         // Longest first, as lm-eval sorts: padding stays small and memory peaks early.
         rows.sort_by(|a, b| {
@@ -167,11 +132,11 @@ impl<'a> Engine<'a> {
                 is_greedy: true,
                 tokens: 0,
                 context_tokens: 0,
+                truncated: false,
             });
         }
         for batch in rows.chunks(self.batch_size) {
             self.run_batch(batch, &mut results)?;
-            progress(batch.iter().map(|r| r.scored.len()).sum());
         }
         results
             .into_iter()
@@ -222,6 +187,7 @@ impl<'a> Engine<'a> {
                 is_greedy: greedy,
                 tokens,
                 context_tokens: 0,
+                truncated: false,
             });
         }
         Ok(())

@@ -15,16 +15,18 @@
 //! order nor size (greedy rows: beyond float noise, tested against the unbatched path).
 
 use anyhow::{Context as _, bail};
-use model::load::tokenizer::TextTokenizer;
-use model::{Decoder, StepInput};
+use model::StepInput;
 use serde::{Deserialize, Serialize};
 
+use super::Lm;
 use crate::sampling::{Sampling, SeededRng, pick};
 
 /// One request in token space.
 #[derive(Clone, Debug)]
 pub struct TokenGenRequest {
     pub prompt: Vec<u32>,
+    /// Whether `prompt` was cut on the left to fit.
+    pub truncated: bool,
     pub until: Vec<String>,
     pub max_new_tokens: usize,
     pub sampling: Sampling,
@@ -59,38 +61,15 @@ pub struct Generation {
     /// Prompt tokens (after left truncation).
     #[serde(default)]
     pub prompt_tokens: usize,
+    /// Whether the prompt was cut on the left to leave room for `max_gen_toks` (as lm-eval does).
+    #[serde(default)]
+    pub truncated: bool,
 }
 
-pub struct Generator<'a> {
-    pub decoder: &'a Decoder,
-    pub tokenizer: &'a TextTokenizer,
-    /// Sequences decoded together.
-    pub batch_size: usize,
-    /// lm-eval's `max_length`: the model's maximum sequence length.
-    pub max_len: usize,
-    eos: Option<u32>,
-    bos_text: Option<String>,
-}
-
-impl<'a> Generator<'a> {
-    pub fn new(decoder: &'a Decoder, tokenizer: &'a TextTokenizer, batch_size: usize) -> anyhow::Result<Self> {
-        let bos_text = match tokenizer.bos_id() {
-            Some(id) => Some(tokenizer.decode(&[id], false)?),
-            None => None,
-        };
-        Ok(Self {
-            decoder,
-            tokenizer,
-            batch_size: batch_size.max(1),
-            max_len: decoder.config.max_position_embeddings,
-            eos: tokenizer.eos_id(),
-            bos_text,
-        })
-    }
-
+impl Lm<'_> {
     /// `tok_batch_encode`: the tokenizer's special tokens unless the text already starts with
-    /// BOS; left-truncated to leave room for `max_gen_toks`.
-    pub fn encode_context(&self, context: &str, max_gen_toks: usize) -> anyhow::Result<Vec<u32>> {
+    /// BOS; left-truncated to leave room for `max_gen_toks` (the flag says whether it was).
+    pub fn encode_context(&self, context: &str, max_gen_toks: usize) -> anyhow::Result<(Vec<u32>, bool)> {
         if max_gen_toks >= self.max_len {
             bail!(
                 "max_gen_toks ({max_gen_toks}) must be less than the model's maximum length ({})",
@@ -103,27 +82,26 @@ impl<'a> Generator<'a> {
             .is_some_and(|b| !b.is_empty() && context.starts_with(b));
         let mut ids = self.tokenizer.encode(context, !starts_with_bos)?;
         let room = self.max_len - max_gen_toks;
-        if ids.len() > room {
+        let truncated = ids.len() > room;
+        if truncated {
             ids.drain(..ids.len() - room);
         }
         if ids.is_empty() {
             bail!("the context encodes to no tokens: nothing to condition on");
         }
-        Ok(ids)
+        Ok((ids, truncated))
     }
 
-    /// Text requests → generations, in request order. `done(i, g)` is called as each finishes.
-    pub fn generate(
-        &self,
-        requests: &[GenRequest],
-        done: impl FnMut(usize, &Generation) -> anyhow::Result<()>,
-    ) -> anyhow::Result<Vec<Generation>> {
+    /// lm-eval's `generate_until`: text requests → generations, in request order.
+    pub fn generate_until(&self, requests: &[GenRequest]) -> anyhow::Result<Vec<Generation>> {
         let token_requests = requests
             .iter()
             .map(|r| {
                 r.sampling.validate()?;
+                let (prompt, truncated) = self.encode_context(&r.context, r.max_gen_toks)?;
                 Ok(TokenGenRequest {
-                    prompt: self.encode_context(&r.context, r.max_gen_toks)?,
+                    prompt,
+                    truncated,
                     until: r.until.clone(),
                     max_new_tokens: r.max_gen_toks,
                     sampling: r.sampling,
@@ -131,23 +109,18 @@ impl<'a> Generator<'a> {
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        self.generate_tokens(&token_requests, done)
+        self.generate_tokens(&token_requests)
     }
 
     /// Token requests → generations, in request order. Longest prompts are batched first (as
     /// lm-eval's Collator does), so padding stays small.
-    pub fn generate_tokens(
-        &self,
-        requests: &[TokenGenRequest],
-        mut done: impl FnMut(usize, &Generation) -> anyhow::Result<()>,
-    ) -> anyhow::Result<Vec<Generation>> {
+    pub fn generate_tokens(&self, requests: &[TokenGenRequest]) -> anyhow::Result<Vec<Generation>> {
         let mut order: Vec<usize> = (0..requests.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(requests[i].prompt.len()));
         let mut out: Vec<Option<Generation>> = vec![None; requests.len()];
         for chunk in order.chunks(self.batch_size) {
             let batch: Vec<&TokenGenRequest> = chunk.iter().map(|&i| &requests[i]).collect();
             for (&i, generation) in chunk.iter().zip(self.decode_batch(&batch)?) {
-                done(i, &generation)?;
                 out[i] = Some(generation);
             }
         }
@@ -216,6 +189,7 @@ impl<'a> Generator<'a> {
                     ids: row.ids,
                     stop: row.finished.context("a row ended without a reason")?,
                     prompt_tokens: request.prompt.len(),
+                    truncated: request.truncated,
                 })
             })
             .collect()

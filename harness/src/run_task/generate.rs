@@ -1,36 +1,22 @@
-//! Generative tasks in `harness eval`: generate (KV-cached, batched), extract and score as
+//! Generative tasks: generate (KV-cached, batched), extract and score as
 //! lm-eval does (tasks::score_responses), run generated code in the sandbox (tasks::CodeCheck →
 //! sandbox::Sandbox), journal every finished item so a killed run resumes.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::time::Instant;
 
 use anyhow::Context as _;
-use indicatif::ProgressBar;
 use rayon::prelude::*;
 use sandbox::{Limits, Sandbox};
 use serde::{Deserialize, Serialize};
-use tasks::{GenItem, GenTaskInstance, ItemScores};
+use tasks::{GenItem, GenMetric, GenTaskInstance, ItemScores};
 
-use crate::chat::{ChatTemplate, resolve_system_prompt, system_message};
-use crate::generate::{GenRequest, Generator, StopReason};
-use crate::journal::{Journal, Record};
-use crate::sampling::{Sampling, item_seed};
+use super::{GenSettings, Scored, TaskContext, TaskScores, journaled, task_scores};
+use crate::journal::Record;
+use crate::lm::{GenRequest, Generation, StopReason};
+use crate::sampling::item_seed;
 
 /// Items generated between two journal writes, per row of the batch.
 const ITEMS_PER_CHUNK_PER_ROW: usize = 2;
-
-/// How every generative task of a run is decoded.
-pub struct GenSettings<'a> {
-    pub samples: usize,
-    pub sampling: Sampling,
-    pub run_seed: u64,
-    /// Overrides each task's max_gen_toks.
-    pub max_gen_toks: Option<usize>,
-    pub chat: Option<&'a ChatTemplate>,
-    pub system_prompt: Option<String>,
-}
 
 /// One generative item's outcome, as written to `samples/<task>.jsonl`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -57,11 +43,29 @@ pub struct GenSample {
     /// Prompt tokens given to the model (0 in journals written before they were recorded).
     #[serde(default)]
     pub prompt_tokens: usize,
+    /// Whether the prompt was cut on the left to fit the model's length.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 impl Record for GenSample {
     fn doc_id(&self) -> usize {
         self.doc_id
+    }
+    fn set_seconds(&mut self, seconds: f64) {
+        self.seconds = seconds;
+    }
+}
+
+impl Scored for GenSample {
+    fn value(&self, metric: &str) -> Option<f64> {
+        self.scores.get(metric).copied()
+    }
+    fn seconds(&self) -> f64 {
+        self.seconds
+    }
+    fn truncated(&self) -> bool {
+        self.truncated
     }
 }
 
@@ -76,10 +80,10 @@ pub struct ExecutionRecord {
 
 /// The metric names a generative task reports with `samples` per item: lm-eval's names for one
 /// sample; maj@k for several samples of a text task (exact_match of the voted answer).
-pub fn metric_name(metric: tasks::GenMetric, samples: usize) -> String {
+pub fn metric_name(metric: GenMetric, samples: usize) -> String {
     match metric {
-        tasks::GenMetric::ExactMatch if samples > 1 => format!("maj@{samples}"),
-        tasks::GenMetric::ExactMatchFlexible if samples > 1 => format!("maj@{samples}_flexible"),
+        GenMetric::ExactMatch if samples > 1 => format!("maj@{samples}"),
+        GenMetric::ExactMatchFlexible if samples > 1 => format!("maj@{samples}_flexible"),
         other => other.name(),
     }
 }
@@ -104,95 +108,87 @@ pub fn code_sandbox(task: &GenTaskInstance) -> anyhow::Result<Sandbox> {
     Ok(sandbox)
 }
 
-/// Generates and scores a task's missing items, journaling as it goes; all samples in doc order.
-pub fn run_gen_task(
-    generator: &Generator,
-    task: &GenTaskInstance,
-    settings: &GenSettings,
-    out_dir: &Path,
-    bar: &ProgressBar,
-) -> anyhow::Result<Vec<GenSample>> {
-    let mut journal: Journal<GenSample> = Journal::open(&out_dir.join("samples").join(format!("{}.jsonl", task.name)))?;
-    let pending: Vec<&GenItem> = task
-        .items
-        .iter()
-        .filter(|i| !journal.done().contains_key(&i.doc_id))
-        .collect();
-    bar.set_position((task.items.len() - pending.len()) as u64);
-    let is_code = task.items.iter().any(|i| i.code.is_some());
-    let sandbox = if is_code && !pending.is_empty() {
-        Some(code_sandbox(task)?)
-    } else {
-        None
-    };
-    let per_chunk = (generator.batch_size * ITEMS_PER_CHUNK_PER_ROW)
+/// Generates and scores a task's missing items, journaling as it goes; its per-item metrics.
+pub fn run(context: &TaskContext, task: &GenTaskInstance) -> anyhow::Result<TaskScores> {
+    let settings = &context.generation;
+    let mut sandbox = None;
+    let per_chunk = (context.lm.batch_size * ITEMS_PER_CHUNK_PER_ROW)
         .div_ceil(settings.samples)
         .max(1);
-    for chunk in pending.chunks(per_chunk) {
-        let clock = Instant::now();
-        let prompts = chunk
-            .iter()
-            .map(|item| prompt_of(task, item, settings))
-            .collect::<anyhow::Result<Vec<String>>>()?;
-        let requests: Vec<GenRequest> = chunk
-            .iter()
-            .zip(&prompts)
-            .flat_map(|(item, prompt)| {
-                (0..settings.samples).map(move |s| GenRequest {
-                    context: prompt.clone(),
-                    until: item.until.clone(),
-                    max_gen_toks: settings.max_gen_toks.unwrap_or(item.max_gen_toks),
-                    sampling: settings.sampling,
-                    seed: item_seed(settings.run_seed, &task.name, item.doc_id, s),
-                })
-            })
-            .collect();
-        let generations = generator.generate(&requests, |_, _| Ok(()))?;
-        let mut samples = Vec::with_capacity(chunk.len());
-        for ((item, prompt), outs) in chunk.iter().zip(prompts).zip(generations.chunks(settings.samples)) {
-            let responses: Vec<String> = outs.iter().map(|g| g.text.clone()).collect();
-            let (scores, executions) = match (&item.code, &sandbox) {
-                (Some(code), Some(sandbox)) => {
-                    let runs = execute(sandbox, code, &responses)?;
-                    let passed: Vec<bool> = runs.iter().map(|r| r.passed).collect();
-                    (tasks::score_code(task, &passed), Some(runs))
-                }
-                _ => (tasks::score_responses(task, item, &responses), None),
-            };
-            samples.push(sample_of(
-                item,
-                prompt,
-                outs,
-                responses,
-                &scores,
-                executions,
-                settings.samples,
-            ));
-        }
-        let share = clock.elapsed().as_secs_f64() / chunk.len() as f64;
-        samples.iter_mut().for_each(|s| s.seconds = share);
-        journal.append(samples)?;
-        bar.inc(chunk.len() as u64);
-    }
-    journal.finish()
+    let samples = journaled(
+        context,
+        &task.name,
+        &task.items,
+        |i| i.doc_id,
+        per_chunk,
+        |chunk| {
+            let prompts = chunk
+                .iter()
+                .map(|item| prompt_of(context, item))
+                .collect::<anyhow::Result<Vec<String>>>()?;
+            let requests: Vec<GenRequest> = chunk
+                .iter()
+                .zip(&prompts)
+                .flat_map(|(item, prompt)| requests_of(settings, &task.name, item, prompt))
+                .collect();
+            let generations = context.lm.generate_until(&requests)?;
+            let mut samples = Vec::with_capacity(chunk.len());
+            for ((item, prompt), outs) in chunk.iter().zip(prompts).zip(generations.chunks(settings.samples)) {
+                let responses: Vec<String> = outs.iter().map(|g| g.text.clone()).collect();
+                let (scores, executions) = match &item.code {
+                    Some(code) => {
+                        if sandbox.is_none() {
+                            sandbox = Some(code_sandbox(task)?);
+                        }
+                        let runs = execute(sandbox.as_ref().expect("made above"), code, &responses)?;
+                        let passed: Vec<bool> = runs.iter().map(|r| r.passed).collect();
+                        (tasks::score_code(task, &passed), Some(runs))
+                    }
+                    None => (tasks::score_responses(task, item, &responses), None),
+                };
+                samples.push(sample_of(
+                    item,
+                    prompt,
+                    outs,
+                    responses,
+                    &scores,
+                    executions,
+                    settings.samples,
+                ));
+            }
+            Ok(samples)
+        },
+    )?;
+    let metrics: Vec<String> = task.metrics.iter().map(|m| metric_name(*m, settings.samples)).collect();
+    task_scores(&task.name, task.shots, &metrics, &samples)
 }
 
-/// The text given to the model: the task's context, or with --chat the chat template over a
-/// system turn (system prompt + description) and one user turn (shots + question).
-fn prompt_of(task: &GenTaskInstance, item: &GenItem, settings: &GenSettings) -> anyhow::Result<String> {
-    let Some(template) = settings.chat else {
-        return Ok(item.context.clone());
-    };
-    let description = item.description.as_str();
-    let user = item.context.strip_prefix(description).unwrap_or(&item.context);
-    let system = system_message(
-        settings.system_prompt.as_deref().map(resolve_system_prompt),
-        description,
-    );
-    let rendered = template
-        .render(system.as_deref(), user)
-        .with_context(|| format!("{}: doc {}", task.name, item.doc_id))?;
-    Ok(rendered.text)
+/// `samples` requests of one item, each with its own seed (so a sample does not depend on
+/// batching).
+fn requests_of<'r>(
+    settings: &'r GenSettings,
+    task: &'r str,
+    item: &'r GenItem,
+    prompt: &'r str,
+) -> impl Iterator<Item = GenRequest> + 'r {
+    (0..settings.samples).map(move |s| GenRequest {
+        context: prompt.to_string(),
+        until: item.until.clone(),
+        max_gen_toks: settings.max_gen_toks.unwrap_or(item.max_gen_toks),
+        sampling: settings.sampling,
+        seed: item_seed(settings.run_seed, task, item.doc_id, s),
+    })
+}
+
+/// The text given to the model: the item's context, or with --chat the context wrapped in the
+/// chat template.
+fn prompt_of(context: &TaskContext, item: &GenItem) -> anyhow::Result<String> {
+    match context.chat {
+        Some(chat) => chat
+            .wrap(&item.description, &item.context)
+            .with_context(|| format!("doc {}", item.doc_id)),
+        None => Ok(item.context.clone()),
+    }
 }
 
 /// Runs each sample's program in the sandbox (in parallel: each run is its own process).
@@ -220,7 +216,7 @@ fn execute(sandbox: &Sandbox, code: &tasks::CodeCheck, responses: &[String]) -> 
 fn sample_of(
     item: &GenItem,
     prompt: String,
-    outs: &[crate::generate::Generation],
+    outs: &[Generation],
     responses: Vec<String>,
     scores: &ItemScores,
     executions: Option<Vec<ExecutionRecord>>,
@@ -244,5 +240,6 @@ fn sample_of(
         scores: scores.scores.iter().map(|s| (name(s), s.value)).collect(),
         seconds: 0.0,
         prompt_tokens: outs.first().map_or(0, |g| g.prompt_tokens),
+        truncated: outs.iter().any(|g| g.truncated),
     }
 }

@@ -1,0 +1,69 @@
+//! The language model as the evaluation sees it (lm-eval's `LM`): text requests in, scores and
+//! generations out, with tokenization, batching and the KV cache inside.
+//!
+//! - [`Lm::loglikelihood`] (and `loglikelihood_rolling`): `loglikelihood` requests, packed so
+//!   that the choices of one question compute their shared context once ([`loglikelihood`]);
+//! - [`Lm::generate_until`]: `generate_until` requests, KV-cached and batched ([`generate`]).
+//!
+//! `model/` knows token ids only and `tasks/` knows text only; this is where the two meet.
+
+pub mod generate;
+pub mod loglikelihood;
+
+use anyhow::Context as _;
+use model::load::tokenizer::TextTokenizer;
+use model::{Decoder, LoadedModel};
+
+pub use generate::{GenRequest, Generation, StopReason, TokenGenRequest};
+pub use loglikelihood::{Loglikelihood, TokenRequest};
+
+pub struct Lm<'a> {
+    pub decoder: &'a Decoder,
+    pub tokenizer: &'a TextTokenizer,
+    /// Rows per forward pass.
+    pub batch_size: usize,
+    /// The model's maximum sequence length (lm-eval's `max_length`).
+    pub max_len: usize,
+    /// lm-eval's `prefix_token_id` (BOS if the tokenizer has one, else EOS), and its text (for
+    /// `tok_encode`'s special-token rule).
+    prefix_token: u32,
+    prefix_text: String,
+    eos: Option<u32>,
+    bos_text: Option<String>,
+}
+
+impl<'a> Lm<'a> {
+    /// The model of a loaded checkpoint, which must have a tokenizer.
+    pub fn of(model: &'a LoadedModel, batch_size: usize) -> anyhow::Result<Self> {
+        let tokenizer = model
+            .tokenizer
+            .as_ref()
+            .with_context(|| format!("{}: the model has no tokenizer (tokenizer.json)", model.path.display()))?;
+        Self::new(&model.decoder, tokenizer, batch_size)
+    }
+
+    pub fn new(decoder: &'a Decoder, tokenizer: &'a TextTokenizer, batch_size: usize) -> anyhow::Result<Self> {
+        let prefix_token = tokenizer
+            .bos_id()
+            .or(tokenizer.eos_id())
+            .context("the tokenizer has neither a BOS nor an EOS token (lm-eval's prefix token)")?;
+        let bos_text = match tokenizer.bos_id() {
+            Some(id) => Some(tokenizer.decode(&[id], false)?),
+            None => None,
+        };
+        Ok(Self {
+            decoder,
+            tokenizer,
+            batch_size: batch_size.max(1),
+            max_len: decoder.config.max_position_embeddings,
+            prefix_token,
+            prefix_text: tokenizer.decode(&[prefix_token], false)?,
+            eos: tokenizer.eos_id(),
+            bos_text,
+        })
+    }
+
+    pub fn prefix_token_id(&self) -> u32 {
+        self.prefix_token
+    }
+}

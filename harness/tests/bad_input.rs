@@ -1,0 +1,149 @@
+//! Bad input on the command line: each case a clear error naming the value (exit 1, or 2 for a
+//! flag clap rejects), never a panic, a hang, a silent default, or a gate that passes.
+
+mod common;
+
+use common::{gguf, root};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn harness(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_harness")).args(args).output().unwrap()
+}
+
+/// Runs `args`, expects failure with `code` and every needle in stderr, and no panic.
+fn refused(args: &[&str], code: i32, needles: &[&str]) {
+    let out = harness(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "{args:?}: `{needle}` not in {stderr}");
+    }
+}
+
+#[test]
+fn numeric_flags_are_range_checked_in_every_subcommand() {
+    let model = gguf();
+    let model = model.to_str().unwrap();
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["eval", "--model", model, "--tasks", "arc_easy"];
+        args.extend_from_slice(extra);
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>, code: i32, needles: &[&str]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        refused(&args, code, needles);
+    };
+    run(eval(&["--limit", "0"]), 1, &["--limit must be at least 1"]);
+    run(eval(&["--batch-size", "0"]), 1, &["--batch-size"]);
+    run(eval(&["--max-gen-toks", "0"]), 1, &["--max-gen-toks"]);
+    run(eval(&["--temperature", "nan"]), 1, &["temperature"]);
+    run(
+        eval(&["--task-limits", "arc_easy=2,arc_easy=3"]),
+        1,
+        &["names arc_easy twice"],
+    );
+    run(eval(&["--attention", "gqa:x"]), 2, &["gqa", "native, mha, mqa"]);
+    run(eval(&["--attention", "swa:99999999999999999999999"]), 2, &["too large"]);
+    run(eval(&["--backend", "tpu"]), 2, &["flex, ndarray or wgpu"]);
+    refused(&["eval", "--model", model, "--tasks", ""], 1, &["no tasks given"]);
+    // table validates through the same path (it used to panic on a zero batch size).
+    refused(
+        &[
+            "table",
+            "--paper",
+            "mistral-7b",
+            "--model",
+            model,
+            "--batch-size",
+            "0",
+            "--tasks",
+            "arc_easy",
+        ],
+        1,
+        &["--batch-size"],
+    );
+    // regress: thresholds that would turn the gate off.
+    for (flag, value) in [
+        ("--alpha", "nan"),
+        ("--alpha", "-0.1"),
+        ("--alpha", "1"),
+        ("--tolerance-points", "nan"),
+    ] {
+        refused(
+            &[
+                "regress",
+                "--baseline",
+                "results/baselines/nightly-smollm2",
+                "--run",
+                "x",
+                flag,
+                value,
+            ],
+            2,
+            &[flag],
+        );
+    }
+}
+
+#[test]
+fn a_device_file_as_model_is_refused_without_reading_it() {
+    let start = Instant::now();
+    refused(
+        &["eval", "--model", "/dev/zero", "--tasks", "arc_easy", "--limit", "1"],
+        1,
+        &["/dev/zero"],
+    );
+    assert!(start.elapsed() < Duration::from_secs(30), "took {:?}", start.elapsed());
+}
+
+#[test]
+fn logprobs_refuses_more_tokens_than_the_context() {
+    let tiny = root().join("../shared/fixtures/tiny/tiny-llama-gqa");
+    let ids: Vec<String> = (0..129).map(|i| (i % 50).to_string()).collect();
+    refused(
+        &["logprobs", "--model", tiny.to_str().unwrap(), "--ids", &ids.join(",")],
+        1,
+        &["129 tokens", "context is 128"],
+    );
+}
+
+#[test]
+fn a_run_that_failed_before_scoring_does_not_block_the_corrected_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let model = gguf();
+    let args = |attention: &str| -> Vec<String> {
+        [
+            "eval",
+            "--model",
+            model.to_str().unwrap(),
+            "--tasks",
+            "arc_easy",
+            "--limit",
+            "2",
+            "--attention",
+            attention,
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    // SmolLM2 has 9 query heads: 2 groups do not divide them, which only the model can tell.
+    let first = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args("gqa:2"))
+        .output()
+        .unwrap();
+    assert_eq!(first.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&first.stderr).contains("do not divide"));
+    let second = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args("native"))
+        .output()
+        .unwrap();
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    assert!(Path::new(&out).join("scores.csv").is_file());
+}
