@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use model::AttentionSpec;
 use model::backend::BackendKind;
+use model::{AttentionSpec, ComputeDtype, LoadOptions, WeightsPolicy};
 
 #[derive(Parser)]
 #[command(
@@ -55,6 +55,19 @@ pub struct ModelArgs {
     /// Compute backend: flex (CPU, default), ndarray (CPU) or wgpu (GPU), as compiled in.
     #[arg(long, default_value = "flex")]
     pub backend: BackendKind,
+    /// Compute precision: auto (f32 on CPU, f16 on a GPU), f32, f16 or bf16.
+    #[arg(long, default_value = "auto")]
+    pub dtype: ComputeDtype,
+    /// Weights: auto (materialized at load when the model takes at most half the available
+    /// memory, else streamed), load (materialized at load) or stream (converted per layer).
+    #[arg(long, default_value = "auto")]
+    pub weights: WeightsPolicy,
+}
+
+impl ModelArgs {
+    pub fn load_options(&self) -> anyhow::Result<LoadOptions> {
+        Ok(LoadOptions::new(self.dtype, self.weights, self.backend)?)
+    }
 }
 
 /// Runs a command; Ok holds the process exit code (regress: 0, 1 or 2; others 0).

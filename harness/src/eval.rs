@@ -41,7 +41,12 @@ pub fn evaluate(options: &RunOptions) -> anyhow::Result<Outcome> {
     let plan = RunPlan::new(options)?;
     let out = OutDir::claim(&plan.out_dir, &plan.identity)?;
     let device = options.backend().device()?;
-    let model = plan.checkpoint.load(&options.attention(), &device)?;
+    let model = plan
+        .checkpoint
+        .load_with(&options.attention(), &device, &options.load_options()?)?;
+    if !options.quiet() {
+        eprintln!("{}: {}", plan.model_name, model.memory);
+    }
     let lm = Lm::of(&model, options.batch_size())?;
     let chat = match options.chat() {
         true => Some(ChatPrompt::new(
@@ -103,6 +108,7 @@ pub fn evaluate(options: &RunOptions) -> anyhow::Result<Outcome> {
                 .any(|w| *w != decoder.attention.windows[0]))
             .then(|| decoder.attention.windows.clone()),
         },
+        weights: Some(model.memory.to_string()),
         peak_rss_bytes: peak_rss_bytes().map(|p| p.max(RunRecord::earlier_peak_rss(&out.path).unwrap_or(0))),
         truncated: scores
             .iter()

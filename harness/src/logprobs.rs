@@ -6,7 +6,7 @@
 
 use anyhow::{Context, bail};
 use clap::Args;
-use model::{StepInput, load_model};
+use model::{StepInput, load_model_with};
 use serde_json::json;
 
 use crate::cli::ModelArgs;
@@ -35,7 +35,9 @@ pub struct LogprobsArgs {
 
 pub fn run(args: &LogprobsArgs) -> anyhow::Result<()> {
     let device = args.model.backend.device()?;
-    let loaded = load_model(&args.model.model, &args.model.attention, &device)?;
+    let options = args.model.load_options()?;
+    let loaded = load_model_with(&args.model.model, &args.model.attention, &device, &options)?;
+    eprintln!("{}: {}", args.model.model.display(), loaded.memory);
     let tokens = match (&args.text, &args.ids) {
         (Some(text), None) => {
             let tokenizer = loaded

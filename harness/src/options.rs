@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail, ensure};
 use clap::Args;
-use model::AttentionSpec;
 use model::backend::BackendKind;
+use model::{AttentionSpec, ComputeDtype, LoadOptions, WeightsPolicy};
 use reports::merge::Shard;
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +57,15 @@ pub struct RunOptions {
     #[arg(long)]
     #[serde(with = "text")]
     pub backend: Option<BackendKind>,
+    /// Compute precision: auto (f32 on CPU, f16 on a GPU), f32, f16 or bf16.
+    #[arg(long)]
+    #[serde(with = "text")]
+    pub dtype: Option<ComputeDtype>,
+    /// Weights: auto (materialized at load when they take at most half the available memory,
+    /// else streamed per layer), load or stream. Results do not depend on it.
+    #[arg(long)]
+    #[serde(with = "text")]
+    pub weights: Option<WeightsPolicy>,
     /// Few-shot sampling seed (lm-eval's default is 1234).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -204,6 +213,11 @@ impl RunOptions {
     }
     pub fn backend(&self) -> BackendKind {
         self.backend.unwrap_or_default()
+    }
+    /// The compute precision resolved for the backend, and how weights are held.
+    pub fn load_options(&self) -> anyhow::Result<LoadOptions> {
+        let (dtype, weights) = (self.dtype.unwrap_or_default(), self.weights.unwrap_or_default());
+        Ok(LoadOptions::new(dtype, weights, self.backend())?)
     }
     pub fn seed(&self) -> u64 {
         self.seed.unwrap_or(tasks::DEFAULT_FEWSHOT_SEED)

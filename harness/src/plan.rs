@@ -168,7 +168,7 @@ fn identity(
         shard: options.shard,
         attention: options.attention().to_string(),
         backend: options.backend().to_string(),
-        dtype: "f32".into(),
+        dtype: model::precision::dtype_name(options.load_options()?.dtype).into(),
         seed: options.seed(),
         data_sha256: hash_data(tasks, registry)?,
         samples: options.samples(),

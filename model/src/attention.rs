@@ -1,12 +1,16 @@
 //! One attention module for MHA, MQA, GQA and sliding-window attention: `num_heads` query
 //! heads share `kv_heads` key/value heads, and an optional window limits how far back a query
-//! looks. Also the checkpoint conversions between head layouts.
+//! looks. Also the checkpoint conversions between head layouts. Scores and softmax run in f32
+//! whatever the compute precision (as transformers' eager attention does in half precision).
 
-use burn::tensor::{Bool, Tensor, activation::softmax};
+use burn::tensor::{Bool, FloatDType, Tensor, activation::softmax};
 
 use crate::attention_spec::ResolvedAttention;
 use crate::cache::KvCache;
+use crate::config::ModelConfig;
+use crate::error::Result;
 use crate::linear::Linear;
+use crate::load::weights::Weights;
 use crate::rope::RotaryTables;
 
 pub struct Attention {
@@ -20,6 +24,27 @@ pub struct Attention {
 }
 
 impl Attention {
+    /// `q_proj`, `k_proj`, `v_proj` and `o_proj` under `w`, K and V converted to `attention`'s
+    /// head count.
+    pub fn load(w: &Weights, config: &ModelConfig, attention: &ResolvedAttention) -> Result<Self> {
+        let (h, d) = (config.hidden_size, config.head_dim);
+        let kv_proj = |name: &str| {
+            let attention = attention.clone();
+            w.linear_mapped(name, config.kv_dim(), h, move |weight| {
+                convert_kv_projection(weight, &attention, d)
+            })
+        };
+        Ok(Self {
+            q: w.linear("q_proj", config.q_dim(), h)?,
+            k: kv_proj("k_proj")?,
+            v: kv_proj("v_proj")?,
+            o: w.linear("o_proj", h, config.q_dim())?,
+            num_heads: attention.num_heads,
+            kv_heads: attention.kv_heads,
+            head_dim: d,
+        })
+    }
+
     /// x: [batch, seq, hidden]; `mask` from `cache::blocked_mask` ([batch, 1, groups*seq, keys]).
     pub fn forward(
         &self,
@@ -43,9 +68,13 @@ impl Attention {
         // Query head g*kvh.. shares kv head g: fold each group's heads into the row dimension
         // so one batched matmul serves the whole group without copying K/V per head.
         let q = q.reshape([b, kvh, groups * s, d]);
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar((d as f64).powf(-0.5));
+        let dtype = q.dtype();
+        let scores = q
+            .matmul(k.swap_dims(2, 3))
+            .cast(FloatDType::F32)
+            .mul_scalar((d as f64).powf(-0.5));
         let scores = scores.mask_fill(mask.clone().expand([b, kvh, groups * s, keys]), f32::MIN);
-        let context = softmax(scores, 3).matmul(v);
+        let context = softmax(scores, 3).cast(dtype).matmul(v);
         let context = context.reshape([b, h, s, d]).swap_dims(1, 2).reshape([b, s, h * d]);
         self.o.forward(context)
     }

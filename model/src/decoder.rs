@@ -1,7 +1,7 @@
 //! The Llama/Mistral decoder stack: embedding, pre-norm blocks (attention + SwiGLU), final
 //! norm and LM head. Returns logits for every position, since scoring needs them all.
 
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData, activation::log_softmax};
+use burn::tensor::{Bool, Device, FloatDType, Int, Tensor, TensorData, activation::log_softmax};
 
 use crate::attention::Attention;
 use crate::attention_spec::ResolvedAttention;
@@ -9,8 +9,10 @@ use crate::cache::{KvCache, blocked_mask};
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 use crate::input::StepInput;
+use crate::load::weights::Weights;
 use crate::mlp::Mlp;
 use crate::norm::RmsNorm;
+use crate::param::{Embedding, Param};
 use crate::rope::Rotary;
 
 pub struct Block {
@@ -18,6 +20,19 @@ pub struct Block {
     pub attention: Attention,
     pub mlp_norm: RmsNorm,
     pub mlp: Mlp,
+}
+
+impl Block {
+    /// One decoder layer's weights under `w` (`model.layers.N`).
+    pub fn load(w: &Weights, config: &ModelConfig, attention: &ResolvedAttention) -> Result<Self> {
+        let (h, eps) = (config.hidden_size, config.rms_norm_eps);
+        Ok(Self {
+            attn_norm: RmsNorm::load(w, "input_layernorm", h, eps)?,
+            attention: Attention::load(&w.at("self_attn"), config, attention)?,
+            mlp_norm: RmsNorm::load(w, "post_attention_layernorm", h, eps)?,
+            mlp: Mlp::load(&w.at("mlp"), config)?,
+        })
+    }
 }
 
 /// One token to score: how likely `target` is to follow position `pos` of row `row`.
@@ -40,16 +55,45 @@ pub struct Decoder {
     pub config: ModelConfig,
     pub attention: ResolvedAttention,
     /// [vocab, hidden]
-    pub embed: Tensor<2>,
+    pub embed: Embedding,
     pub blocks: Vec<Block>,
     pub norm: RmsNorm,
     /// [hidden, vocab]
-    pub lm_head: Tensor<2>,
+    pub lm_head: Param<2>,
     pub rotary: Rotary,
     pub device: Device,
+    /// The compute precision; logits come back in f32 whatever it is.
+    pub dtype: FloatDType,
 }
 
 impl Decoder {
+    /// The whole model from HF-named weights (`model.embed_tokens`, `model.layers.N`, ...).
+    pub fn load(w: &Weights, config: &ModelConfig, attention: &ResolvedAttention) -> Result<Self> {
+        let (h, vocab) = (config.hidden_size, config.vocab_size);
+        let model = w.at("model");
+        let embed = model.embedding("embed_tokens", vocab, h)?;
+        let lm_head = if config.tie_word_embeddings {
+            embed.transposed()
+        } else {
+            w.linear("lm_head", vocab, h)?.weight
+        };
+        let blocks = (0..config.num_layers)
+            .map(|i| Block::load(&model.at(&format!("layers.{i}")), config, attention))
+            .collect::<Result<Vec<_>>>()?;
+        let target = w.target();
+        Ok(Self {
+            config: config.clone(),
+            attention: attention.clone(),
+            embed,
+            blocks,
+            norm: RmsNorm::load(&model, "norm", h, config.rms_norm_eps)?,
+            lm_head,
+            rotary: Rotary::new(config.head_dim, config.rope_theta),
+            device: target.device.clone(),
+            dtype: target.dtype,
+        })
+    }
+
     /// A cache sized for this model's attention: a rolling buffer for the layers with a window.
     pub fn new_cache(&self, batch: usize) -> KvCache {
         KvCache::new(&self.attention.windows, batch)
@@ -63,8 +107,9 @@ impl Decoder {
         let vocab = self.config.vocab_size;
         Ok(hidden
             .reshape([b * s, h])
-            .matmul(self.lm_head.clone())
-            .reshape([b, s, vocab]))
+            .matmul(self.lm_head.get())
+            .reshape([b, s, vocab])
+            .cast(FloatDType::F32))
     }
 
     /// Logits [batch, vocab] at the last position of each row (left-padded rows all end there):
@@ -72,7 +117,11 @@ impl Decoder {
     pub fn last_logits(&self, input: &StepInput, cache: Option<&mut KvCache>) -> Result<Tensor<2>> {
         let hidden = self.hidden_states(input, cache)?;
         let [b, s, h] = hidden.dims();
-        Ok(hidden.narrow(1, s - 1, 1).reshape([b, h]).matmul(self.lm_head.clone()))
+        Ok(hidden
+            .narrow(1, s - 1, 1)
+            .reshape([b, h])
+            .matmul(self.lm_head.get())
+            .cast(FloatDType::F32))
     }
 
     /// Scores only the requested (position, next token) pairs: the LM head runs on those
@@ -117,7 +166,11 @@ impl Decoder {
         let targets: Vec<i64> = queries.iter().map(|q| q.target as i64).collect();
         let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [n]), &self.device);
         let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [n, 1]), &self.device);
-        let logits = hidden.reshape([b * s, h]).select(0, rows).matmul(self.lm_head.clone());
+        let logits = hidden
+            .reshape([b * s, h])
+            .select(0, rows)
+            .matmul(self.lm_head.get())
+            .cast(FloatDType::F32);
         let best = logits.clone().argmax(1);
         let logprobs = log_softmax(logits, 1).gather(1, targets);
         let read = |what: &str, e| ModelError::Invalid(format!("reading {what} back from the device: {e:?}"));
@@ -144,14 +197,8 @@ impl Decoder {
             Some(c) => c.begin_step(input, groups, &self.device)?,
             None => self.masks(input, groups),
         };
-        let rotary = self.rotary.tables(&input.positions, b, s, &self.device);
-        let ids: Vec<i64> = input.ids.iter().map(|&t| t as i64).collect();
-        let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [b * s]), &self.device);
-        let mut x = self
-            .embed
-            .clone()
-            .select(0, ids)
-            .reshape([b, s, self.config.hidden_size]);
+        let rotary = self.rotary.tables(&input.positions, b, s, &self.device, self.dtype);
+        let mut x = self.embed.lookup(&input.ids).reshape([b, s, self.config.hidden_size]);
         for (layer, block) in self.blocks.iter().enumerate() {
             let normed = block.attn_norm.forward(x.clone());
             let attn =

@@ -15,7 +15,10 @@ pub mod linear;
 pub mod load;
 pub mod mlp;
 pub mod norm;
+pub mod param;
+pub mod precision;
 pub mod rope;
+pub mod synthetic;
 
 pub use attention_spec::AttentionSpec;
 pub use cache::KvCache;
@@ -23,4 +26,6 @@ pub use config::ModelConfig;
 pub use decoder::{Decoder, TokenQuery, TokenScore};
 pub use error::{ModelError, Result};
 pub use input::StepInput;
-pub use load::{Checkpoint, LoadedModel, load_model};
+pub use load::memory::{MemoryPlan, Residency, WeightsPolicy};
+pub use load::{Checkpoint, LoadOptions, LoadedModel, load_model, load_model_with};
+pub use precision::ComputeDtype;

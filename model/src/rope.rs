@@ -2,7 +2,7 @@
 //! The tables are computed on the host per forward call from explicit positions, exactly as
 //! transformers does in f32, so positions are never limited by a precomputed table.
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, FloatDType, Tensor, TensorData};
 
 pub struct Rotary {
     /// inv_freq[i] = 1 / theta^(2i/d), in f32 as transformers computes it.
@@ -24,8 +24,16 @@ impl Rotary {
         Self { inv_freq }
     }
 
-    /// `positions` is row-major [batch, seq].
-    pub fn tables(&self, positions: &[i64], batch: usize, seq: usize, device: &Device) -> RotaryTables {
+    /// `positions` is row-major [batch, seq]. Computed in f32, then cast to `dtype` (as
+    /// transformers casts cos/sin to the activations' dtype).
+    pub fn tables(
+        &self,
+        positions: &[i64],
+        batch: usize,
+        seq: usize,
+        device: &Device,
+        dtype: FloatDType,
+    ) -> RotaryTables {
         let half = self.inv_freq.len();
         let dim = 2 * half;
         let mut cos = Vec::with_capacity(positions.len() * dim);
@@ -43,8 +51,8 @@ impl Rotary {
         }
         let shape = [batch, 1, seq, dim];
         RotaryTables {
-            cos: Tensor::from_data(TensorData::new(cos, shape), device),
-            sin: Tensor::from_data(TensorData::new(sin, shape), device),
+            cos: Tensor::<4>::from_data(TensorData::new(cos, shape), device).cast(dtype),
+            sin: Tensor::<4>::from_data(TensorData::new(sin, shape), device).cast(dtype),
         }
     }
 }

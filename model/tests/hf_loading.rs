@@ -107,11 +107,11 @@ fn half_precision_tensors_are_widened_exactly() {
         let source = SafetensorsSource::open_dir(dir.path()).unwrap();
         let original = SafetensorsSource::open_dir(&tiny_dir()).unwrap();
         let name = "model.layers.0.mlp.up_proj.weight";
-        let widened = source.tensor(name).unwrap().data;
+        let widened = source.tensor(name).unwrap().to_f32();
         let expected: Vec<f32> = original
             .tensor(name)
             .unwrap()
-            .data
+            .to_f32()
             .iter()
             .map(|&v| match dtype {
                 Dtype::F16 => half::f16::from_f32(v).to_f32(),

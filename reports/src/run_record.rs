@@ -26,6 +26,10 @@ pub struct RunRecord {
     pub finished: String,
     pub seconds_this_invocation: f64,
     pub attention_resolved: AttentionRecord,
+    /// How the weights were held (materialized at load or streamed per layer, in which
+    /// precision, against how much memory); absent in runs made before weights could stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<String>,
     /// The largest resident memory of any invocation of this run (Linux VmHWM).
     pub peak_rss_bytes: Option<u64>,
     /// Per task: items whose prompt was cut on the left to fit the model's length.

@@ -3,6 +3,8 @@
 //! `decode`: KV-cached generation tokens/s at several batch sizes, prefill timed apart.
 //! `long-context`: chunked pre-fill of one long sequence, full attention against a sliding
 //! window (rolling-buffer cache), and KV-cache sizes (Mistral 7B paper, §2).
+//! `checkpoint`, `score`: real-size random checkpoints, and loading and scoring them (see
+//! bench/weights.rs).
 //!
 //!     cargo run --release -p harness --bin harness-bench -- decode --batch-sizes 1,16
 //!     cargo run --release -p harness --bin harness-bench -- long-context --tokens 8192 --window 2048
@@ -19,6 +21,9 @@ use model::cache::kv_cache_bytes;
 use model::load::weights::random_decoder;
 use model::{AttentionSpec, Decoder, ModelConfig, StepInput, load_model};
 use reports::run_record::Machine;
+
+#[path = "bench/weights.rs"]
+mod weights;
 
 #[derive(Parser)]
 struct Cli {
@@ -63,6 +68,10 @@ enum Bench {
         #[arg(long, default_value = "flex")]
         backend: BackendKind,
     },
+    /// Write a randomly initialised checkpoint of a named shape (HF bf16 folder, GGUF Q8_0/Q4_K).
+    Checkpoint(weights::CheckpointArgs),
+    /// Load a checkpoint (timed, with peak RSS) and time scoring passes over it.
+    Score(weights::ScoreArgs),
 }
 
 /// Model shapes for `--synthetic`.
@@ -133,6 +142,8 @@ fn main() -> anyhow::Result<()> {
             );
             long_context(&model, synthetic, tokens, window, chunk, backend)
         }
+        Bench::Checkpoint(args) => weights::checkpoint(&args),
+        Bench::Score(args) => weights::score(&args),
     }
 }
 
@@ -257,7 +268,7 @@ fn long_context(
             decoder.attention.kv_heads,
             decoder.config.head_dim,
         );
-        let value_bytes = decoder.embed.dtype().size();
+        let value_bytes = model::precision::dtype_bytes(decoder.dtype) as usize;
         let formula = kv_cache_bytes(dims.0, dims.1, dims.2, 1, tokens, w, value_bytes);
         println!(
             "| {name} | {total:.2} | {:.0} | {last:.3} | {} | {} |",

@@ -202,7 +202,7 @@ impl WindowCache {
             let start = self.lens[0];
             let ring = |all: &Tensor<4>, fresh: Tensor<4>| {
                 let before = match used {
-                    0 => Tensor::zeros([b, h, cap, d], &fresh.device()),
+                    0 => Tensor::zeros([b, h, cap, d], (&fresh.device(), fresh.dtype())),
                     _ => grow_slots(all.clone().narrow(2, 0, used), cap),
                 };
                 write_ring(before, fresh, start, cap)
@@ -214,7 +214,7 @@ impl WindowCache {
         let grow = |old: Option<Tensor<4>>| match old {
             Some(buf) if buf.dims()[2] == room => buf,
             old => {
-                let buf = Tensor::zeros([b, h, room, d], &k.device());
+                let buf = Tensor::zeros([b, h, room, d], (&k.device(), k.dtype()));
                 match old {
                     Some(old) => {
                         let kept = old.dims()[2];
@@ -383,8 +383,8 @@ impl WindowCache {
             let [_, h, _, d] = k_src.dims();
             let buffers = layer.take().unwrap_or_else(|| {
                 (
-                    Tensor::zeros([b, h, room, d], &device),
-                    Tensor::zeros([b, h, room, d], &device),
+                    Tensor::zeros([b, h, room, d], (&device, k_src.dtype())),
+                    Tensor::zeros([b, h, room, d], (&device, v_src.dtype())),
                 )
             });
             let put = |buf: Tensor<4>, src: &Tensor<4>| {
@@ -428,7 +428,7 @@ fn grow_slots(buf: Tensor<4>, room: usize) -> Tensor<4> {
     if slots >= room {
         return buf;
     }
-    Tensor::zeros([b, h, room, d], &buf.device()).slice_assign([0..b, 0..h, 0..slots, 0..d], buf)
+    Tensor::zeros([b, h, room, d], (&buf.device(), buf.dtype())).slice_assign([0..b, 0..h, 0..slots, 0..d], buf)
 }
 
 /// Writes the last min(new, cap) of `fresh`'s tokens ([batch, heads, new, dim]) at slots

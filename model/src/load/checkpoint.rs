@@ -12,13 +12,14 @@ use sha2::{Digest, Sha256};
 use crate::attention_spec::AttentionSpec;
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
-use crate::load::LoadedModel;
 use crate::load::gguf::GgufFile;
 use crate::load::gguf_source::GgufSource;
 use crate::load::hub::{self, HubId};
+use crate::load::memory::{MemoryPlan, available_memory};
 use crate::load::safetensors::SafetensorsSource;
 use crate::load::tokenizer::TextTokenizer;
-use crate::load::weights::{WeightSource, build_decoder};
+use crate::load::weights::{Target, WeightSource, build_decoder};
+use crate::load::{LoadOptions, LoadedModel};
 
 /// Files of an HF folder that make up the checkpoint: what the loader reads (config, weights,
 /// tokenizer and its config, chat template) and the other JSON beside them.
@@ -161,13 +162,35 @@ impl Checkpoint {
         }
     }
 
-    /// The decoder, converted to the attention variant `spec`, and the tokenizer.
+    /// The decoder, converted to the attention variant `spec`, in f32, and the tokenizer.
     pub fn load(&self, spec: &AttentionSpec, device: &Device) -> Result<LoadedModel> {
-        let decoder = build_decoder(self.config(), self.weights()?.as_ref(), spec, device)?;
+        self.load_with(spec, device, &LoadOptions::default())
+    }
+
+    /// [`Self::load`] in `options`' precision, weights resident or streamed as the memory plan
+    /// says; the plan is made, and a model that cannot fit refused, before any weight is read.
+    pub fn load_with(&self, spec: &AttentionSpec, device: &Device, options: &LoadOptions) -> Result<LoadedModel> {
+        let config = self.config();
+        let weights = self.weights()?;
+        let memory = MemoryPlan::new(
+            &self.location,
+            config,
+            &spec.resolve(config)?,
+            options.dtype,
+            options.weights,
+            weights.stored_bytes(),
+            options.available_memory.or_else(available_memory),
+        )?;
+        let target = Target {
+            device: device.clone(),
+            dtype: options.dtype,
+            residency: memory.residency,
+        };
         Ok(LoadedModel {
             path: self.location.clone(),
-            decoder,
+            decoder: build_decoder(config, weights.as_ref(), spec, &target)?,
             tokenizer: self.tokenizer()?,
+            memory,
         })
     }
 

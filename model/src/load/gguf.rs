@@ -9,10 +9,12 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use memmap2::Mmap;
 
 use super::quant::{self, GgmlType};
+use super::stored::{StoredBytes, StoredTensor};
 use crate::error::{ModelError, Result};
 
 const MAGIC: &[u8; 4] = b"GGUF";
@@ -131,7 +133,7 @@ pub struct GgufFile {
     pub version: u32,
     pub metadata: BTreeMap<String, GgufValue>,
     pub tensors: Vec<GgufTensorInfo>,
-    mmap: Mmap,
+    mmap: Arc<Mmap>,
     /// File offset of the data section.
     data_start: u64,
     alignment: u64,
@@ -155,7 +157,7 @@ impl GgufFile {
             version: header.version,
             metadata: header.metadata,
             tensors: header.tensors,
-            mmap,
+            mmap: Arc::new(mmap),
             data_start: header.data_start,
             alignment: header.alignment,
         };
@@ -190,6 +192,22 @@ impl GgufFile {
         // `tensors` is public and may have been edited since open, so check again.
         let range = self.tensor_range(info)?;
         Ok((info, &self.mmap[range]))
+    }
+
+    /// The file's size in bytes.
+    pub fn file_bytes(&self) -> u64 {
+        self.mmap.len() as u64
+    }
+
+    /// A tensor still quantized and mapped, with torch's shape (ne reversed).
+    pub fn stored(&self, name: &str) -> Result<StoredTensor> {
+        let (info, _) = self.tensor_bytes(name)?;
+        let range = self.tensor_range(info)?;
+        let bytes = StoredBytes::Mapped {
+            map: Arc::clone(&self.mmap),
+            range,
+        };
+        StoredTensor::new(&self.path, name, info.shape(), info.ggml_type, bytes)
     }
 
     /// Dequantized values in row-major order with torch's shape (ne reversed), e.g. attn_k
@@ -537,11 +555,9 @@ pub fn hf_name(gguf_name: &str) -> Option<String> {
     if suffix != "weight" && suffix != "bias" {
         return None;
     }
-    let hf_base = match base {
-        "token_embd" => "model.embed_tokens".to_string(),
-        "output_norm" => "model.norm".to_string(),
-        "output" => "lm_head".to_string(),
-        _ => {
+    let hf_base = match MODEL_PARTS.iter().find(|(g, _)| *g == base) {
+        Some((_, hf)) => hf.to_string(),
+        None => {
             let (layer, part) = base.strip_prefix("blk.")?.split_once('.')?;
             format!("model.layers.{}.{}", layer_index(layer)?, hf_block_part(part)?)
         }
@@ -555,19 +571,49 @@ fn layer_index(s: &str) -> Option<usize> {
     if canonical { s.parse().ok() } else { None }
 }
 
+/// Per-layer tensors: (GGUF name, HF name) under `blk.N.` / `model.layers.N.`.
+const BLOCK_PARTS: [(&str, &str); 9] = [
+    ("attn_norm", "input_layernorm"),
+    ("attn_q", "self_attn.q_proj"),
+    ("attn_k", "self_attn.k_proj"),
+    ("attn_v", "self_attn.v_proj"),
+    ("attn_output", "self_attn.o_proj"),
+    ("ffn_norm", "post_attention_layernorm"),
+    ("ffn_gate", "mlp.gate_proj"),
+    ("ffn_up", "mlp.up_proj"),
+    ("ffn_down", "mlp.down_proj"),
+];
+
+/// Whole-model tensors: (GGUF name, HF name).
+const MODEL_PARTS: [(&str, &str); 3] = [
+    ("token_embd", "model.embed_tokens"),
+    ("output_norm", "model.norm"),
+    ("output", "lm_head"),
+];
+
 fn hf_block_part(part: &str) -> Option<&'static str> {
-    Some(match part {
-        "attn_norm" => "input_layernorm",
-        "attn_q" => "self_attn.q_proj",
-        "attn_k" => "self_attn.k_proj",
-        "attn_v" => "self_attn.v_proj",
-        "attn_output" => "self_attn.o_proj",
-        "ffn_norm" => "post_attention_layernorm",
-        "ffn_gate" => "mlp.gate_proj",
-        "ffn_up" => "mlp.up_proj",
-        "ffn_down" => "mlp.down_proj",
-        _ => return None,
-    })
+    BLOCK_PARTS.iter().find(|(g, _)| *g == part).map(|(_, hf)| *hf)
+}
+
+/// The inverse of [`hf_name`]: HF parameter name -> llama GGUF tensor name.
+pub fn gguf_name(hf: &str) -> Option<String> {
+    let (base, suffix) = hf.rsplit_once('.')?;
+    if let Some((gguf, _)) = MODEL_PARTS.iter().find(|(_, h)| *h == base) {
+        return Some(format!("{gguf}.{suffix}"));
+    }
+    let (layer, part) = base.strip_prefix("model.layers.")?.split_once('.')?;
+    let (gguf, _) = BLOCK_PARTS.iter().find(|(_, h)| *h == part)?;
+    Some(format!("blk.{}.{gguf}.{suffix}", layer_index(layer)?))
+}
+
+/// llama.cpp's q/k row permutation (convert_hf_to_gguf.py `permute`), the inverse of
+/// [`unpermute_qk_rows`]: HF row h*D + s*D/2 + i goes to GGUF row h*D + 2i + s.
+pub fn permute_qk_rows(data: &[f32], rows: usize, cols: usize, n_head: usize) -> std::result::Result<Vec<f32>, String> {
+    let mut out = vec![0.0f32; data.len()];
+    for (hf_row, gguf_row) in qk_row_pairs(data.len(), rows, cols, n_head)? {
+        out[gguf_row * cols..(gguf_row + 1) * cols].copy_from_slice(&data[hf_row * cols..(hf_row + 1) * cols]);
+    }
+    Ok(out)
 }
 
 /// Undo llama.cpp's q/k row permutation: HF row h*D + s*D/2 + i = GGUF row h*D + 2i + s
@@ -588,11 +634,23 @@ pub fn try_unpermute_qk_rows(
     cols: usize,
     n_head: usize,
 ) -> std::result::Result<Vec<f32>, String> {
-    if rows.checked_mul(cols) != Some(data.len()) {
-        return Err(format!(
-            "q/k un-permutation: {} values are not {rows} x {cols}",
-            data.len()
-        ));
+    let mut out = vec![0.0f32; data.len()];
+    for (hf_row, gguf_row) in qk_row_pairs(data.len(), rows, cols, n_head)? {
+        out[hf_row * cols..(hf_row + 1) * cols].copy_from_slice(&data[gguf_row * cols..(gguf_row + 1) * cols]);
+    }
+    Ok(out)
+}
+
+/// (HF row, GGUF row) for every row of a q or k matrix of `len` values, [rows, cols], after
+/// checking that the rows split into `n_head` heads of even size.
+fn qk_row_pairs(
+    len: usize,
+    rows: usize,
+    cols: usize,
+    n_head: usize,
+) -> std::result::Result<impl Iterator<Item = (usize, usize)>, String> {
+    if rows.checked_mul(cols) != Some(len) {
+        return Err(format!("q/k un-permutation: {len} values are not {rows} x {cols}"));
     }
     if n_head == 0 || !rows.is_multiple_of(n_head) || !(rows / n_head).is_multiple_of(2) {
         return Err(format!(
@@ -601,15 +659,7 @@ pub fn try_unpermute_qk_rows(
     }
     let head_dim = rows / n_head;
     let half = head_dim / 2;
-    let mut out = vec![0.0f32; data.len()];
-    for h in 0..n_head {
-        for s in 0..2 {
-            for i in 0..half {
-                let hf_row = h * head_dim + s * half + i;
-                let gguf_row = h * head_dim + 2 * i + s;
-                out[hf_row * cols..(hf_row + 1) * cols].copy_from_slice(&data[gguf_row * cols..(gguf_row + 1) * cols]);
-            }
-        }
-    }
-    Ok(out)
+    Ok((0..n_head).flat_map(move |h| {
+        (0..2).flat_map(move |s| (0..half).map(move |i| (h * head_dim + s * half + i, h * head_dim + 2 * i + s)))
+    }))
 }

@@ -1,28 +1,39 @@
 //! HuggingFace safetensors checkpoints: one `model.safetensors`, or shards listed in
-//! `model.safetensors.index.json`. Shards are memory-mapped and read one tensor at a time, so a
-//! sharded checkpoint is never held twice in memory.
+//! `model.safetensors.index.json`. Shards are memory-mapped and their headers read once at
+//! open; tensors are handed out still mapped, so nothing is read until a tensor is decoded.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use memmap2::Mmap;
-use safetensors::{Dtype, SafeTensors};
+use safetensors::{Dtype, SafeTensorError, SafeTensors};
 
 use crate::error::{ModelError, Result};
-use crate::load::weights::{HostTensor, WeightSource};
+use crate::load::quant::GgmlType;
+use crate::load::stored::{StoredBytes, StoredTensor};
+use crate::load::weights::WeightSource;
 
 pub struct SafetensorsSource {
     /// The file a user named (index or single file), for messages.
     path: PathBuf,
     shards: Vec<Shard>,
-    /// tensor name → shard index
-    names: HashMap<String, usize>,
+    /// tensor name → where it is
+    names: HashMap<String, Entry>,
 }
 
 struct Shard {
     path: PathBuf,
-    map: Mmap,
+    map: Arc<Mmap>,
+}
+
+struct Entry {
+    shard: usize,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    range: Range<usize>,
 }
 
 impl SafetensorsSource {
@@ -61,7 +72,7 @@ impl SafetensorsSource {
         let shard_paths = files.keys().map(|f| dir.join(f)).collect();
         let source = Self::open_files(index, shard_paths)?;
         for (name, file) in map {
-            let owner = source.names.get(name).map(|&i| &source.shards[i].path);
+            let owner = source.names.get(name).map(|e| &source.shards[e.shard].path);
             if owner != Some(&dir.join(file.as_str().unwrap_or_default())) {
                 return Err(ModelError::format(
                     index,
@@ -80,17 +91,27 @@ impl SafetensorsSource {
             // SAFETY: the file is opened read-only; a checkpoint changed underneath a running
             // evaluation is outside what we can defend against.
             let map = unsafe { Mmap::map(&file) }.map_err(|e| ModelError::io(&shard_path, e))?;
-            let parsed = SafeTensors::deserialize(&map)
-                .map_err(|e| ModelError::format(&shard_path, format!("not a valid safetensors file: {e}")))?;
-            for name in parsed.names() {
-                if names.insert(name.to_string(), shards.len()).is_some() {
+            let parsed = SafeTensors::deserialize(&map).map_err(|e| invalid_file(&shard_path, &map, e))?;
+            let base = map.as_ptr() as usize;
+            for (name, view) in parsed.tensors() {
+                let start = view.data().as_ptr() as usize - base;
+                let entry = Entry {
+                    shard: shards.len(),
+                    dtype: view.dtype(),
+                    shape: view.shape().to_vec(),
+                    range: start..start + view.data().len(),
+                };
+                if names.insert(name.clone(), entry).is_some() {
                     return Err(ModelError::format(
                         &shard_path,
                         format!("tensor `{name}` appears in two shards"),
                     ));
                 }
             }
-            shards.push(Shard { path: shard_path, map });
+            shards.push(Shard {
+                path: shard_path,
+                map: Arc::new(map),
+            });
         }
         Ok(Self {
             path: path.to_path_buf(),
@@ -105,45 +126,62 @@ impl WeightSource for SafetensorsSource {
         &self.path
     }
 
-    fn has(&self, name: &str) -> bool {
-        self.names.contains_key(name)
+    fn stored_bytes(&self) -> u64 {
+        self.shards.iter().map(|s| s.map.len() as u64).sum()
     }
 
-    fn tensor(&self, name: &str) -> Result<HostTensor> {
-        let &index = self.names.get(name).ok_or_else(|| ModelError::MissingTensor {
+    fn tensor(&self, name: &str) -> Result<StoredTensor> {
+        let entry = self.names.get(name).ok_or_else(|| ModelError::MissingTensor {
             path: self.path.clone(),
             name: name.to_string(),
         })?;
-        let shard = &self.shards[index];
-        let parsed = SafeTensors::deserialize(&shard.map)
-            .map_err(|e| ModelError::format(&shard.path, format!("not a valid safetensors file: {e}")))?;
-        let view = parsed
-            .tensor(name)
-            .map_err(|e| ModelError::format(&shard.path, format!("tensor `{name}`: {e}")))?;
-        let bytes = view.data();
-        let data: Vec<f32> = match view.dtype() {
-            Dtype::F32 => bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            Dtype::F16 => bytes
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => bytes
-                .chunks_exact(2)
-                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
+        let shard = &self.shards[entry.shard];
+        let encoding = match entry.dtype {
+            Dtype::F32 => GgmlType::F32,
+            Dtype::F16 => GgmlType::F16,
+            Dtype::BF16 => GgmlType::BF16,
             other => {
                 return Err(ModelError::unsupported(
                     &shard.path,
-                    format!("tensor `{name}` has dtype {other:?}"),
+                    format!("tensor `{name}` has dtype {other:?} (supported: F32, F16, BF16)"),
                 ));
             }
         };
-        Ok(HostTensor {
-            shape: view.shape().to_vec(),
-            data,
-        })
+        let bytes = StoredBytes::Mapped {
+            map: Arc::clone(&shard.map),
+            range: entry.range.clone(),
+        };
+        StoredTensor::new(&shard.path, name, entry.shape.clone(), encoding, bytes)
     }
+}
+
+/// Why a shard is not a valid safetensors file; a truncated one says by how much.
+fn invalid_file(path: &Path, bytes: &[u8], error: SafeTensorError) -> ModelError {
+    if let SafeTensorError::MetadataIncompleteBuffer = error
+        && let Some(needed) = declared_size(bytes)
+        && needed > bytes.len() as u64
+    {
+        return ModelError::format(
+            path,
+            format!(
+                "truncated: its header lists {needed} bytes of header and tensor data, the file has {}",
+                bytes.len()
+            ),
+        );
+    }
+    ModelError::format(path, format!("not a valid safetensors file: {error}"))
+}
+
+/// The file size a safetensors header promises: 8 + header length + the furthest data offset.
+fn declared_size(bytes: &[u8]) -> Option<u64> {
+    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let header = bytes.get(8..8usize.checked_add(usize::try_from(n).ok()?)?)?;
+    let json: serde_json::Value = serde_json::from_slice(header).ok()?;
+    let end = json
+        .as_object()?
+        .values()
+        .filter_map(|t| t.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    Some(8 + n + end)
 }

@@ -1,32 +1,52 @@
-//! Where weights come from (a format-neutral view of a checkpoint, by HF parameter name) and
-//! how they become a `Decoder`.
+//! Where weights come from (a format-neutral view of a checkpoint, by HF parameter name), and
+//! `Weights`, through which each module loads its own parameters under a name prefix
+//! (`Attention::load(&w.at("self_attn"), ..)`), resident or streamed as the memory plan says.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, FloatDType, Tensor, TensorData};
+use rayon::prelude::*;
 
-use crate::attention::{Attention, convert_kv_projection};
 use crate::attention_spec::AttentionSpec;
 use crate::config::ModelConfig;
-use crate::decoder::{Block, Decoder};
+use crate::decoder::Decoder;
 use crate::error::{ModelError, Result};
 use crate::linear::Linear;
-use crate::mlp::Mlp;
-use crate::norm::RmsNorm;
-use crate::rope::Rotary;
+use crate::load::memory::Residency;
+use crate::load::stored::StoredTensor;
+use crate::param::{Embedding, Param};
 
-/// A tensor on the host, f32, row-major, with PyTorch's shape.
-pub struct HostTensor {
-    pub shape: Vec<usize>,
-    pub data: Vec<f32>,
-}
+/// Transposes run in square tiles of this side, so reads and writes both stay in cache.
+const TILE: usize = 32;
 
 /// A checkpoint seen through HF parameter names (`model.layers.0.self_attn.q_proj.weight`),
-/// in HF's layout (rotate-half q/k rows, [out, in] matrices).
+/// in HF's layout (rotate-half q/k rows, [out, in] matrices), each tensor still as stored.
 pub trait WeightSource {
     fn path(&self) -> &Path;
-    fn has(&self, name: &str) -> bool;
-    fn tensor(&self, name: &str) -> Result<HostTensor>;
+    fn tensor(&self, name: &str) -> Result<StoredTensor>;
+    /// Bytes of the checkpoint files (0 for weights made in memory).
+    fn stored_bytes(&self) -> u64;
+}
+
+/// Where and how loaded weights live.
+#[derive(Clone)]
+pub struct Target {
+    pub device: Device,
+    /// The compute precision.
+    pub dtype: FloatDType,
+    pub residency: Residency,
+}
+
+impl Target {
+    /// f32, resident: what every model got before weights could stream.
+    pub fn resident_f32(device: &Device) -> Self {
+        Self {
+            device: device.clone(),
+            dtype: FloatDType::F32,
+            residency: Residency::Resident,
+        }
+    }
 }
 
 /// Builds the decoder from `source`, converted to the attention variant `spec`.
@@ -34,62 +54,143 @@ pub fn build_decoder(
     config: &ModelConfig,
     source: &dyn WeightSource,
     spec: &AttentionSpec,
-    device: &Device,
+    target: &Target,
 ) -> Result<Decoder> {
-    let attention = spec.resolve(config)?;
-    let loader = Loader { source, device };
-    let (h, inter, vocab) = (config.hidden_size, config.intermediate_size, config.vocab_size);
-    let embed = loader.matrix("model.embed_tokens.weight", [vocab, h])?;
-    let lm_head = if config.tie_word_embeddings {
-        embed.clone().transpose()
-    } else {
-        loader.linear("lm_head.weight", vocab, h)?.weight
-    };
-    let mut blocks = Vec::with_capacity(config.num_layers);
-    for i in 0..config.num_layers {
-        let p = format!("model.layers.{i}");
-        let kv_proj = |name: &str| -> Result<Linear> {
-            let native = loader.linear(&format!("{p}.self_attn.{name}.weight"), config.kv_dim(), h)?;
-            Ok(Linear {
-                weight: convert_kv_projection(native.weight, &attention, config.head_dim),
-            })
-        };
-        blocks.push(Block {
-            attn_norm: loader.norm(&format!("{p}.input_layernorm.weight"), config)?,
-            attention: Attention {
-                q: loader.linear(&format!("{p}.self_attn.q_proj.weight"), config.q_dim(), h)?,
-                k: kv_proj("k_proj")?,
-                v: kv_proj("v_proj")?,
-                o: loader.linear(&format!("{p}.self_attn.o_proj.weight"), h, config.q_dim())?,
-                num_heads: attention.num_heads,
-                kv_heads: attention.kv_heads,
-                head_dim: config.head_dim,
-            },
-            mlp_norm: loader.norm(&format!("{p}.post_attention_layernorm.weight"), config)?,
-            mlp: Mlp {
-                gate: loader.linear(&format!("{p}.mlp.gate_proj.weight"), inter, h)?,
-                up: loader.linear(&format!("{p}.mlp.up_proj.weight"), inter, h)?,
-                down: loader.linear(&format!("{p}.mlp.down_proj.weight"), h, inter)?,
-            },
-        });
-    }
-    Ok(Decoder {
-        config: config.clone(),
-        attention,
-        embed,
-        blocks,
-        norm: loader.norm("model.norm.weight", config)?,
-        lm_head,
-        rotary: Rotary::new(config.head_dim, config.rope_theta),
-        device: device.clone(),
-    })
+    Decoder::load(&Weights::root(source, target), config, &spec.resolve(config)?)
 }
 
 /// A decoder of `config`'s shape with pseudo-random weights and no checkpoint, for benchmarks
 /// where only the shapes matter (uniform in ±1/√fan_in, norms 1; the same `seed`, the same weights).
 pub fn random_decoder(config: &ModelConfig, spec: &AttentionSpec, device: &Device, seed: u64) -> Result<Decoder> {
-    config.validate(Path::new("<random weights>"))?;
-    build_decoder(config, &RandomSource { config, seed }, spec, device)
+    config.validate(Path::new(RANDOM))?;
+    build_decoder(
+        config,
+        &RandomSource { config, seed },
+        spec,
+        &Target::resident_f32(device),
+    )
+}
+
+/// One random tensor of `config`'s model by HF name, as [`random_decoder`] fills it: what a
+/// synthetic checkpoint writes.
+pub fn random_tensor(config: &ModelConfig, name: &str, seed: u64) -> Result<(Vec<usize>, Vec<f32>)> {
+    RandomSource { config, seed }.values(name)
+}
+
+const RANDOM: &str = "<random weights>";
+
+/// A checkpoint's weights seen from one module: names are relative to `prefix`.
+pub struct Weights<'a> {
+    source: &'a dyn WeightSource,
+    prefix: String,
+    target: &'a Target,
+}
+
+impl<'a> Weights<'a> {
+    pub fn root(source: &'a dyn WeightSource, target: &'a Target) -> Self {
+        Self {
+            source,
+            prefix: String::new(),
+            target,
+        }
+    }
+
+    /// The weights under `name` (`w.at("model").at("layers.0")`).
+    pub fn at(&self, name: &str) -> Weights<'a> {
+        Weights {
+            source: self.source,
+            prefix: self.full_name(name),
+            target: self.target,
+        }
+    }
+
+    pub fn target(&self) -> &Target {
+        self.target
+    }
+
+    fn full_name(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
+    }
+
+    /// `name`, checked against the shape the config implies.
+    pub fn stored(&self, name: &str, expected: &[usize]) -> Result<StoredTensor> {
+        let tensor = self.source.tensor(&self.full_name(name))?;
+        if tensor.shape != expected {
+            return Err(ModelError::Shape {
+                path: tensor.path.clone(),
+                name: tensor.name.clone(),
+                found: tensor.shape.clone(),
+                expected: expected.to_vec(),
+            });
+        }
+        Ok(tensor)
+    }
+
+    /// `<name>.weight`, a PyTorch [out, in] matrix, held as [in, out].
+    pub fn linear(&self, name: &str, out: usize, inputs: usize) -> Result<Linear> {
+        self.linear_mapped(name, out, inputs, |w| w)
+    }
+
+    /// [`Self::linear`] with `convert` applied to the f32 [in, out] weight before it is cast to
+    /// the compute precision (each time it is materialized, when streamed).
+    pub fn linear_mapped(
+        &self,
+        name: &str,
+        out: usize,
+        inputs: usize,
+        convert: impl Fn(Tensor<2>) -> Tensor<2> + Send + Sync + 'static,
+    ) -> Result<Linear> {
+        let stored = self.stored(&format!("{name}.weight"), &[out, inputs])?;
+        let weight = self.param(stored, move |stored, device| {
+            let transposed = transpose(&stored.to_f32(), out, inputs);
+            convert(Tensor::from_data(TensorData::new(transposed, [inputs, out]), device))
+        });
+        Ok(Linear { weight })
+    }
+
+    /// `<name>.weight`, a vector of `len`.
+    pub fn vector(&self, name: &str, len: usize) -> Result<Param<1>> {
+        let stored = self.stored(&format!("{name}.weight"), &[len])?;
+        Ok(self.param(stored, move |stored, device| {
+            Tensor::from_data(TensorData::new(stored.to_f32(), [len]), device)
+        }))
+    }
+
+    /// `<name>.weight`, an embedding table [rows, cols].
+    pub fn embedding(&self, name: &str, rows: usize, cols: usize) -> Result<Embedding> {
+        let table = self.stored(&format!("{name}.weight"), &[rows, cols])?;
+        let Target { device, dtype, .. } = self.target.clone();
+        Ok(match self.target.residency {
+            Residency::Resident => {
+                let values = TensorData::new(table.to_f32(), [rows, cols]);
+                table.release_pages();
+                Embedding::Resident(Tensor::<2>::from_data(values, &device).cast(dtype))
+            }
+            Residency::Streamed => Embedding::Streamed { table, device, dtype },
+        })
+    }
+
+    /// Resident: `make` runs now and the stored pages are let go. Streamed: `make` runs at
+    /// every use. Either way the result is cast to the compute precision.
+    fn param<const D: usize>(
+        &self,
+        stored: StoredTensor,
+        make: impl Fn(&StoredTensor, &Device) -> Tensor<D> + Send + Sync + 'static,
+    ) -> Param<D> {
+        let Target { device, dtype, .. } = self.target.clone();
+        match self.target.residency {
+            Residency::Resident => {
+                let tensor = make(&stored, &device).cast(dtype);
+                stored.release_pages();
+                Param::Resident(tensor)
+            }
+            Residency::Streamed => Param::Streamed(Arc::new(move || make(&stored, &device).cast(dtype))),
+        }
+    }
 }
 
 struct RandomSource<'a> {
@@ -99,36 +200,32 @@ struct RandomSource<'a> {
 
 impl WeightSource for RandomSource<'_> {
     fn path(&self) -> &Path {
-        Path::new("<random weights>")
+        Path::new(RANDOM)
     }
 
-    fn has(&self, _name: &str) -> bool {
-        true
+    fn stored_bytes(&self) -> u64 {
+        0
     }
 
-    fn tensor(&self, name: &str) -> Result<HostTensor> {
-        let c = self.config;
-        let (h, q, kv, inter) = (c.hidden_size, c.q_dim(), c.kv_dim(), c.intermediate_size);
-        let shape = match name.rsplit('.').nth(1).unwrap_or("") {
-            "embed_tokens" | "lm_head" => vec![c.vocab_size, h],
-            "q_proj" => vec![q, h],
-            "k_proj" | "v_proj" => vec![kv, h],
-            "o_proj" => vec![h, q],
-            "gate_proj" | "up_proj" => vec![inter, h],
-            "down_proj" => vec![h, inter],
-            layer if layer.ends_with("norm") => {
-                return Ok(HostTensor {
-                    shape: vec![h],
-                    data: vec![1.0; h],
-                });
-            }
-            _ => {
-                return Err(ModelError::MissingTensor {
-                    path: self.path().into(),
-                    name: name.into(),
-                });
-            }
-        };
+    fn tensor(&self, name: &str) -> Result<StoredTensor> {
+        let (shape, values) = self.values(name)?;
+        StoredTensor::from_f32(self.path(), name, shape, &values)
+    }
+}
+
+impl RandomSource<'_> {
+    fn values(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+        let shape = decoder_parameters(self.config)
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, shape)| shape)
+            .ok_or_else(|| ModelError::MissingTensor {
+                path: RANDOM.into(),
+                name: name.into(),
+            })?;
+        if shape.len() == 1 {
+            return Ok((shape.clone(), vec![1.0; shape[0]]));
+        }
         // xorshift64*, seeded from the seed and the name, so tensors differ from one another.
         let mut state = name.bytes().fold(self.seed ^ 0x9E37_79B9_7F4A_7C15, |s, b| {
             (s ^ b as u64).wrapping_mul(0x100_0000_01B3)
@@ -143,58 +240,58 @@ impl WeightSource for RandomSource<'_> {
                 (unit - 0.5) * scale
             })
             .collect();
-        Ok(HostTensor { shape, data })
+        Ok((shape, data))
     }
 }
 
-struct Loader<'a> {
-    source: &'a dyn WeightSource,
-    device: &'a Device,
+/// Every parameter of a decoder of `config`'s shape, by HF name, with PyTorch's shape, in
+/// checkpoint order: what random weights and synthetic checkpoints are made of.
+pub fn decoder_parameters(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
+    let c = config;
+    let (h, q, kv, inter) = (c.hidden_size, c.q_dim(), c.kv_dim(), c.intermediate_size);
+    let mut params = vec![("model.embed_tokens.weight".to_string(), vec![c.vocab_size, h])];
+    for i in 0..c.num_layers {
+        let layer = [
+            ("input_layernorm", vec![h]),
+            ("self_attn.q_proj", vec![q, h]),
+            ("self_attn.k_proj", vec![kv, h]),
+            ("self_attn.v_proj", vec![kv, h]),
+            ("self_attn.o_proj", vec![h, q]),
+            ("post_attention_layernorm", vec![h]),
+            ("mlp.gate_proj", vec![inter, h]),
+            ("mlp.up_proj", vec![inter, h]),
+            ("mlp.down_proj", vec![h, inter]),
+        ];
+        params.extend(
+            layer
+                .into_iter()
+                .map(|(part, shape)| (format!("model.layers.{i}.{part}.weight"), shape)),
+        );
+    }
+    params.push(("model.norm.weight".to_string(), vec![h]));
+    if !c.tie_word_embeddings {
+        params.push(("lm_head.weight".to_string(), vec![c.vocab_size, h]));
+    }
+    params
 }
 
-impl Loader<'_> {
-    fn host(&self, name: &str, expected: &[usize]) -> Result<HostTensor> {
-        let tensor = self.source.tensor(name)?;
-        if tensor.shape != expected {
-            return Err(ModelError::Shape {
-                path: self.source.path().to_path_buf(),
-                name: name.to_string(),
-                found: tensor.shape,
-                expected: expected.to_vec(),
-            });
-        }
-        Ok(tensor)
-    }
-
-    fn matrix(&self, name: &str, shape: [usize; 2]) -> Result<Tensor<2>> {
-        let t = self.host(name, &shape)?;
-        Ok(Tensor::from_data(TensorData::new(t.data, shape), self.device))
-    }
-
-    /// A PyTorch [out, in] weight, stored transposed as [in, out].
-    fn linear(&self, name: &str, out: usize, inputs: usize) -> Result<Linear> {
-        let t = self.host(name, &[out, inputs])?;
-        let transposed = transpose(&t.data, out, inputs);
-        Ok(Linear {
-            weight: Tensor::from_data(TensorData::new(transposed, [inputs, out]), self.device),
-        })
-    }
-
-    fn norm(&self, name: &str, config: &ModelConfig) -> Result<RmsNorm> {
-        let t = self.host(name, &[config.hidden_size])?;
-        Ok(RmsNorm {
-            weight: Tensor::from_data(TensorData::new(t.data, [config.hidden_size]), self.device),
-            eps: config.rms_norm_eps,
-        })
-    }
-}
-
+/// `data` is row-major [rows, cols]; the result is row-major [cols, rows]. A pure copy, in
+/// tiles, a band of output rows per task.
 fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; data.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = data[r * cols + c];
-        }
+    if data.is_empty() {
+        return out;
     }
+    out.par_chunks_mut(TILE * rows).enumerate().for_each(|(band, dst)| {
+        let (first_col, width) = (band * TILE, dst.len() / rows);
+        for tile in (0..rows).step_by(TILE) {
+            for r in tile..(tile + TILE).min(rows) {
+                let src = &data[r * cols + first_col..r * cols + first_col + width];
+                for (j, &v) in src.iter().enumerate() {
+                    dst[j * rows + r] = v;
+                }
+            }
+        }
+    });
     out
 }

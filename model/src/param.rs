@@ -1,0 +1,83 @@
+//! Weights as modules hold them: resident on the device in the compute precision, converted
+//! once at load; or streamed, kept in the checkpoint's stored form and materialized each time
+//! the forward pass reaches them, then dropped, so only one layer's worth is ever expanded.
+
+use std::sync::Arc;
+
+use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
+
+use crate::load::stored::StoredTensor;
+
+/// Makes a streamed weight's device tensor from its stored form.
+type Materialize<const D: usize> = Arc<dyn Fn() -> Tensor<D> + Send + Sync>;
+
+#[derive(Clone)]
+pub enum Param<const D: usize> {
+    Resident(Tensor<D>),
+    Streamed(Materialize<D>),
+}
+
+impl<const D: usize> Param<D> {
+    /// The weight as a device tensor in the compute precision.
+    pub fn get(&self) -> Tensor<D> {
+        match self {
+            Param::Resident(tensor) => tensor.clone(),
+            Param::Streamed(materialize) => materialize(),
+        }
+    }
+
+    /// A weight derived from this one (a transposed view, say), resident or streamed alike.
+    pub fn map<const E: usize>(self, f: impl Fn(Tensor<D>) -> Tensor<E> + Send + Sync + 'static) -> Param<E> {
+        match self {
+            Param::Resident(tensor) => Param::Resident(f(tensor)),
+            Param::Streamed(materialize) => Param::Streamed(Arc::new(move || f(materialize()))),
+        }
+    }
+}
+
+/// The token-embedding table [vocab, hidden].
+pub enum Embedding {
+    Resident(Tensor<2>),
+    /// Streamed: a lookup decodes only the rows it needs.
+    Streamed {
+        table: StoredTensor,
+        device: Device,
+        dtype: FloatDType,
+    },
+}
+
+impl Embedding {
+    /// Rows `ids` of the table, [ids.len(), hidden]. Ids must be in the vocabulary (the decoder
+    /// checks them first).
+    pub fn lookup(&self, ids: &[u32]) -> Tensor<2> {
+        match self {
+            Embedding::Resident(table) => {
+                let ids: Vec<i64> = ids.iter().map(|&t| t as i64).collect();
+                let n = ids.len();
+                let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [n]), &table.device());
+                table.clone().select(0, ids)
+            }
+            Embedding::Streamed { table, device, dtype } => {
+                let hidden = table.shape[1];
+                let rows: Vec<usize> = ids.iter().map(|&t| t as usize).collect();
+                let values = table.gather_rows_f32(&rows);
+                Tensor::<2>::from_data(TensorData::new(values, [ids.len(), hidden]), device).cast(*dtype)
+            }
+        }
+    }
+
+    /// The table transposed, [hidden, vocab]: the LM head of a model with tied embeddings.
+    pub fn transposed(&self) -> Param<2> {
+        match self {
+            Embedding::Resident(table) => Param::Resident(table.clone().transpose()),
+            Embedding::Streamed { table, device, dtype } => {
+                let (table, device, dtype) = (table.clone(), device.clone(), *dtype);
+                let shape = [table.shape[0], table.shape[1]];
+                Param::Streamed(Arc::new(move || {
+                    let values = TensorData::new(table.to_f32(), shape);
+                    Tensor::<2>::from_data(values, &device).cast(dtype).transpose()
+                }))
+            }
+        }
+    }
+}
