@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::bail;
+use model::LoadedModel;
 use reports::aggregate::{RowLabels, group_rows, task_row};
 use reports::run_dir::{ScoreRow, write_scores_csv};
 use reports::run_record::{AttentionRecord, Machine, ModelRecord, RunRecord, peak_rss_bytes, utc_now};
@@ -33,14 +34,12 @@ pub struct Outcome {
 
 /// Runs resolved `options` (see `RunOptions::resolve`).
 pub fn evaluate(options: &RunOptions) -> anyhow::Result<Outcome> {
-    let (started, clock) = (utc_now(), Instant::now());
-    let started_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
+    let clock = RunClock::start();
     set_threads(options.threads)?;
     let plan = RunPlan::new(options)?;
-    let out = OutDir::claim(&plan.out_dir, &plan.identity)?;
+    // Before the run folder is claimed: a backend that cannot start leaves nothing behind.
     let device = options.backend().device()?;
+    let out = OutDir::claim(&plan.out_dir, &plan.identity)?;
     let model = plan
         .checkpoint
         .load_with(&options.attention(), &device, &options.load_options()?)?;
@@ -74,8 +73,59 @@ pub fn evaluate(options: &RunOptions) -> anyhow::Result<Outcome> {
         .collect::<anyhow::Result<Vec<TaskScores>>>()?;
     let rows = score_rows(&plan, &scores);
     write_scores_csv(&out.join("scores.csv"), &rows)?;
+    run_record(options, &plan, &model, &scores, &out, &clock)?.write(&out.path)?;
+    let facts = RunFacts {
+        started: clock.started_unix,
+        seconds: clock.seconds(),
+        max_length: model.decoder.config.max_position_embeddings,
+        chat_template: options
+            .chat()
+            .then(|| lm.tokenizer.chat_template().map(str::to_string))
+            .flatten(),
+    };
+    crate::lm_eval_files::write(&plan, &rows, &facts)?;
+    Ok(Outcome {
+        out_dir: out.path.clone(),
+        rows,
+    })
+}
+
+/// When this invocation started, as run.json and lm-eval's results file write it.
+struct RunClock {
+    started: String,
+    started_unix: f64,
+    instant: Instant,
+}
+
+impl RunClock {
+    fn start() -> Self {
+        let started_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        Self {
+            started: utc_now(),
+            started_unix,
+            instant: Instant::now(),
+        }
+    }
+
+    fn seconds(&self) -> f64 {
+        self.instant.elapsed().as_secs_f64()
+    }
+}
+
+/// run.json: the options, the model as loaded, the machine, timings, memory and truncations.
+fn run_record(
+    options: &RunOptions,
+    plan: &RunPlan,
+    model: &LoadedModel,
+    scores: &[TaskScores],
+    out: &OutDir,
+    clock: &RunClock,
+) -> anyhow::Result<RunRecord> {
     let decoder = &model.decoder;
-    let record = RunRecord {
+    let windows = &decoder.attention.windows;
+    Ok(RunRecord {
         config: serde_json::to_value(options)?,
         resolved_tasks: plan.identity.tasks.clone(),
         attention: plan.identity.attention.clone(),
@@ -91,9 +141,9 @@ pub fn evaluate(options: &RunOptions) -> anyhow::Result<Outcome> {
         harness_version: env!("CARGO_PKG_VERSION").into(),
         harness_git: env!("HARNESS_GIT_HASH").into(),
         machine: Machine::this(),
-        started,
+        started: clock.started.clone(),
         finished: utc_now(),
-        seconds_this_invocation: clock.elapsed().as_secs_f64(),
+        seconds_this_invocation: clock.seconds(),
         attention_resolved: AttentionRecord {
             num_layers: decoder.config.num_layers,
             num_heads: decoder.attention.num_heads,
@@ -101,12 +151,7 @@ pub fn evaluate(options: &RunOptions) -> anyhow::Result<Outcome> {
             kv_heads: decoder.attention.kv_heads,
             head_dim: decoder.config.head_dim,
             window: decoder.attention.uniform_window(),
-            layer_windows: (decoder
-                .attention
-                .windows
-                .iter()
-                .any(|w| *w != decoder.attention.windows[0]))
-            .then(|| decoder.attention.windows.clone()),
+            layer_windows: windows.iter().any(|w| *w != windows[0]).then(|| windows.clone()),
         },
         weights: Some(model.memory.to_string()),
         peak_rss_bytes: peak_rss_bytes().map(|p| p.max(RunRecord::earlier_peak_rss(&out.path).unwrap_or(0))),
@@ -115,21 +160,6 @@ pub fn evaluate(options: &RunOptions) -> anyhow::Result<Outcome> {
             .filter(|s| s.truncated > 0)
             .map(|s| (s.name.clone(), s.truncated))
             .collect(),
-    };
-    record.write(&out.path)?;
-    let facts = RunFacts {
-        started: started_unix,
-        seconds: clock.elapsed().as_secs_f64(),
-        max_length: decoder.config.max_position_embeddings,
-        chat_template: options
-            .chat()
-            .then(|| lm.tokenizer.chat_template().map(str::to_string))
-            .flatten(),
-    };
-    crate::lm_eval_files::write(&plan, &rows, &facts)?;
-    Ok(Outcome {
-        out_dir: out.path.clone(),
-        rows,
     })
 }
 

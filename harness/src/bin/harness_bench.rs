@@ -291,7 +291,19 @@ fn long_context(
         full_bytes as f64 / swa_bytes as f64
     );
 
-    let ((layers, kv_heads, head_dim), value_bytes) = dims_of_model.context("no run")?;
+    let (dims, value_bytes) = dims_of_model.context("no run")?;
+    kv_shape_table(dims, value_bytes, tokens, window);
+    Ok(())
+}
+
+/// The KV cache of this model and of Mistral 7B, full and windowed, from the formula that
+/// `long_context` checked against the cache's own count.
+fn kv_shape_table(
+    (layers, kv_heads, head_dim): (usize, usize, usize),
+    value_bytes: usize,
+    tokens: usize,
+    window: usize,
+) {
     let this = format!("this model ({layers} layers, {kv_heads} KV heads × {head_dim})");
     let mistral = "Mistral 7B (32 layers, 8 KV heads × 128)";
     let mut lengths = vec![tokens, 32_768];
@@ -316,7 +328,6 @@ fn long_context(
             full as f64 / windowed as f64
         );
     }
-    Ok(())
 }
 
 /// Bytes as MiB, or GiB from 1 GiB up.
