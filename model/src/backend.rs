@@ -29,6 +29,8 @@ impl BackendKind {
         }
     }
 
+    /// The backend's device, ready to use: a backend that cannot run here (not compiled in, or
+    /// wgpu without an adapter) is an error naming it, never a panic at the first tensor.
     pub fn device(self) -> Result<Device, ModelError> {
         match self {
             #[cfg(feature = "flex")]
@@ -37,13 +39,30 @@ impl BackendKind {
             #[allow(deprecated)]
             BackendKind::Ndarray => Ok(Device::ndarray()),
             #[cfg(feature = "wgpu")]
-            BackendKind::Wgpu => Ok(Device::wgpu(Default::default())),
+            BackendKind::Wgpu => wgpu_device(),
             #[allow(unreachable_patterns)]
             other => Err(ModelError::Invalid(format!(
-                "backend `{other}` is not compiled into this build (rebuild with `--features {other}`)"
+                "backend `{other}` is not compiled into this build (rebuild with `--features model/{other}`)"
             ))),
         }
     }
+}
+
+/// burn's wgpu device, brought up once per process. `Device::wgpu` is lazy and cubecl panics at
+/// the first tensor when no adapter exists ("Unable to acquire wgpu device"); initialising it
+/// here returns that failure instead. A runtime can be initialised only once, so the outcome
+/// (the device, or the error) is kept for every later call.
+#[cfg(feature = "wgpu")]
+fn wgpu_device() -> Result<Device, ModelError> {
+    use std::sync::OnceLock;
+    static DEVICE: OnceLock<Result<Device, String>> = OnceLock::new();
+    let device = DEVICE.get_or_init(|| Device::wgpu_options().init().map_err(|e| e.to_string()));
+    device.clone().map_err(|cause| {
+        ModelError::Invalid(format!(
+            "backend `wgpu` cannot start: {cause} (a machine without a GPU needs a software \
+             Vulkan driver, e.g. Debian's mesa-vulkan-drivers; or use `--backend flex`)"
+        ))
+    })
 }
 
 impl Default for BackendKind {

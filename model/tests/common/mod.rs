@@ -21,12 +21,13 @@ pub fn smollm2_gguf() -> PathBuf {
     path
 }
 
-/// The backend under test: flex by default, or `MODEL_TEST_BACKEND` (e.g. `ndarray`, with the
-/// matching cargo feature) to run the fidelity suite on another backend.
+/// The backend under test: flex by default, or `MODEL_TEST_BACKEND` (e.g. `ndarray` or `wgpu`,
+/// with the matching cargo feature) to run the fidelity suite on another backend.
 pub fn device() -> Device {
     let name = std::env::var("MODEL_TEST_BACKEND").unwrap_or_else(|_| "flex".into());
     let kind: model::backend::BackendKind = name.parse().expect("MODEL_TEST_BACKEND");
-    kind.device().expect("backend compiled in")
+    kind.device()
+        .unwrap_or_else(|e| panic!("MODEL_TEST_BACKEND={name}: {e}"))
 }
 
 /// A tensor read from a golden safetensors file, converted to f64 for comparison.
