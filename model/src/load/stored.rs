@@ -179,9 +179,7 @@ impl StoredTensor {
             .zip(bytes.par_chunks(ROWS_PER_TASK * row_bytes))
             .for_each(|(dst, src)| {
                 // `new` checked the encoding and the byte count, so this cannot fail.
-                if let Ok(values) = quant::dequantize(self.encoding, src, dst.len()) {
-                    dst.copy_from_slice(&values);
-                }
+                let _ = quant::dequantize_into(self.encoding, src, dst);
             });
         out
     }
