@@ -19,24 +19,6 @@ const T_STRING: u32 = 8;
 const T_ARRAY: u32 = 9;
 const T_U64: u32 = 10;
 
-fn type_id(v: &GgufValue) -> u32 {
-    match v {
-        GgufValue::U8(_) => 0,
-        GgufValue::I8(_) => 1,
-        GgufValue::U16(_) => 2,
-        GgufValue::I16(_) => 3,
-        GgufValue::U32(_) => 4,
-        GgufValue::I32(_) => 5,
-        GgufValue::F32(_) => 6,
-        GgufValue::Bool(_) => 7,
-        GgufValue::String(_) => 8,
-        GgufValue::Array(_) => 9,
-        GgufValue::U64(_) => 10,
-        GgufValue::I64(_) => 11,
-        GgufValue::F64(_) => 12,
-    }
-}
-
 fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend((s.len() as u64).to_le_bytes());
     out.extend(s.as_bytes());
@@ -60,7 +42,7 @@ fn encode(v: &GgufValue) -> Vec<u8> {
         GgufValue::Bool(x) => out.push(*x as u8),
         GgufValue::String(s) => put_str(&mut out, s),
         GgufValue::Array(items) => {
-            out.extend(items.first().map_or(T_U8, type_id).to_le_bytes());
+            out.extend(items.first().map_or(T_U8, GgufValue::type_id).to_le_bytes());
             out.extend((items.len() as u64).to_le_bytes());
             for item in items {
                 out.extend(encode(item));
@@ -107,7 +89,7 @@ impl Writer {
     }
 
     fn kv(mut self, key: &str, v: GgufValue) -> Self {
-        self.kvs.push((key.to_string(), type_id(&v), encode(&v)));
+        self.kvs.push((key.to_string(), v.type_id(), encode(&v)));
         self
     }
 

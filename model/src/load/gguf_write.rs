@@ -49,7 +49,7 @@ impl GgufWriter {
         header.extend_from_slice(&(metadata.len() as u64).to_le_bytes());
         for (key, value) in metadata {
             put_string(&mut header, key);
-            header.extend_from_slice(&type_id(value).to_le_bytes());
+            header.extend_from_slice(&value.type_id().to_le_bytes());
             put_value(&mut header, value);
         }
         let mut offset = 0u64;
@@ -122,25 +122,6 @@ fn put_string(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-/// GGUF's value type ids (gguf.rs `Parser::value`).
-fn type_id(value: &GgufValue) -> u32 {
-    match value {
-        GgufValue::U8(_) => 0,
-        GgufValue::I8(_) => 1,
-        GgufValue::U16(_) => 2,
-        GgufValue::I16(_) => 3,
-        GgufValue::U32(_) => 4,
-        GgufValue::I32(_) => 5,
-        GgufValue::F32(_) => 6,
-        GgufValue::Bool(_) => 7,
-        GgufValue::String(_) => 8,
-        GgufValue::Array(_) => 9,
-        GgufValue::U64(_) => 10,
-        GgufValue::I64(_) => 11,
-        GgufValue::F64(_) => 12,
-    }
-}
-
 fn put_value(out: &mut Vec<u8>, value: &GgufValue) {
     match value {
         GgufValue::U8(v) => out.push(*v),
@@ -157,7 +138,7 @@ fn put_value(out: &mut Vec<u8>, value: &GgufValue) {
         GgufValue::F64(v) => out.extend_from_slice(&v.to_le_bytes()),
         GgufValue::Array(items) => {
             // An empty array is written as an array of u8.
-            out.extend_from_slice(&items.first().map_or(0, type_id).to_le_bytes());
+            out.extend_from_slice(&items.first().map_or(0, GgufValue::type_id).to_le_bytes());
             out.extend_from_slice(&(items.len() as u64).to_le_bytes());
             for item in items {
                 put_value(out, item);
