@@ -22,14 +22,10 @@ const PER_TOKEN_ATOL: f64 = 1e-3;
 /// continuation's mean per token. Measured on lavapipe: 0.020 (flex f16: 0.041).
 const HALF_PER_TOKEN_ATOL: f64 = 0.05;
 
-fn harness(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_harness"));
-    command.args(args).envs(env.iter().copied());
-    command.output().unwrap()
-}
-
-fn eval_arc_easy(backend: &str, dtype: &str, out: &Path) -> Vec<McSample> {
-    let model = gguf();
+/// `harness eval --tasks arc_easy --limit N --backend B --dtype D` on SmolLM2 into `out`, with
+/// `env` set.
+fn eval_arc_easy_run(limit: usize, backend: &str, dtype: &str, out: &Path, env: &[(&str, &str)]) -> Output {
+    let (model, limit) = (gguf(), limit.to_string());
     let args = [
         "eval",
         "--model",
@@ -37,7 +33,7 @@ fn eval_arc_easy(backend: &str, dtype: &str, out: &Path) -> Vec<McSample> {
         "--tasks",
         "arc_easy",
         "--limit",
-        "20",
+        &limit,
         "--backend",
         backend,
         "--dtype",
@@ -46,7 +42,13 @@ fn eval_arc_easy(backend: &str, dtype: &str, out: &Path) -> Vec<McSample> {
         "--out",
         out.to_str().unwrap(),
     ];
-    let run = harness(&args, &[]);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_harness"));
+    command.args(args).envs(env.iter().copied());
+    command.output().unwrap()
+}
+
+fn eval_arc_easy(backend: &str, dtype: &str, out: &Path) -> Vec<McSample> {
+    let run = eval_arc_easy_run(20, backend, dtype, out, &[]);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{backend}: {stderr}");
     let text = std::fs::read_to_string(out.join("samples/arc_easy.jsonl")).unwrap();
@@ -108,29 +110,14 @@ fn largest_per_token_difference(ours: &[McSample], reference: &[McSample], atol:
 /// is made; a build without wgpu refuses it as not compiled in, the same way.
 #[test]
 fn no_adapter_is_a_clear_error() {
-    let model = gguf();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let args = [
-        "eval",
-        "--model",
-        model.to_str().unwrap(),
-        "--tasks",
-        "arc_easy",
-        "--limit",
-        "1",
-        "--backend",
-        "wgpu",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ];
     let hidden = [
         ("VK_DRIVER_FILES", "/nonexistent.json"),
         ("VK_ICD_FILENAMES", "/nonexistent.json"),
         ("__EGL_VENDOR_LIBRARY_FILENAMES", "/nonexistent.json"),
     ];
-    let run = harness(&args, &hidden);
+    let run = eval_arc_easy_run(1, "wgpu", "auto", &out, &hidden);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(1), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{GoldenFile, device, fixtures, max_diff, to_vec};
+use common::{GoldenFile, cached_logits, device, fixtures, max_diff, to_vec};
 use model::cache::layer_kv_bytes;
 use model::{AttentionSpec, LoadedModel, StepInput, load_model};
 
@@ -24,29 +24,17 @@ fn one_pass(model: &LoadedModel, ids: &[u32]) -> Vec<f64> {
     to_vec(model.decoder.forward(&StepInput::single(ids, 0), None).unwrap())
 }
 
-fn cached(model: &LoadedModel, ids: &[u32], chunks: &[usize]) -> Vec<f64> {
-    let mut cache = model.decoder.new_cache(1);
-    let mut out = Vec::new();
-    let mut start = 0;
-    for &len in chunks {
-        let step = StepInput::single(&ids[start..start + len], start);
-        out.extend(to_vec(model.decoder.forward(&step, Some(&mut cache)).unwrap()));
-        start += len;
-    }
-    out
-}
-
 #[test]
 fn a_window_on_some_layers_decodes_as_it_forwards() {
     let ids = ids();
     let mixed = load("swa:8@even");
     assert_eq!(mixed.decoder.attention.windows, [Some(8), None]);
     let reference = one_pass(&mixed, &ids);
-    let single_steps = max_diff(&cached(&mixed, &ids, &[1; 40]), &reference);
+    let single_steps = max_diff(&cached_logits(&mixed, &ids, &[1; 40]), &reference);
     assert!(single_steps < ATOL, "40 single steps: {single_steps}");
     let mut chunks = vec![16];
     chunks.extend([1; 24]);
-    let prefill = max_diff(&cached(&mixed, &ids, &chunks), &reference);
+    let prefill = max_diff(&cached_logits(&mixed, &ids, &chunks), &reference);
     assert!(prefill < ATOL, "prefill 16 + decode 24: {prefill}");
 
     // Layer 0 keeps a rolling buffer of 8 slots, layer 1 all 40 tokens.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{GoldenFile, device, fixtures, max_diff, max_diff_where, to_vec};
+use common::{GoldenFile, cached_logits, device, fixtures, max_diff, max_diff_where, to_vec};
 use model::{AttentionSpec, LoadedModel, StepInput, load_model};
 
 const ATOL: f64 = 1e-4;
@@ -105,20 +105,6 @@ fn padding_helpers_agree_with_single_rows() {
             }
         }
     }
-}
-
-/// Feeds `ids` through the cache in chunks of the given sizes; returns all logits.
-fn cached_logits(model: &LoadedModel, ids: &[u32], chunks: &[usize]) -> Vec<f64> {
-    let mut cache = model.decoder.new_cache(1);
-    let mut out = Vec::new();
-    let mut start = 0;
-    for &len in chunks {
-        let step = StepInput::single(&ids[start..start + len], start);
-        out.extend(to_vec(model.decoder.forward(&step, Some(&mut cache)).unwrap()));
-        start += len;
-    }
-    assert_eq!(start, ids.len());
-    out
 }
 
 #[test]

@@ -100,3 +100,17 @@ pub fn max_diff_where(a: &[f64], b: &[f64], keep: impl Fn(usize) -> bool) -> f64
 pub fn max_diff(a: &[f64], b: &[f64]) -> f64 {
     max_diff_where(a, b, |_| true)
 }
+
+/// Feeds `ids` through the cache in chunks of the given sizes; returns all logits.
+pub fn cached_logits(model: &model::LoadedModel, ids: &[u32], chunks: &[usize]) -> Vec<f64> {
+    let mut cache = model.decoder.new_cache(1);
+    let mut out = Vec::new();
+    let mut start = 0;
+    for &len in chunks {
+        let step = model::StepInput::single(&ids[start..start + len], start);
+        out.extend(to_vec(model.decoder.forward(&step, Some(&mut cache)).unwrap()));
+        start += len;
+    }
+    assert_eq!(start, ids.len());
+    out
+}
