@@ -239,3 +239,31 @@ fn unsupported_dtypes_and_truncated_shards_are_named() {
         "{err}"
     );
 }
+
+/// The memory plan's weight count (the "N GiB resident in f32" printed at load and kept in
+/// run.json) against the checkpoints' own tensors: every element the HF folders of the tiny
+/// fixtures (written by transformers) and the SmolLM2 GGUF store, in f32. SmolLM2-135M stores
+/// 134,515,008 (transformers' `num_parameters()`, embeddings tied).
+#[test]
+fn the_memory_plan_counts_the_checkpoints_own_weights() {
+    let f32_bytes_of = |path: &Path| {
+        load(path, "native", &options(WeightsPolicy::Auto))
+            .memory
+            .resident_bytes
+    };
+    for name in ["tiny-llama-gqa", "tiny-llama-mha", "tiny-mistral-swa"] {
+        let folder = common::fixtures().join("tiny").join(name);
+        let bytes = std::fs::read(folder.join("model.safetensors")).unwrap();
+        let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let elements: usize = file
+            .tensors()
+            .iter()
+            .map(|(_, t)| t.shape().iter().product::<usize>())
+            .sum();
+        assert_eq!(f32_bytes_of(&folder), 4 * elements as u64, "{name}");
+    }
+    let gguf = model::load::gguf::GgufFile::open(&smollm2_gguf()).unwrap();
+    let elements: u64 = gguf.tensors.iter().map(|t| t.n_elements().unwrap()).sum();
+    assert_eq!(elements, 134_515_008);
+    assert_eq!(f32_bytes_of(&smollm2_gguf()), 4 * elements);
+}
