@@ -19,7 +19,10 @@ use harness::sampling::Sampling;
 use model::backend::BackendKind;
 use model::cache::kv_cache_bytes;
 use model::load::weights::random_decoder;
-use model::{AttentionSpec, Decoder, ModelConfig, StepInput, load_model};
+use model::{
+    AttentionSpec, ComputeDtype, Decoder, LoadOptions, ModelConfig, StepInput, WeightsPolicy, load_model,
+    load_model_with,
+};
 use reports::run_record::Machine;
 
 #[path = "bench/weights.rs"]
@@ -48,6 +51,12 @@ enum Bench {
         backend: BackendKind,
         #[arg(long, default_value = "native")]
         attention: AttentionSpec,
+        /// Compute precision, as `eval --dtype`.
+        #[arg(long, default_value = "auto")]
+        dtype: ComputeDtype,
+        /// Weights resident or streamed, as `eval --weights` (a 7B model decodes resident in f16).
+        #[arg(long, default_value = "auto")]
+        weights: WeightsPolicy,
     },
     /// Chunked pre-fill of one long sequence through the KV cache, full attention against a
     /// sliding window W (rolling buffer), and KV-cache bytes, full against W.
@@ -126,7 +135,20 @@ fn main() -> anyhow::Result<()> {
             new_tokens,
             backend,
             attention,
-        } => decode(&model, &batch_sizes, prompt_tokens, new_tokens, backend, &attention),
+            dtype,
+            weights,
+        } => {
+            let options = LoadOptions::new(dtype, weights, backend)?;
+            decode(
+                &model,
+                &batch_sizes,
+                prompt_tokens,
+                new_tokens,
+                backend,
+                &attention,
+                &options,
+            )
+        }
         Bench::LongContext {
             model,
             synthetic,
@@ -154,8 +176,9 @@ fn decode(
     new_tokens: usize,
     backend: BackendKind,
     attention: &AttentionSpec,
+    options: &LoadOptions,
 ) -> anyhow::Result<()> {
-    let loaded = load_model(model, attention, &backend.device()?)?;
+    let loaded = load_model_with(model, attention, &backend.device()?, options)?;
     let tokenizer = loaded
         .tokenizer
         .as_ref()

@@ -26,6 +26,7 @@ use reports::paper::PaperTable;
 pub use super::table_plan::{How, Settings, our_values, plan, plan_column, render, runs};
 use crate::options::RunOptions;
 use model::backend::BackendKind;
+use model::{ComputeDtype, WeightsPolicy};
 
 /// The sampling temperature of maj@k columns unless `--temperature` says otherwise.
 pub const DEFAULT_TEMPERATURE: f32 = 0.6;
@@ -63,6 +64,13 @@ pub struct TableArgs {
     /// Compute backend: flex (CPU, default), ndarray (CPU) or wgpu (GPU), as compiled in.
     #[arg(long)]
     pub backend: Option<BackendKind>,
+    /// Compute precision, as for `eval` (auto: f32 on CPU, f16 on a GPU).
+    #[arg(long)]
+    pub dtype: Option<ComputeDtype>,
+    /// Weights resident or streamed, as for `eval` (a 7B model on a 24 GiB machine generates
+    /// resident with `--dtype f16 --weights load`).
+    #[arg(long)]
+    pub weights: Option<WeightsPolicy>,
     /// Few-shot and sampling seed (default 1234, lm-eval's).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -97,6 +105,8 @@ pub fn run(args: &TableArgs) -> anyhow::Result<()> {
             limit: args.limit,
             batch_size: args.batch_size,
             backend: args.backend,
+            dtype: args.dtype,
+            weights: args.weights,
             seed: args.seed,
             out: Some(out.join("runs").join(settings.label())),
             data_dir: args.data_dir.clone(),
@@ -183,6 +193,10 @@ fn default_out(args: &TableArgs, paper: &Path, model_folder: &str) -> PathBuf {
     }
     if args.greedy {
         name.push_str("-greedy");
+    }
+    // A dtype changes the numbers, so it gets its own folder rather than a refused resume.
+    if let Some(dtype) = args.dtype {
+        let _ = write!(name, "-{dtype}");
     }
     PathBuf::from("results/runs").join(name)
 }

@@ -660,6 +660,16 @@ pub fn try_unpermute_qk_rows(
     Ok(out)
 }
 
+/// For each HF row of a q/k matrix, the GGUF row it is stored in (the map of
+/// [`try_unpermute_qk_rows`], for decoders that read rows in place).
+pub fn qk_source_rows(rows: usize, cols: usize, n_head: usize) -> std::result::Result<Vec<usize>, String> {
+    let mut source = vec![0; rows];
+    for (hf_row, gguf_row) in qk_row_pairs(rows * cols, rows, cols, n_head)? {
+        source[hf_row] = gguf_row;
+    }
+    Ok(source)
+}
+
 /// (HF row, GGUF row) for every row of a q or k matrix of `len` values, [rows, cols], after
 /// checking that the rows split into `n_head` heads of even size.
 fn qk_row_pairs(

@@ -12,12 +12,18 @@ use std::sync::Arc;
 use memmap2::{Mmap, UncheckedAdvice};
 use rayon::prelude::*;
 
-use super::gguf::try_unpermute_qk_rows;
+use super::gguf::{qk_source_rows, try_unpermute_qk_rows};
 use super::quant::{self, GgmlType};
 use crate::error::{ModelError, Result};
 
 /// Rows decoded per parallel task: large enough that the scheduling cost vanishes.
 const ROWS_PER_TASK: usize = 64;
+
+/// [`StoredTensor::to_f32_transposed`] gives each task this many stored columns (a multiple of
+/// every ggml block size, so a row's slice of them is whole blocks) and walks the rows
+/// `LINE_ROWS` at a time, so that each write to the transposed buffer fills one cache line.
+const TRANSPOSE_COLS: usize = 256;
+const LINE_ROWS: usize = 16;
 
 /// Where the stored bytes live.
 #[derive(Clone)]
@@ -130,6 +136,51 @@ impl StoredTensor {
         values
     }
 
+    /// A 2-D tensor [rows, cols] as f32 [cols, rows] in HF's row order (a PyTorch [out, in]
+    /// linear weight as the [in, out] matrix the model multiplies by): bit-identical to
+    /// transposing [`Self::to_f32`], but decoded straight into the one buffer it returns, a
+    /// band of `TRANSPOSE_COLS` stored columns per task, through a scratch that stays in L1.
+    pub fn to_f32_transposed(&self) -> Vec<f32> {
+        let (rows, cols) = (self.row_count(), self.row_len());
+        let mut out = vec![0.0f32; rows * cols];
+        if out.is_empty() {
+            return out;
+        }
+        let source_rows: Vec<usize> = match self.unpermute_heads {
+            Some(heads) => {
+                qk_source_rows(rows, cols, heads).expect("unpermuting_qk_rows checked the heads against the shape")
+            }
+            None => (0..rows).collect(),
+        };
+        let (row_bytes, block) = (self.row_bytes(), self.encoding.block_size().unwrap_or(1) as usize);
+        let bytes = self.bytes.as_slice();
+        out.par_chunks_mut(TRANSPOSE_COLS * rows)
+            .enumerate()
+            .for_each(|(band, dst)| {
+                let first_col = band * TRANSPOSE_COLS;
+                let width = dst.len() / rows;
+                let byte_range = self.encoding.byte_size(first_col as u64).unwrap_or(0) as usize
+                    ..self.encoding.byte_size((first_col + width) as u64).unwrap_or(0) as usize;
+                debug_assert!(first_col.is_multiple_of(block) && width.is_multiple_of(block));
+                let mut scratch = [0.0f32; LINE_ROWS * TRANSPOSE_COLS];
+                for first_row in (0..rows).step_by(LINE_ROWS) {
+                    let line = (rows - first_row).min(LINE_ROWS);
+                    for (k, &row) in source_rows[first_row..first_row + line].iter().enumerate() {
+                        let src = &bytes[row * row_bytes..][byte_range.clone()];
+                        quant::dequantize_into(self.encoding, src, &mut scratch[k * width..(k + 1) * width])
+                            .expect("StoredTensor::new checked the encoding");
+                    }
+                    for j in 0..width {
+                        let out_row = &mut dst[j * rows + first_row..][..line];
+                        for (k, value) in out_row.iter_mut().enumerate() {
+                            *value = scratch[k * width + j];
+                        }
+                    }
+                }
+            });
+        out
+    }
+
     /// The given rows of a 2-D tensor, in f32 (an embedding lookup without decoding the table).
     /// Ids must be below the row count (the decoder checks token ids first).
     pub fn gather_rows_f32(&self, ids: &[usize]) -> Vec<f32> {
@@ -165,11 +216,16 @@ impl StoredTensor {
         }
     }
 
+    /// Bytes of one stored row: whole blocks (GGUF requires the contiguous dimension to be a
+    /// multiple of the block size, and `new` checked the total).
+    fn row_bytes(&self) -> usize {
+        self.encoding.byte_size(self.row_len() as u64).unwrap_or(0) as usize
+    }
+
     /// Rows of the stored order, decoded in parallel bands. Whole rows are whole blocks: GGUF
     /// requires the contiguous dimension to be a multiple of the block size.
     fn decode_rows(&self, rows: Range<usize>) -> Vec<f32> {
-        let row_len = self.row_len();
-        let row_bytes = self.encoding.byte_size(row_len as u64).unwrap_or(0) as usize;
+        let (row_len, row_bytes) = (self.row_len(), self.row_bytes());
         let bytes = &self.bytes.as_slice()[rows.start * row_bytes..rows.end * row_bytes];
         let mut out = vec![0.0f32; rows.len() * row_len];
         if row_len == 0 {
@@ -183,5 +239,66 @@ impl StoredTensor {
                 quant::dequantize_into(self.encoding, src, dst).expect("StoredTensor::new checked the encoding");
             });
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::quantize::quantize;
+
+    fn stored(ty: GgmlType, rows: usize, cols: usize) -> StoredTensor {
+        let values: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 7919 % 1009) as f32 - 504.0) / 97.0)
+            .collect();
+        let bytes = quantize(ty, &values).expect("a writable type and whole blocks");
+        StoredTensor::new(
+            Path::new("test.gguf"),
+            "w",
+            vec![rows, cols],
+            ty,
+            StoredBytes::Owned(Arc::new(bytes)),
+        )
+        .unwrap()
+    }
+
+    fn bits_of_transpose(values: &[f32], rows: usize, cols: usize) -> Vec<u32> {
+        (0..cols)
+            .flat_map(|c| (0..rows).map(move |r| values[r * cols + c].to_bits()))
+            .collect()
+    }
+
+    /// Every band edge: rows not a multiple of the 16-row line, columns not a multiple of the
+    /// 256-column band, one-value and block types, with and without the q/k row un-permutation.
+    #[test]
+    fn decoding_into_the_transposed_buffer_equals_transposing_the_decoded_rows() {
+        let cases = [
+            (GgmlType::F32, 40),
+            (GgmlType::F16, 300),
+            (GgmlType::BF16, 600),
+            (GgmlType::Q8_0, 576),
+            (GgmlType::Q4_K, 256),
+            (GgmlType::Q4_K, 768),
+        ];
+        for (ty, cols) in cases {
+            for rows in [1, 17, 48] {
+                let tensor = stored(ty, rows, cols);
+                let fused: Vec<u32> = tensor.to_f32_transposed().iter().map(|v| v.to_bits()).collect();
+                assert_eq!(
+                    fused,
+                    bits_of_transpose(&tensor.to_f32(), rows, cols),
+                    "{} {rows}x{cols}",
+                    ty.name()
+                );
+            }
+            let permuted = stored(ty, 48, cols).unpermuting_qk_rows(3).unwrap();
+            let fused: Vec<u32> = permuted.to_f32_transposed().iter().map(|v| v.to_bits()).collect();
+            assert_eq!(
+                fused,
+                bits_of_transpose(&permuted.to_f32(), 48, cols),
+                "{} un-permuted",
+                ty.name()
+            );
+        }
     }
 }
