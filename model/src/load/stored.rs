@@ -138,12 +138,18 @@ impl StoredTensor {
 
     /// A 2-D tensor [rows, cols] as f32 [cols, rows] in HF's row order (a PyTorch [out, in]
     /// linear weight as the [in, out] matrix the model multiplies by): bit-identical to
-    /// transposing [`Self::to_f32`], but decoded straight into the one buffer it returns, a
-    /// band of `TRANSPOSE_COLS` stored columns per task, through a scratch that stays in L1.
+    /// transposing [`Self::to_f32`], but decoded straight into the one buffer it returns.
     pub fn to_f32_transposed(&self) -> Vec<f32> {
+        self.to_transposed(|value| value)
+    }
+
+    /// [`Self::to_f32_transposed`] with each f32 value converted as it is written (to f16 or
+    /// bf16 for a half-precision model: one pass and one buffer, no f32 copy to cast). A band of
+    /// `TRANSPOSE_COLS` stored columns per task, decoded through a scratch that stays in L1.
+    pub fn to_transposed<T: Copy + Send>(&self, convert: impl Fn(f32) -> T + Sync) -> Vec<T> {
         let (rows, cols) = (self.row_count(), self.row_len());
-        let mut out = vec![0.0f32; rows * cols];
-        if out.is_empty() {
+        let mut out: Vec<T> = Vec::with_capacity(rows * cols);
+        if rows * cols == 0 {
             return out;
         }
         let source_rows: Vec<usize> = match self.unpermute_heads {
@@ -154,7 +160,8 @@ impl StoredTensor {
         };
         let (row_bytes, block) = (self.row_bytes(), self.encoding.block_size().unwrap_or(1) as usize);
         let bytes = self.bytes.as_slice();
-        out.par_chunks_mut(TRANSPOSE_COLS * rows)
+        out.spare_capacity_mut()[..rows * cols]
+            .par_chunks_mut(TRANSPOSE_COLS * rows)
             .enumerate()
             .for_each(|(band, dst)| {
                 let first_col = band * TRANSPOSE_COLS;
@@ -173,11 +180,14 @@ impl StoredTensor {
                     for j in 0..width {
                         let out_row = &mut dst[j * rows + first_row..][..line];
                         for (k, value) in out_row.iter_mut().enumerate() {
-                            *value = scratch[k * width + j];
+                            value.write(convert(scratch[k * width + j]));
                         }
                     }
                 }
             });
+        // SAFETY: the bands cover all `cols` output rows and each band's lines all `rows`
+        // columns, so every one of the `rows * cols` slots was written above.
+        unsafe { out.set_len(rows * cols) };
         out
     }
 

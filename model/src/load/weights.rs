@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use burn::tensor::{Device, FloatDType, Tensor, TensorData};
+use burn::tensor::{DType, Device, FloatDType, Tensor, TensorData};
+use half::{bf16, f16};
 
 use crate::attention_spec::AttentionSpec;
 use crate::config::ModelConfig;
@@ -126,9 +127,15 @@ impl<'a> Weights<'a> {
         Ok(tensor)
     }
 
-    /// `<name>.weight`, a PyTorch [out, in] matrix, held as [in, out].
+    /// `<name>.weight`, a PyTorch [out, in] matrix, held as [in, out], decoded straight into the
+    /// compute precision.
     pub fn linear(&self, name: &str, out: usize, inputs: usize) -> Result<Linear> {
-        self.linear_mapped(name, out, inputs, |w| w)
+        let stored = self.stored(&format!("{name}.weight"), &[out, inputs])?;
+        let dtype = self.target.dtype;
+        let weight = self.param(stored, move |stored, device| {
+            transposed_in(stored, [inputs, out], dtype, device)
+        });
+        Ok(Linear { weight })
     }
 
     /// [`Self::linear`] with `convert` applied to the f32 [in, out] weight before it is cast to
@@ -142,10 +149,7 @@ impl<'a> Weights<'a> {
     ) -> Result<Linear> {
         let stored = self.stored(&format!("{name}.weight"), &[out, inputs])?;
         let weight = self.param(stored, move |stored, device| {
-            convert(Tensor::from_data(
-                TensorData::new(stored.to_f32_transposed(), [inputs, out]),
-                device,
-            ))
+            convert(transposed_in(stored, [inputs, out], FloatDType::F32, device))
         });
         Ok(Linear { weight })
     }
@@ -188,6 +192,22 @@ impl<'a> Weights<'a> {
             }
             Residency::Streamed => Param::Streamed(Arc::new(move || make(&stored, &device).cast(dtype))),
         }
+    }
+}
+
+/// A stored [out, in] matrix as the [in, out] device tensor, in `dtype` when it is a half type
+/// (each value rounded from its f32 decoding as burn's cast rounds it), else in f32.
+fn transposed_in(stored: &StoredTensor, shape: [usize; 2], dtype: FloatDType, device: &Device) -> Tensor<2> {
+    match dtype {
+        FloatDType::F16 => Tensor::from_data(
+            TensorData::new(stored.to_transposed(f16::from_f32), shape),
+            (device, DType::F16),
+        ),
+        FloatDType::BF16 => Tensor::from_data(
+            TensorData::new(stored.to_transposed(bf16::from_f32), shape),
+            (device, DType::BF16),
+        ),
+        _ => Tensor::from_data(TensorData::new(stored.to_f32_transposed(), shape), device),
     }
 }
 
@@ -271,4 +291,51 @@ pub fn decoder_parameters(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
         params.push(("lm_head.weight".to_string(), vec![c.vocab_size, h]));
     }
     params
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::BackendKind;
+    use crate::load::quant::GgmlType;
+
+    /// Half-precision weights decoded straight into f16/bf16 hold the same bits as the f32
+    /// decoding cast by burn (what loading did before): ties, values past f16's range, f16
+    /// subnormals, from an f32 file and from bf16 and Q8_0 blocks.
+    #[test]
+    fn half_weights_decoded_directly_equal_the_cast_f32_weights() {
+        let device = BackendKind::Flex.device().unwrap();
+        let (rows, cols) = (40, 64);
+        let specials = [1.0 + 1.0 / 2048.0, 1.0 + 3.0 / 2048.0, 70000.0, -1e-6, 3e-8, 0.1, -0.0];
+        let values: Vec<f32> = (0..rows * cols)
+            .map(|i| {
+                specials
+                    .get(i)
+                    .copied()
+                    .unwrap_or(((i * 7919 % 1009) as f32 - 504.0) / 97.0)
+            })
+            .collect();
+        for ty in [GgmlType::F32, GgmlType::BF16, GgmlType::Q8_0] {
+            let bytes = crate::load::quantize::quantize(ty, &values).unwrap();
+            let stored = StoredTensor::new(
+                Path::new("test.gguf"),
+                "w",
+                vec![rows, cols],
+                ty,
+                crate::load::stored::StoredBytes::Owned(Arc::new(bytes)),
+            )
+            .unwrap();
+            let f32_weight = transposed_in(&stored, [cols, rows], FloatDType::F32, &device);
+            for dtype in [FloatDType::F16, FloatDType::BF16] {
+                let direct = transposed_in(&stored, [cols, rows], dtype, &device).into_data();
+                let cast = f32_weight.clone().cast(dtype).into_data();
+                assert_eq!(direct.dtype(), cast.dtype(), "{} {dtype:?}", ty.name());
+                assert!(
+                    direct.as_bytes() == cast.as_bytes(),
+                    "{} {dtype:?}: bits differ",
+                    ty.name()
+                );
+            }
+        }
+    }
 }
