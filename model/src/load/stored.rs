@@ -95,6 +95,20 @@ impl StoredTensor {
         })
     }
 
+    /// `values` encoded as `ty` in memory (tests of the decoders).
+    #[cfg(test)]
+    pub(crate) fn encoded(ty: GgmlType, shape: Vec<usize>, values: &[f32]) -> Self {
+        let bytes = super::quantize::quantize(ty, values).expect("a writable type and whole blocks");
+        Self::new(
+            Path::new("test.gguf"),
+            "w",
+            shape,
+            ty,
+            StoredBytes::Owned(Arc::new(bytes)),
+        )
+        .unwrap()
+    }
+
     /// f32 values made in memory (random weights).
     pub fn from_f32(path: &Path, name: &str, shape: Vec<usize>, values: &[f32]) -> Result<Self> {
         let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -152,12 +166,10 @@ impl StoredTensor {
         if rows * cols == 0 {
             return out;
         }
-        let source_rows: Vec<usize> = match self.unpermute_heads {
-            Some(heads) => {
-                qk_source_rows(rows, cols, heads).expect("unpermuting_qk_rows checked the heads against the shape")
-            }
-            None => (0..rows).collect(),
-        };
+        let permuted: Option<Vec<usize>> = self.unpermute_heads.map(|heads| {
+            qk_source_rows(rows, cols, heads).expect("unpermuting_qk_rows checked the heads against the shape")
+        });
+        let source_row = |row: usize| permuted.as_ref().map_or(row, |rows| rows[row]);
         let (row_bytes, block) = (self.row_bytes(), self.encoding.block_size().unwrap_or(1) as usize);
         let bytes = self.bytes.as_slice();
         out.spare_capacity_mut()[..rows * cols]
@@ -172,8 +184,8 @@ impl StoredTensor {
                 let mut scratch = [0.0f32; LINE_ROWS * TRANSPOSE_COLS];
                 for first_row in (0..rows).step_by(LINE_ROWS) {
                     let line = (rows - first_row).min(LINE_ROWS);
-                    for (k, &row) in source_rows[first_row..first_row + line].iter().enumerate() {
-                        let src = &bytes[row * row_bytes..][byte_range.clone()];
+                    for k in 0..line {
+                        let src = &bytes[source_row(first_row + k) * row_bytes..][byte_range.clone()];
                         quant::dequantize_into(self.encoding, src, &mut scratch[k * width..(k + 1) * width])
                             .expect("StoredTensor::new checked the encoding");
                     }
@@ -255,21 +267,12 @@ impl StoredTensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::quantize::quantize;
 
     fn stored(ty: GgmlType, rows: usize, cols: usize) -> StoredTensor {
         let values: Vec<f32> = (0..rows * cols)
             .map(|i| ((i * 7919 % 1009) as f32 - 504.0) / 97.0)
             .collect();
-        let bytes = quantize(ty, &values).expect("a writable type and whole blocks");
-        StoredTensor::new(
-            Path::new("test.gguf"),
-            "w",
-            vec![rows, cols],
-            ty,
-            StoredBytes::Owned(Arc::new(bytes)),
-        )
-        .unwrap()
+        StoredTensor::encoded(ty, vec![rows, cols], &values)
     }
 
     fn bits_of_transpose(values: &[f32], rows: usize, cols: usize) -> Vec<u32> {

@@ -130,12 +130,10 @@ impl<'a> Weights<'a> {
     /// `<name>.weight`, a PyTorch [out, in] matrix, held as [in, out], decoded straight into the
     /// compute precision.
     pub fn linear(&self, name: &str, out: usize, inputs: usize) -> Result<Linear> {
-        let stored = self.stored(&format!("{name}.weight"), &[out, inputs])?;
         let dtype = self.target.dtype;
-        let weight = self.param(stored, move |stored, device| {
+        self.linear_with(name, out, inputs, move |stored, device| {
             transposed_in(stored, [inputs, out], dtype, device)
-        });
-        Ok(Linear { weight })
+        })
     }
 
     /// [`Self::linear`] with `convert` applied to the f32 [in, out] weight before it is cast to
@@ -147,11 +145,22 @@ impl<'a> Weights<'a> {
         inputs: usize,
         convert: impl Fn(Tensor<2>) -> Tensor<2> + Send + Sync + 'static,
     ) -> Result<Linear> {
-        let stored = self.stored(&format!("{name}.weight"), &[out, inputs])?;
-        let weight = self.param(stored, move |stored, device| {
+        self.linear_with(name, out, inputs, move |stored, device| {
             convert(transposed_in(stored, [inputs, out], FloatDType::F32, device))
-        });
-        Ok(Linear { weight })
+        })
+    }
+
+    fn linear_with(
+        &self,
+        name: &str,
+        out: usize,
+        inputs: usize,
+        make: impl Fn(&StoredTensor, &Device) -> Tensor<2> + Send + Sync + 'static,
+    ) -> Result<Linear> {
+        let stored = self.stored(&format!("{name}.weight"), &[out, inputs])?;
+        Ok(Linear {
+            weight: self.param(stored, make),
+        })
     }
 
     /// `<name>.weight`, a vector of `len`.
@@ -196,7 +205,8 @@ impl<'a> Weights<'a> {
 }
 
 /// A stored [out, in] matrix as the [in, out] device tensor, in `dtype` when it is a half type
-/// (each value rounded from its f32 decoding as burn's cast rounds it), else in f32.
+/// (each value rounded to nearest-even from its f32 decoding, as flex's cast rounds it), else
+/// in f32.
 fn transposed_in(stored: &StoredTensor, shape: [usize; 2], dtype: FloatDType, device: &Device) -> Tensor<2> {
     match dtype {
         FloatDType::F16 => Tensor::from_data(
@@ -316,15 +326,7 @@ mod tests {
             })
             .collect();
         for ty in [GgmlType::F32, GgmlType::BF16, GgmlType::Q8_0] {
-            let bytes = crate::load::quantize::quantize(ty, &values).unwrap();
-            let stored = StoredTensor::new(
-                Path::new("test.gguf"),
-                "w",
-                vec![rows, cols],
-                ty,
-                crate::load::stored::StoredBytes::Owned(Arc::new(bytes)),
-            )
-            .unwrap();
+            let stored = StoredTensor::encoded(ty, vec![rows, cols], &values);
             let f32_weight = transposed_in(&stored, [cols, rows], FloatDType::F32, &device);
             for dtype in [FloatDType::F16, FloatDType::BF16] {
                 let direct = transposed_in(&stored, [cols, rows], dtype, &device).into_data();
