@@ -1,5 +1,6 @@
 //! RMSNorm as Llama defines it: w * (x / sqrt(mean(x²) + eps)), statistics in f32 whatever the
-//! compute precision, cast back before the weight is applied (transformers' `LlamaRMSNorm`).
+//! compute precision, cast to the compute precision before the weight is applied (transformers'
+//! `LlamaRMSNorm`).
 
 use burn::tensor::{FloatDType, Tensor};
 
@@ -21,8 +22,9 @@ impl RmsNorm {
         })
     }
 
-    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let dtype = x.dtype();
+    /// `x` in any float type (the residual stream is f32); the result in `dtype`, the compute
+    /// precision of the sublayer it feeds.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>, dtype: FloatDType) -> Tensor<D> {
         let x = x.cast(FloatDType::F32);
         let inv_rms = x.clone().square().mean_dim(D - 1).add_scalar(self.eps).sqrt().recip();
         let weight = self.weight.get().unsqueeze::<D>();

@@ -12,11 +12,13 @@ use model::{AttentionSpec, LoadOptions, StepInput, load_model_with};
 const VOCAB: usize = 49152;
 
 /// (dtype, max and mean |Δ log p| of the 442 next tokens of the 5 prompts, least share of the
-/// 447 positions whose top-1 token agrees). Measured (flex, 2 cores): bf16 max 0.432, mean
-/// 0.036, top-1 438/447; f16 max 0.036, mean 0.0040, top-1 447/447.
+/// 447 positions whose top-1 token agrees). Measured (flex, 2 cores) with the gemm crate's AVX2
+/// and AVX-512 kernels: bf16 max 0.412 / 0.232, mean 0.0201 / 0.0176, top-1 442 / 441 of 447;
+/// f16 max 0.028 / 0.036, mean 0.0027 / 0.0030, top-1 447 / 447. The max is one token's and
+/// moves with the kernel's summation order; the mean is the stable figure.
 const TOLERANCES: [(FloatDType, f64, f64, f64); 2] = [
-    (FloatDType::BF16, 0.5, 0.05, 0.97),
-    (FloatDType::F16, 0.05, 0.006, 0.99),
+    (FloatDType::BF16, 0.5, 0.03, 0.98),
+    (FloatDType::F16, 0.05, 0.004, 0.99),
 ];
 
 #[test]

@@ -7,6 +7,8 @@ mod common;
 
 use std::path::Path;
 
+use burn::tensor::FloatDType;
+
 use common::{device, smollm2_gguf};
 use model::load::quant::GgmlType;
 use model::synthetic::tokenizer::SyntheticVocab;
@@ -161,6 +163,15 @@ fn the_memory_plan_refuses_what_cannot_fit_before_loading() {
     .unwrap()
     .memory;
     assert_eq!(plan.residency, Residency::Streamed, "auto streams past half the memory");
+
+    // In f16 every weight takes 2 bytes but the LM head, which stays in f32 (the decoder's
+    // `logits`): 2 more bytes for each of its 8,192,000 values.
+    let half = LoadOptions {
+        dtype: FloatDType::F16,
+        ..with(WeightsPolicy::Auto, 2 * resident)
+    };
+    let plan = load_model_with(dir.path(), &spec, &device(), &half).unwrap().memory;
+    assert_eq!(plan.resident_bytes, resident / 2 + 2 * 8_192_000);
 
     let err = load_model_with(dir.path(), &spec, &device(), &with(WeightsPolicy::Load, resident - 1))
         .err()

@@ -77,7 +77,7 @@ impl MemoryPlan {
         let mut plan = Self {
             residency: Residency::Resident,
             dtype,
-            resident_bytes: elements * dtype_bytes(dtype),
+            resident_bytes: elements * dtype_bytes(dtype) + f32_head_extra(config, dtype),
             stored_bytes,
             stream_bytes: STREAM_COPIES * largest * dtype_bytes(FloatDType::F32),
             available_bytes,
@@ -139,6 +139,20 @@ impl fmt::Display for MemoryPlan {
 }
 
 /// Element counts of every weight the decoder holds, K/V at `attention`'s head count.
+/// The LM head stays in f32 whatever the compute precision (decoder.rs, `logits`): in a half
+/// type that is two more bytes per value, or a whole f32 copy where it is tied to the embedding.
+fn f32_head_extra(config: &ModelConfig, dtype: FloatDType) -> u64 {
+    let (f32_bytes, bytes) = (dtype_bytes(FloatDType::F32), dtype_bytes(dtype));
+    let head = (config.vocab_size * config.hidden_size) as u64;
+    if bytes >= f32_bytes {
+        0
+    } else if config.tie_word_embeddings {
+        head * f32_bytes
+    } else {
+        head * (f32_bytes - bytes)
+    }
+}
+
 fn weight_sizes(config: &ModelConfig, attention: &ResolvedAttention) -> Vec<u64> {
     let converted = ModelConfig {
         num_kv_heads: attention.kv_heads,
