@@ -77,7 +77,9 @@ impl Decoder {
         } else {
             w.linear("lm_head", vocab, h)?.weight
         };
-        // `logits` multiplies in f32: a resident head is converted once here, not at every step.
+        // `logits` multiplies in f32: a resident head is converted once here, not at every step;
+        // a streamed one is materialized in the compute precision, then cast, at every pass
+        // (the same values: the half type's rounding, then an exact widening).
         let lm_head = lm_head.map(|weight| weight.cast(FloatDType::F32));
         let blocks = (0..config.num_layers)
             .map(|i| Block::load(&model.at(&format!("layers.{i}")), config, attention))
@@ -178,7 +180,7 @@ impl Decoder {
             .collect())
     }
 
-    /// The residual stream after the final norm, [batch, seq, hidden].
+    /// The residual stream (f32) after the final norm, in the compute precision, [batch, seq, hidden].
     pub fn hidden_states(&self, input: &StepInput, mut cache: Option<&mut KvCache>) -> Result<Tensor<3>> {
         self.check_input(input, cache.as_deref())?;
         let (b, s) = (input.batch, input.seq);

@@ -1,5 +1,5 @@
-//! Weights as modules hold them: resident on the device in the compute precision, converted
-//! once at load; or streamed, kept in the checkpoint's stored form and materialized each time
+//! Weights as modules hold them: resident on the device in the compute precision (the decoder
+//! keeps its LM head in f32), converted once at load; or streamed, kept in the checkpoint's stored form and materialized each time
 //! the forward pass reaches them, then dropped, so only one layer's worth is ever expanded.
 
 use std::sync::Arc;
@@ -18,7 +18,7 @@ pub enum Param<const D: usize> {
 }
 
 impl<const D: usize> Param<D> {
-    /// The weight as a device tensor in the compute precision.
+    /// The weight as a device tensor (in the compute precision unless `map`ped to another).
     pub fn get(&self) -> Tensor<D> {
         match self {
             Param::Resident(tensor) => tensor.clone(),

@@ -1,6 +1,6 @@
 //! Half-precision compute (`--dtype f16|bf16`) on SmolLM2 against transformers' float32 log-probs
 //! (../shared/fixtures/smollm2). The tolerances are what was measured on these fixtures
-//! (README, "Precision"), with headroom for other CPUs' summation orders, not a target.
+//! (README, "Half precision"), with headroom for other CPUs' summation orders, not a target.
 
 mod common;
 
@@ -17,7 +17,7 @@ const VOCAB: usize = 49152;
 /// f16 max 0.028 / 0.036, mean 0.0027 / 0.0030, top-1 447 / 447. The max is one token's and
 /// moves with the kernel's summation order; the mean is the stable figure.
 const TOLERANCES: [(FloatDType, f64, f64, f64); 2] = [
-    (FloatDType::BF16, 0.5, 0.03, 0.98),
+    (FloatDType::BF16, 0.5, 0.03, 0.975),
     (FloatDType::F16, 0.05, 0.004, 0.99),
 ];
 

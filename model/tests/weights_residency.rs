@@ -13,7 +13,10 @@ use common::{device, smollm2_gguf};
 use model::load::quant::GgmlType;
 use model::synthetic::tokenizer::SyntheticVocab;
 use model::synthetic::{SyntheticShape, write_gguf, write_hf_folder};
-use model::{AttentionSpec, LoadOptions, LoadedModel, Residency, StepInput, WeightsPolicy, load_model_with};
+use model::{
+    AttentionSpec, LoadOptions, LoadedModel, MemoryPlan, ModelConfig, Residency, StepInput, WeightsPolicy,
+    load_model_with,
+};
 
 const SEED: u64 = 7;
 
@@ -165,13 +168,29 @@ fn the_memory_plan_refuses_what_cannot_fit_before_loading() {
     assert_eq!(plan.residency, Residency::Streamed, "auto streams past half the memory");
 
     // In f16 every weight takes 2 bytes but the LM head, which stays in f32 (the decoder's
-    // `logits`): 2 more bytes for each of its 8,192,000 values.
-    let half = LoadOptions {
-        dtype: FloatDType::F16,
-        ..with(WeightsPolicy::Auto, 2 * resident)
+    // `logits`): 2 more bytes for each of its 8,192,000 values, or a whole f32 copy when it is
+    // tied to the embedding (then not a weight of its own). The plan alone: nothing is loaded, so
+    // this holds on backends without f16 too.
+    let f16_bytes = |tie_word_embeddings| {
+        let config = ModelConfig {
+            tie_word_embeddings,
+            ..SyntheticShape::Small.config()
+        };
+        let attention = spec.resolve(&config).unwrap();
+        MemoryPlan::new(
+            dir.path(),
+            &config,
+            &attention,
+            FloatDType::F16,
+            WeightsPolicy::Auto,
+            0,
+            None,
+        )
+        .unwrap()
+        .resident_bytes
     };
-    let plan = load_model_with(dir.path(), &spec, &device(), &half).unwrap().memory;
-    assert_eq!(plan.resident_bytes, resident / 2 + 2 * 8_192_000);
+    assert_eq!(f16_bytes(false), resident / 2 + 2 * 8_192_000);
+    assert_eq!(f16_bytes(true), (resident - 4 * 8_192_000) / 2 + 4 * 8_192_000);
 
     let err = load_model_with(dir.path(), &spec, &device(), &with(WeightsPolicy::Load, resident - 1))
         .err()

@@ -1,7 +1,8 @@
 //! How much memory a model takes, resident or streamed, and the choice between the two, made
 //! from config.json (or GGUF metadata) and the file sizes before any tensor is read.
 //!
-//! Resident: every weight converted once at load to the compute precision (fastest for small
+//! Resident: every weight converted once at load to the compute precision (the LM head to f32,
+//! see `f32_head_extra`; fastest for small
 //! models: no conversion per forward pass). Streamed: weights stay as stored (memory-mapped)
 //! and each matrix is converted when the forward pass reaches it, then dropped (the only way a
 //! 7B model fits 24 GiB in f32 compute). `auto` materializes when the resident model takes at
@@ -48,7 +49,7 @@ pub enum Residency {
 pub struct MemoryPlan {
     pub residency: Residency,
     pub dtype: FloatDType,
-    /// Every weight in the compute precision.
+    /// Every weight in the compute precision, the LM head in f32.
     pub resident_bytes: u64,
     /// The checkpoint files (memory-mapped; pages the forward pass touches count as resident
     /// memory of the process, and the kernel may drop them again).
@@ -138,7 +139,6 @@ impl fmt::Display for MemoryPlan {
     }
 }
 
-/// Element counts of every weight the decoder holds, K/V at `attention`'s head count.
 /// The LM head stays in f32 whatever the compute precision (decoder.rs, `logits`): in a half
 /// type that is two more bytes per value, or a whole f32 copy where it is tied to the embedding.
 fn f32_head_extra(config: &ModelConfig, dtype: FloatDType) -> u64 {
@@ -153,6 +153,7 @@ fn f32_head_extra(config: &ModelConfig, dtype: FloatDType) -> u64 {
     }
 }
 
+/// Element counts of every weight the decoder holds, K/V at `attention`'s head count.
 fn weight_sizes(config: &ModelConfig, attention: &ResolvedAttention) -> Vec<u64> {
     let converted = ModelConfig {
         num_kv_heads: attention.kv_heads,
