@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use burn::tensor::{DType, Device, FloatDType, Tensor, TensorData};
+use burn::tensor::{Device, FloatDType, Tensor, TensorData};
 use half::{bf16, f16};
 
 use crate::attention_spec::AttentionSpec;
@@ -208,17 +208,13 @@ impl<'a> Weights<'a> {
 /// (each value rounded to nearest-even from its f32 decoding, as flex's cast rounds it), else
 /// in f32.
 fn transposed_in(stored: &StoredTensor, shape: [usize; 2], dtype: FloatDType, device: &Device) -> Tensor<2> {
-    match dtype {
-        FloatDType::F16 => Tensor::from_data(
-            TensorData::new(stored.to_transposed(f16::from_f32), shape),
-            (device, DType::F16),
-        ),
-        FloatDType::BF16 => Tensor::from_data(
-            TensorData::new(stored.to_transposed(bf16::from_f32), shape),
-            (device, DType::BF16),
-        ),
-        _ => Tensor::from_data(TensorData::new(stored.to_f32_transposed(), shape), device),
-    }
+    let data = match dtype {
+        FloatDType::F16 => TensorData::new(stored.to_transposed(f16::from_f32), shape),
+        FloatDType::BF16 => TensorData::new(stored.to_transposed(bf16::from_f32), shape),
+        _ => TensorData::new(stored.to_f32_transposed(), shape),
+    };
+    let dtype = data.dtype();
+    Tensor::from_data(data, (device, dtype))
 }
 
 struct RandomSource<'a> {
