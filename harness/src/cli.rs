@@ -59,7 +59,8 @@ pub struct ModelArgs {
     #[arg(long, default_value = "auto")]
     pub dtype: ComputeDtype,
     /// Weights: auto (materialized at load when the model takes at most half the available
-    /// memory, else streamed), load (materialized at load) or stream (converted per layer).
+    /// memory, else streamed), load (materialized at load), stream (converted per layer) or
+    /// direct (as stream, but decode steps multiply straight from the stored form; f32 on CPU).
     #[arg(long, default_value = "auto")]
     pub weights: WeightsPolicy,
 }

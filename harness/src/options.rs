@@ -62,7 +62,9 @@ pub struct RunOptions {
     #[serde(with = "text")]
     pub dtype: Option<ComputeDtype>,
     /// Weights: auto (materialized at load when they take at most half the available memory,
-    /// else streamed per layer), load or stream. Results do not depend on it.
+    /// else streamed per layer), load or stream: results do not depend on these three. direct
+    /// (f32 on CPU): as stream, but decode steps multiply straight from the stored form (fast
+    /// generation in little memory; sums in another order, so it is part of the run's identity).
     #[arg(long)]
     #[serde(with = "text")]
     pub weights: Option<WeightsPolicy>,

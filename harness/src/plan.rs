@@ -169,6 +169,7 @@ fn identity(
         attention: options.attention().to_string(),
         backend: options.backend().to_string(),
         dtype: model::precision::dtype_name(options.load_options()?.dtype).into(),
+        direct_weights: options.load_options()?.weights == model::WeightsPolicy::Direct,
         seed: options.seed(),
         data_sha256: hash_data(tasks, registry)?,
         samples: options.samples(),

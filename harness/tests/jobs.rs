@@ -412,3 +412,38 @@ fn table_runs_with_the_given_dtype_and_weights() {
     assert_eq!(run["config"]["weights"], "stream", "{run}");
     assert!(run["weights"].as_str().unwrap().contains("streamed"), "{run}");
 }
+
+/// `--weights direct` sums decode steps in another order, so it is part of a run's identity:
+/// recorded in identity.json, and a resume of that folder with the materialized weights is
+/// refused, naming it, instead of mixing the two in one result.
+#[test]
+fn direct_weights_are_part_of_the_run_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let eval = |weights: &str| {
+        harness(&[
+            "eval",
+            "--model",
+            path_str(&gguf()),
+            "--tasks",
+            "gsm8k",
+            "--limit",
+            "1",
+            "--max-gen-toks",
+            "4",
+            "--weights",
+            weights,
+            "--quiet",
+            "--out",
+            path_str(&out),
+        ])
+    };
+    let output = eval("direct");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let identity: Value = serde_json::from_str(&text(&out.join("identity.json"))).unwrap();
+    assert_eq!(identity["direct_weights"], true, "{identity}");
+    let output = eval("load");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("direct_weights"), "{stderr}");
+}

@@ -29,6 +29,10 @@ impl Attention {
     pub fn load(w: &Weights, config: &ModelConfig, attention: &ResolvedAttention) -> Result<Self> {
         let (h, d) = (config.hidden_size, config.head_dim);
         let kv_proj = |name: &str| {
+            if attention.kv_heads == attention.native_kv_heads {
+                // Nothing to convert: held as any other projection (`--weights direct` included).
+                return w.linear(name, config.kv_dim(), h);
+            }
             let attention = attention.clone();
             w.linear_mapped(name, config.kv_dim(), h, move |weight| {
                 convert_kv_projection(weight, &attention, d)

@@ -9,10 +9,12 @@ use crate::cache::{KvCache, blocked_mask};
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 use crate::input::StepInput;
+use crate::linear::Linear;
+use crate::load::memory::Residency;
 use crate::load::weights::Weights;
 use crate::mlp::Mlp;
 use crate::norm::RmsNorm;
-use crate::param::{Embedding, Param};
+use crate::param::Embedding;
 use crate::rope::Rotary;
 
 pub struct Block {
@@ -59,7 +61,7 @@ pub struct Decoder {
     pub blocks: Vec<Block>,
     pub norm: RmsNorm,
     /// [hidden, vocab], in f32 whatever the compute precision (see `logits`).
-    pub lm_head: Param<2>,
+    pub lm_head: Linear,
     pub rotary: Rotary,
     pub device: Device,
     /// The compute precision; logits come back in f32 whatever it is.
@@ -72,19 +74,24 @@ impl Decoder {
         let (h, vocab) = (config.hidden_size, config.vocab_size);
         let model = w.at("model");
         let embed = model.embedding("embed_tokens", vocab, h)?;
-        let lm_head = if config.tie_word_embeddings {
-            embed.transposed()
+        let target = w.target();
+        let mut lm_head = if config.tie_word_embeddings {
+            Linear {
+                weight: embed.transposed(),
+                stored: (target.residency == Residency::Direct)
+                    .then(|| embed.stored())
+                    .flatten(),
+            }
         } else {
-            w.linear("lm_head", vocab, h)?.weight
+            w.linear("lm_head", vocab, h)?
         };
         // `logits` multiplies in f32: a resident head is converted once here, not at every step;
         // a streamed one is materialized in the compute precision, then cast, at every pass
         // (the same values: the half type's rounding, then an exact widening).
-        let lm_head = lm_head.map(|weight| weight.cast(FloatDType::F32));
+        lm_head.weight = lm_head.weight.map(|weight| weight.cast(FloatDType::F32));
         let blocks = (0..config.num_layers)
             .map(|i| Block::load(&model.at(&format!("layers.{i}")), config, attention))
             .collect::<Result<Vec<_>>>()?;
-        let target = w.target();
         Ok(Self {
             config: config.clone(),
             attention: attention.clone(),
@@ -219,7 +226,7 @@ impl Decoder {
     /// precision. transformers in half precision rounds every logit to the half type before its
     /// f32 log-softmax (bf16's step is 0.125 between 16 and 32); the f32 product does not.
     fn logits(&self, hidden: Tensor<2>) -> Tensor<2> {
-        hidden.cast(FloatDType::F32).matmul(self.lm_head.get())
+        self.lm_head.forward_rows(hidden.cast(FloatDType::F32))
     }
 
     /// Per layer, the mask of `input` alone (no cache): one per distinct window, shared.

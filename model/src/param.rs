@@ -66,6 +66,15 @@ impl Embedding {
         }
     }
 
+    /// The stored table of a streamed embedding ([vocab, hidden] is the [out, in] matrix of a
+    /// tied LM head).
+    pub fn stored(&self) -> Option<StoredTensor> {
+        match self {
+            Embedding::Resident(_) => None,
+            Embedding::Streamed { table, .. } => Some(table.clone()),
+        }
+    }
+
     /// The table transposed, [hidden, vocab]: the LM head of a model with tied embeddings.
     pub fn transposed(&self) -> Param<2> {
         match self {

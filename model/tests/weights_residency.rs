@@ -297,3 +297,104 @@ fn the_memory_plan_counts_the_checkpoints_own_weights() {
     assert_eq!(elements, 134_515_008);
     assert_eq!(f32_bytes_of(&smollm2_gguf()), 4 * elements);
 }
+
+// The passes of `decode_and_forward_logits` fall on either side of the direct threshold.
+const _: () = assert!(model::linear::DIRECT_MAX_ROWS < 3 * 16 && model::linear::DIRECT_MAX_ROWS >= 2 * 12);
+
+/// The logits of one decoding step (one token after an 8-token pre-fill, through the cache) and
+/// of a whole 2×12 forward pass: both at most `DIRECT_MAX_ROWS` rows, so `--weights direct`
+/// multiplies them from the stored form; and of a 3×16 pass, which it materializes.
+fn decode_and_forward_logits(model: &LoadedModel) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let vocab = model.decoder.config.vocab_size as u32;
+    let rows: Vec<Vec<u32>> = (0..3)
+        .map(|r| (0..16).map(|t| (r * 7919 + t * 104_729 + 3) % vocab).collect())
+        .collect();
+    let decoder = &model.decoder;
+    let values = |t: burn::tensor::Tensor<3>| t.into_data().try_to_vec::<f32>().unwrap();
+    let mut cache = decoder.new_cache(1);
+    decoder
+        .forward(&StepInput::single(&rows[0][..8], 0), Some(&mut cache))
+        .unwrap();
+    let step = decoder
+        .forward(&StepInput::single(&rows[0][8..9], 8), Some(&mut cache))
+        .unwrap();
+    let short: Vec<Vec<u32>> = rows[..2].iter().map(|r| r[..12].to_vec()).collect();
+    let small = decoder.forward(&StepInput::right_padded(&short, 0), None).unwrap();
+    let large = decoder.forward(&StepInput::right_padded(&rows, 0), None).unwrap();
+    (values(step), values(small), values(large))
+}
+
+/// `--weights direct`: small steps multiply from the stored form, so their logits differ from
+/// the materialized model's only by the order of the sums (bounded here relative to the
+/// largest logit, and the greedy choice at every position is the same); steps past
+/// `DIRECT_MAX_ROWS` materialize and are bit-identical. Q4_1 with tied embeddings and permuted
+/// q/k rows (SmolLM2), Q8_0, Q4_K and a bf16 folder.
+#[test]
+fn direct_weights_differ_from_resident_only_by_summation_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SyntheticShape::Small.config();
+    write_hf_folder(&config, SEED, &dir.path().join("hf"), u64::MAX).unwrap();
+    let mut paths = vec![smollm2_gguf(), dir.path().join("hf")];
+    for ty in [GgmlType::Q8_0, GgmlType::Q4_K] {
+        let path = dir.path().join(format!("small-{ty}.gguf"));
+        write_gguf(&config, SEED, &path, ty).unwrap();
+        paths.push(path);
+    }
+    for path in paths {
+        let resident = decode_and_forward_logits(&load(&path, "native", &options(WeightsPolicy::Load)));
+        let model = load(&path, "native", &options(WeightsPolicy::Direct));
+        assert_eq!(model.memory.residency, Residency::Direct);
+        let direct = decode_and_forward_logits(&model);
+        let vocab = model.decoder.config.vocab_size;
+        for (what, a, b) in [("step", &resident.0, &direct.0), ("2x12", &resident.1, &direct.1)] {
+            let largest = a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+            assert!(
+                diff > 0.0 && diff <= 1e-5 * largest,
+                "{} {what}: largest |Δ logit| {diff} against largest logit {largest}",
+                path.display()
+            );
+            let argmax = |row: &[f32]| (0..row.len()).max_by(|&i, &j| row[i].total_cmp(&row[j])).unwrap();
+            for (ra, rb) in a.chunks(vocab).zip(b.chunks(vocab)) {
+                assert_eq!(argmax(ra), argmax(rb), "{} {what}: greedy choice", path.display());
+            }
+        }
+        assert!(
+            resident
+                .2
+                .iter()
+                .map(|v| v.to_bits())
+                .eq(direct.2.iter().map(|v| v.to_bits())),
+            "{}: a materialized step differs",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn direct_weights_are_refused_in_half_precision_and_on_wgpu() {
+    let dir = tempfile::tempdir().unwrap();
+    write_hf_folder(&SyntheticShape::Small.config(), SEED, dir.path(), u64::MAX).unwrap();
+    let half = LoadOptions {
+        dtype: FloatDType::F16,
+        weights: WeightsPolicy::Direct,
+        ..LoadOptions::default()
+    };
+    let err = load_model_with(dir.path(), &"native".parse().unwrap(), &device(), &half)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("--weights direct computes in f32") && err.contains("f16"),
+        "{err}"
+    );
+    let err = LoadOptions::new(
+        model::ComputeDtype::F32,
+        WeightsPolicy::Direct,
+        model::backend::BackendKind::Wgpu,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("--weights direct multiplies on the CPU"), "{err}");
+}

@@ -54,6 +54,10 @@ pub struct RunIdentity {
     /// The compute precision; absent (f32) in runs made before it could be chosen.
     #[serde(default = "f32_dtype", skip_serializing_if = "is_f32")]
     pub dtype: String,
+    /// Decode steps multiplied straight from the stored weights (`--weights direct`), which
+    /// sums in another order than the materialized weights' GEMM; absent otherwise.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub direct_weights: bool,
     pub seed: u64,
     /// `task/file` → sha256 of every data file (and task definition file) read.
     pub data_sha256: BTreeMap<String, String>,
@@ -82,6 +86,10 @@ fn f32_dtype() -> String {
 
 fn is_f32(dtype: &str) -> bool {
     dtype == "f32"
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 /// The fields that may differ between runs `regress` still compares (noted, not blocking).
@@ -208,6 +216,7 @@ mod tests {
         assert_eq!((id.samples, id.chat, id.dtype.as_str()), (1, false, "f32"));
         let value = id.to_value();
         assert!(value.get("dtype").is_none() && value.get("shard").is_none() && value.get("task_limits").is_none());
+        assert!(!id.direct_weights && value.get("direct_weights").is_none());
         let back: RunIdentity = serde_json::from_value(value).unwrap();
         assert_eq!(back, id);
     }

@@ -54,7 +54,7 @@ enum Bench {
         /// Compute precision, as `eval --dtype`.
         #[arg(long, default_value = "auto")]
         dtype: ComputeDtype,
-        /// Weights resident or streamed, as `eval --weights` (a 7B model decodes resident in f16).
+        /// Weights as `eval --weights` (a 7B model decodes fastest with `direct`).
         #[arg(long, default_value = "auto")]
         weights: WeightsPolicy,
     },

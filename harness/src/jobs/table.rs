@@ -67,8 +67,8 @@ pub struct TableArgs {
     /// Compute precision, as for `eval` (auto: f32 on CPU, f16 on a GPU).
     #[arg(long)]
     pub dtype: Option<ComputeDtype>,
-    /// Weights resident or streamed, as for `eval` (a 7B model on a 24 GiB machine generates
-    /// resident with `--dtype f16 --weights load`).
+    /// Weights as for `eval` (a 7B model on a 24 GiB machine generates fastest with
+    /// `--weights direct`, in the memory of its file).
     #[arg(long)]
     pub weights: Option<WeightsPolicy>,
     /// Few-shot and sampling seed (default 1234, lm-eval's).
@@ -194,9 +194,13 @@ fn default_out(args: &TableArgs, paper: &Path, model_folder: &str) -> PathBuf {
     if args.greedy {
         name.push_str("-greedy");
     }
-    // A dtype changes the numbers, so it gets its own folder rather than a refused resume.
+    // A dtype or direct weights change the numbers, so they get their own folder rather than
+    // a refused resume.
     if let Some(dtype) = args.dtype {
         let _ = write!(name, "-{dtype}");
+    }
+    if args.weights == Some(WeightsPolicy::Direct) {
+        name.push_str("-direct");
     }
     PathBuf::from("results/runs").join(name)
 }

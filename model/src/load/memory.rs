@@ -36,12 +36,18 @@ pub enum WeightsPolicy {
     Load,
     /// Keep weights as stored and materialize them per layer in every forward pass.
     Stream,
+    /// As `Stream`, but steps of a few token rows (decoding) multiply straight from the stored
+    /// form: generation reads each weight once per step as stored. f32 on a CPU backend only;
+    /// not bit-identical to the other two (another summation order).
+    Direct,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Residency {
     Resident,
     Streamed,
+    /// Streamed, and small steps multiply from the stored form (`WeightsPolicy::Direct`).
+    Direct,
 }
 
 /// What loading will take, and the choice made, for messages and run.json.
@@ -72,6 +78,12 @@ impl MemoryPlan {
         stored_bytes: u64,
         available_bytes: Option<u64>,
     ) -> Result<Self> {
+        if policy == WeightsPolicy::Direct && dtype != FloatDType::F32 {
+            return Err(ModelError::Invalid(format!(
+                "--weights direct computes in f32 (asked: --dtype {}); use --weights stream or load for half precision",
+                dtype_name(dtype)
+            )));
+        }
         let sizes = weight_sizes(config, attention);
         let elements: u64 = sizes.iter().sum();
         let largest = sizes.iter().copied().max().unwrap_or(0);
@@ -86,6 +98,7 @@ impl MemoryPlan {
         let Some(available) = available_bytes else {
             plan.residency = match policy {
                 WeightsPolicy::Stream => Residency::Streamed,
+                WeightsPolicy::Direct => Residency::Direct,
                 WeightsPolicy::Auto | WeightsPolicy::Load => Residency::Resident,
             };
             return Ok(plan);
@@ -97,9 +110,15 @@ impl MemoryPlan {
                 Residency::Resident
             }
             WeightsPolicy::Auto | WeightsPolicy::Stream => Residency::Streamed,
+            WeightsPolicy::Direct => Residency::Direct,
         };
-        if plan.residency == Residency::Streamed && plan.stream_bytes > available {
-            return Err(plan.too_big(path, "stream"));
+        if plan.residency != Residency::Resident && plan.stream_bytes > available {
+            let how = if policy == WeightsPolicy::Direct {
+                "direct"
+            } else {
+                "stream"
+            };
+            return Err(plan.too_big(path, how));
         }
         Ok(plan)
     }
@@ -126,6 +145,7 @@ impl fmt::Display for MemoryPlan {
         let how = match self.residency {
             Residency::Resident => "materialized at load",
             Residency::Streamed => "streamed per layer",
+            Residency::Direct => "streamed per layer, decode steps from the stored form",
         };
         let available = self.available_bytes.map_or("unknown".into(), gib);
         write!(
@@ -193,8 +213,9 @@ impl FromStr for WeightsPolicy {
             "auto" => Ok(Self::Auto),
             "load" => Ok(Self::Load),
             "stream" => Ok(Self::Stream),
+            "direct" => Ok(Self::Direct),
             _ => Err(ModelError::Invalid(format!(
-                "unknown weights policy `{s}` (expected auto, load or stream)"
+                "unknown weights policy `{s}` (expected auto, load, stream or direct)"
             ))),
         }
     }
@@ -206,6 +227,7 @@ impl fmt::Display for WeightsPolicy {
             Self::Auto => "auto",
             Self::Load => "load",
             Self::Stream => "stream",
+            Self::Direct => "direct",
         })
     }
 }

@@ -2,6 +2,7 @@
 //! right one.
 
 pub mod checkpoint;
+pub mod direct;
 pub mod gguf;
 pub mod gguf_source;
 pub mod gguf_write;
@@ -50,8 +51,14 @@ pub struct LoadOptions {
 impl LoadOptions {
     /// What the command line asks for: `dtype` resolved for `backend`.
     pub fn new(dtype: ComputeDtype, weights: WeightsPolicy, backend: BackendKind) -> Result<Self> {
+        let dtype = dtype.resolve(backend)?;
+        if weights == WeightsPolicy::Direct && backend == BackendKind::Wgpu {
+            return Err(crate::error::ModelError::Invalid(
+                "--weights direct multiplies on the CPU (use --weights stream or load with --backend wgpu)".into(),
+            ));
+        }
         Ok(Self {
-            dtype: dtype.resolve(backend)?,
+            dtype,
             weights,
             available_memory: None,
         })

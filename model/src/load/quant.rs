@@ -147,7 +147,8 @@ impl GgmlType {
 
     /// Whether [`dequantize`] handles this type.
     pub fn can_dequantize(&self) -> bool {
-        block_decoder(*self).is_some()
+        // Every named variant has a block function in `decode_unchecked`.
+        !matches!(self, Self::Other(_))
     }
 
     /// The names of every type [`dequantize`] handles, for error messages ("F32, F16, ...").
@@ -178,9 +179,9 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>, Stri
 /// [`dequantize`] into `out` (its length is the element count), so that a loader decodes
 /// straight into the buffer it keeps.
 pub fn dequantize_into(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), String> {
-    let Some(decode) = block_decoder(ty) else {
+    if !ty.can_dequantize() {
         return Err(format!("dequantizing ggml type {} is not supported", ty.name()));
-    };
+    }
     let n = out.len();
     let block = ty.block_size().unwrap_or(1) as usize;
     let expected = ty
@@ -193,64 +194,64 @@ pub fn dequantize_into(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<()
             bytes.len()
         ));
     }
-    // One-value types get their own loop, which the compiler inlines and vectorizes, instead of
-    // a call per value through the function pointer (loading bf16 checkpoints spends its time here).
-    match ty {
-        GgmlType::F32 => decode_blocks(f32_block, ty, bytes, out),
-        GgmlType::F16 => decode_blocks(f16_block, ty, bytes, out),
-        GgmlType::BF16 => decode_blocks(bf16_block, ty, bytes, out),
-        _ => decode_blocks(decode, ty, bytes, out),
-    }
+    decode_unchecked(ty, bytes, out);
     Ok(())
 }
 
-/// The length check of [`dequantize_into`] guarantees both sides split into the same number of
-/// whole blocks, so every block function sees exactly `type_size` input bytes and `block_size`
-/// output slots.
+/// [`dequantize_into`] without its checks. Each type's loop calls its block function directly,
+/// so the compiler inlines and vectorizes it (a call per block or per value through a function
+/// pointer does not vectorize; loading bf16 checkpoints spends its time here), and a caller
+/// compiled for wider vector units (the stored-form products, `load::direct`) gets the loops
+/// vectorized for those. `ty` must be decodable and `bytes` exactly `out.len()` elements of it.
 #[inline(always)]
-fn decode_blocks(decode: impl Fn(&[u8], &mut [f32]), ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
+pub(crate) fn decode_unchecked(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
     let block = ty.block_size().unwrap_or(1) as usize;
     let size = ty.type_size().unwrap_or(1) as usize;
-    for (src, dst) in bytes.chunks_exact(size).zip(out.chunks_exact_mut(block)) {
-        decode(src, dst);
+    // The block function is named in the loop (not passed in), so it is inlined even into a
+    // caller compiled with other target features. The checks of `dequantize_into` guarantee
+    // both sides split into the same number of whole blocks.
+    macro_rules! blocks {
+        ($decode:ident) => {
+            for (src, dst) in bytes.chunks_exact(size).zip(out.chunks_exact_mut(block)) {
+                $decode(src, dst);
+            }
+        };
+    }
+    match ty {
+        GgmlType::F32 => blocks!(f32_block),
+        GgmlType::F16 => blocks!(f16_block),
+        GgmlType::BF16 => blocks!(bf16_block),
+        GgmlType::Q4_0 => blocks!(q4_0_block),
+        GgmlType::Q4_1 => blocks!(q4_1_block),
+        GgmlType::Q5_0 => blocks!(q5_0_block),
+        GgmlType::Q5_1 => blocks!(q5_1_block),
+        GgmlType::Q8_0 => blocks!(q8_0_block),
+        GgmlType::Q2_K => blocks!(q2_k_block),
+        GgmlType::Q3_K => blocks!(q3_k_block),
+        GgmlType::Q4_K => blocks!(q4_k_block),
+        GgmlType::Q5_K => blocks!(q5_k_block),
+        GgmlType::Q6_K => blocks!(q6_k_block),
+        GgmlType::Other(_) => unreachable!("decode_unchecked: {} cannot be decoded", ty.name()),
     }
 }
 
-/// Decodes one block of `type_size` bytes into `block_size` values.
-type BlockDecoder = fn(&[u8], &mut [f32]);
-
-fn block_decoder(ty: GgmlType) -> Option<BlockDecoder> {
-    Some(match ty {
-        GgmlType::F32 => f32_block,
-        GgmlType::F16 => f16_block,
-        GgmlType::BF16 => bf16_block,
-        GgmlType::Q4_0 => q4_0_block,
-        GgmlType::Q4_1 => q4_1_block,
-        GgmlType::Q5_0 => q5_0_block,
-        GgmlType::Q5_1 => q5_1_block,
-        GgmlType::Q8_0 => q8_0_block,
-        GgmlType::Q2_K => q2_k_block,
-        GgmlType::Q3_K => q3_k_block,
-        GgmlType::Q4_K => q4_k_block,
-        GgmlType::Q5_K => q5_k_block,
-        GgmlType::Q6_K => q6_k_block,
-        GgmlType::Other(_) => return None,
-    })
-}
-
-fn read_f16(b: &[u8], at: usize) -> f32 {
+#[inline(always)]
+pub(crate) fn read_f16(b: &[u8], at: usize) -> f32 {
     f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
 }
 
+#[inline(always)]
 fn f32_block(b: &[u8], out: &mut [f32]) {
     // from_bits keeps NaN payloads, like numpy's `view(np.float32)`.
     out[0] = f32::from_bits(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
 }
 
+#[inline(always)]
 fn f16_block(b: &[u8], out: &mut [f32]) {
     out[0] = read_f16(b, 0);
 }
 
+#[inline(always)]
 fn bf16_block(b: &[u8], out: &mut [f32]) {
     // bf16 is the top half of an f32.
     out[0] = f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16);
@@ -258,34 +259,40 @@ fn bf16_block(b: &[u8], out: &mut [f32]) {
 
 /// 18 bytes: f16 d, 16 bytes of nibbles; element k < 16 is the low nibble of byte k, element
 /// 16 + k the high one. Value `d * (q - 8)`.
+#[inline(never)]
 fn q4_0_block(b: &[u8], out: &mut [f32]) {
     let d = read_f16(b, 0);
     let qs = &b[2..18];
-    for (k, &q) in qs.iter().enumerate() {
-        out[k] = d * ((q & 0x0F) as i8 - 8) as f32;
-        out[k + 16] = d * ((q >> 4) as i8 - 8) as f32;
+    let (low, high) = out[..32].split_at_mut(16);
+    for ((lo, hi), &q) in low.iter_mut().zip(high).zip(qs) {
+        *lo = d * ((q & 0x0F) as i8 - 8) as f32;
+        *hi = d * ((q >> 4) as i8 - 8) as f32;
     }
 }
 
 /// 20 bytes: f16 d, f16 m, 16 bytes of nibbles (same order as Q4_0). Value `d * q + m`,
 /// rounded after the multiply and again after the add.
+#[inline(never)]
 fn q4_1_block(b: &[u8], out: &mut [f32]) {
     let d = read_f16(b, 0);
     let m = read_f16(b, 2);
     let qs = &b[4..20];
-    for (k, &q) in qs.iter().enumerate() {
-        out[k] = d * (q & 0x0F) as f32 + m;
-        out[k + 16] = d * (q >> 4) as f32 + m;
+    let (low, high) = out[..32].split_at_mut(16);
+    for ((lo, hi), &q) in low.iter_mut().zip(high).zip(qs) {
+        *lo = d * (q & 0x0F) as f32 + m;
+        *hi = d * (q >> 4) as f32 + m;
     }
 }
 
 /// The fifth bits of Q5_0/Q5_1: bit k of this little-endian u32 belongs to element k.
+#[inline(always)]
 fn read_u32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
 /// Element k and k + 16 of a Q5 block: nibbles of `qs[k]` (as in Q4_0) with bits k and k + 16
 /// of `qh` on top, as values 0..32.
+#[inline(always)]
 fn q5_pair(qs: u8, qh: u32, k: usize) -> (u8, u8) {
     let low = (qs & 0x0F) | ((((qh >> k) & 1) as u8) << 4);
     let high = (qs >> 4) | ((((qh >> (k + 16)) & 1) as u8) << 4);
@@ -293,6 +300,7 @@ fn q5_pair(qs: u8, qh: u32, k: usize) -> (u8, u8) {
 }
 
 /// 22 bytes: f16 d, u32 qh, 16 bytes of nibbles. Value `d * (q - 16)`.
+#[inline(never)]
 fn q5_0_block(b: &[u8], out: &mut [f32]) {
     let d = read_f16(b, 0);
     let qh = read_u32(b, 2);
@@ -305,6 +313,7 @@ fn q5_0_block(b: &[u8], out: &mut [f32]) {
 
 /// 24 bytes: f16 d, f16 m, u32 qh, 16 bytes of nibbles. Value `d * q + m`, rounded after the
 /// multiply and again after the add (as Q4_1).
+#[inline(never)]
 fn q5_1_block(b: &[u8], out: &mut [f32]) {
     let d = read_f16(b, 0);
     let m = read_f16(b, 2);
@@ -317,15 +326,17 @@ fn q5_1_block(b: &[u8], out: &mut [f32]) {
 }
 
 /// 34 bytes: f16 d, 32 signed bytes. Value `q * d`.
+#[inline(never)]
 fn q8_0_block(b: &[u8], out: &mut [f32]) {
     let d = read_f16(b, 0);
-    for (k, &q) in b[2..34].iter().enumerate() {
-        out[k] = (q as i8) as f32 * d;
+    for (value, &q) in out[..32].iter_mut().zip(&b[2..34]) {
+        *value = (q as i8) as f32 * d;
     }
 }
 
 /// The 2-bit field of element e of a k-quant super-block packed four to a byte (Q2_K, Q3_K):
 /// in half c = e / 128 at r = e % 128, bit pair r / 32 of byte `32c + r % 32`.
+#[inline(always)]
 fn two_bits(qs: &[u8], e: usize) -> u8 {
     let (c, r) = (e / 128, e % 128);
     (qs[32 * c + r % 32] >> (2 * (r / 32))) & 0x03
@@ -333,6 +344,7 @@ fn two_bits(qs: &[u8], e: usize) -> u8 {
 
 /// 84 bytes: 16 bytes of 4-bit scale (low nibble) and min (high nibble), one pair per 16
 /// elements; 64 bytes of 2-bit values; f16 d; f16 dmin. Value `(d * sc) * q - (dmin * m)`.
+#[inline(never)]
 fn q2_k_block(b: &[u8], out: &mut [f32]) {
     let (scales, qs) = (&b[0..16], &b[16..80]);
     let d = read_f16(b, 80);
@@ -349,6 +361,7 @@ fn q2_k_block(b: &[u8], out: &mut [f32]) {
 /// Q3_K's sixteen 6-bit signed scales in 12 bytes (gguf-py's diagram in `Q3_K`): the low 4 bits
 /// of scale i are the low (i < 8) or high (i >= 8) nibble of byte i % 8, the top 2 bits are bit
 /// pair i / 4 of byte 8 + i % 4; the stored value is offset by 32.
+#[inline(always)]
 fn q3_k_scales(s: &[u8]) -> [i8; 16] {
     let mut scales = [0i8; 16];
     for (i, scale) in scales.iter_mut().enumerate() {
@@ -362,6 +375,7 @@ fn q3_k_scales(s: &[u8]) -> [i8; 16] {
 /// 110 bytes: 32 bytes `hmask`, 64 bytes of 2-bit values, 12 bytes of scales, f16 d. Element e
 /// takes its low 2 bits as in Q2_K and bit e / 32 of `hmask[e % 32]`, which when *clear*
 /// subtracts 4. Value `(d * scale) * q` with one scale per 16 elements.
+#[inline(never)]
 fn q3_k_block(b: &[u8], out: &mut [f32]) {
     let (hmask, qs) = (&b[0..32], &b[32..96]);
     let scales = q3_k_scales(&b[96..108]);
@@ -380,7 +394,8 @@ fn q3_k_block(b: &[u8], out: &mut [f32]) {
 /// bytes 0..4 hold scales 0..4 in their low 6 bits, bytes 4..8 mins 0..4; scales and mins
 /// 4..8 take their low 4 bits from bytes 8..12 and their top 2 bits from the spare top bits
 /// of bytes 0..4 and 4..8 respectively.
-fn q4_k_scale_min(s: &[u8]) -> ([u8; 8], [u8; 8]) {
+#[inline(always)]
+pub(crate) fn q4_k_scale_min(s: &[u8]) -> ([u8; 8], [u8; 8]) {
     let mut sc = [0u8; 8];
     let mut mn = [0u8; 8];
     for i in 0..4 {
@@ -395,18 +410,20 @@ fn q4_k_scale_min(s: &[u8]) -> ([u8; 8], [u8; 8]) {
 /// 144 bytes: f16 d, f16 dmin, 12 bytes of scales/mins, 128 bytes of nibbles. Sub-block s
 /// (32 elements) reads byte `32 * (s / 2) + l`, low nibble for even s, high for odd.
 /// Value `(d * sc) * q - (dmin * m)`.
+#[inline(never)]
 fn q4_k_block(b: &[u8], out: &mut [f32]) {
     let d = read_f16(b, 0);
     let dmin = read_f16(b, 2);
     let (sc, mn) = q4_k_scale_min(&b[4..16]);
-    let qs = &b[16..144];
     for s in 0..8 {
         let dl = d * sc[s] as f32;
         let ml = dmin * mn[s] as f32;
         let shift = 4 * (s % 2);
-        let bytes = &qs[32 * (s / 2)..32 * (s / 2) + 32];
-        for (l, &q) in bytes.iter().enumerate() {
-            out[32 * s + l] = dl * ((q >> shift) & 0x0F) as f32 - ml;
+        // Fixed-size arrays: no bounds checks, so the loop vectorizes.
+        let bytes: &[u8; 32] = b[16 + 32 * (s / 2)..][..32].try_into().unwrap();
+        let values: &mut [f32; 32] = (&mut out[32 * s..][..32]).try_into().unwrap();
+        for l in 0..32 {
+            values[l] = dl * ((bytes[l] >> shift) & 0x0F) as f32 - ml;
         }
     }
 }
@@ -414,6 +431,7 @@ fn q4_k_block(b: &[u8], out: &mut [f32]) {
 /// 176 bytes: f16 d, f16 dmin, 12 bytes of scales/mins (as Q4_K), 32 bytes `qh`, 128 bytes of
 /// nibbles (as Q4_K). Element 32s + l of sub-block s adds bit s of `qh[l]` as its fifth bit.
 /// Value `(d * sc) * q - (dmin * m)`.
+#[inline(never)]
 fn q5_k_block(b: &[u8], out: &mut [f32]) {
     let d = read_f16(b, 0);
     let dmin = read_f16(b, 2);
@@ -424,9 +442,9 @@ fn q5_k_block(b: &[u8], out: &mut [f32]) {
         let ml = dmin * mn[s] as f32;
         let shift = 4 * (s % 2);
         let bytes = &qs[32 * (s / 2)..32 * (s / 2) + 32];
-        for (l, &q) in bytes.iter().enumerate() {
-            let q = ((q >> shift) & 0x0F) | (((qh[l] >> s) & 1) << 4);
-            out[32 * s + l] = dl * q as f32 - ml;
+        for ((value, &q), &high) in out[32 * s..32 * s + 32].iter_mut().zip(bytes).zip(qh) {
+            let q = ((q >> shift) & 0x0F) | (((high >> s) & 1) << 4);
+            *value = dl * q as f32 - ml;
         }
     }
 }
@@ -435,15 +453,27 @@ fn q5_k_block(b: &[u8], out: &mut [f32]) {
 /// f16 d. Element e, in half c = e / 128 at r = e % 128, takes nibble r / 64 of
 /// `ql[64c + r % 64]` and bit pair r / 32 of `qh[32c + r % 32]`. Value `(d * scale) * (q - 32)`
 /// with one scale per 16 elements.
+#[inline(never)]
 fn q6_k_block(b: &[u8], out: &mut [f32]) {
     let (ql, qh, scales) = (&b[0..128], &b[128..192], &b[192..208]);
     let d = read_f16(b, 208);
-    for (e, slot) in out.iter_mut().enumerate().take(256) {
-        let (c, r) = (e / 128, e % 128);
-        let lo = (ql[64 * c + r % 64] >> (4 * (r / 64))) & 0x0F;
-        let hi = (qh[32 * c + r % 32] >> (2 * (r / 32))) & 0x03;
-        let q = (lo | (hi << 4)) as i8 - 32;
-        let dl = d * (scales[e / 16] as i8) as f32;
-        *slot = dl * q as f32;
+    // Element e = 128c + 32j + l: nibble j / 2 of ql[64c + 32(j % 2) + l], bit pair j of
+    // qh[32c + l], scale (e / 16) = 8c + 2j + l / 16.
+    for c in 0..2 {
+        for j in 0..4 {
+            let ql = &ql[64 * c + 32 * (j % 2)..][..32];
+            let qh = &qh[32 * c..][..32];
+            let out = &mut out[128 * c + 32 * j..][..32];
+            for half in 0..2 {
+                let dl = d * (scales[8 * c + 2 * j + half] as i8) as f32;
+                let span = 16 * half..16 * half + 16;
+                for ((slot, &low), &high) in out[span.clone()].iter_mut().zip(&ql[span.clone()]).zip(&qh[span]) {
+                    let lo = (low >> (4 * (j / 2))) & 0x0F;
+                    let hi = (high >> (2 * j)) & 0x03;
+                    let q = (lo | (hi << 4)) as i8 - 32;
+                    *slot = dl * q as f32;
+                }
+            }
+        }
     }
 }

@@ -203,6 +203,18 @@ impl StoredTensor {
         out
     }
 
+    /// `x` [m, cols] times this [rows, cols] matrix transposed, y [m, rows] (a linear layer on
+    /// m rows of activations), read straight from the stored bytes: each weight decoded exactly
+    /// as [`Self::to_f32`] decodes it, summed in `direct`'s fixed order. `x` must be whole rows.
+    pub fn apply_to_rows(&self, x: &[f32]) -> Vec<f32> {
+        let (rows, cols) = (self.row_count(), self.row_len());
+        let permuted: Option<Vec<usize>> = self.unpermute_heads.map(|heads| {
+            qk_source_rows(rows, cols, heads).expect("unpermuting_qk_rows checked the heads against the shape")
+        });
+        let source_row = |row: usize| permuted.as_ref().map_or(row, |rows| rows[row]);
+        super::direct::products(self.encoding, self.bytes.as_slice(), (rows, cols), source_row, x)
+    }
+
     /// The given rows of a 2-D tensor, in f32 (an embedding lookup without decoding the table).
     /// Ids must be below the row count (the decoder checks token ids first).
     pub fn gather_rows_f32(&self, ids: &[usize]) -> Vec<f32> {

@@ -128,16 +128,22 @@ impl<'a> Weights<'a> {
     }
 
     /// `<name>.weight`, a PyTorch [out, in] matrix, held as [in, out], decoded straight into the
-    /// compute precision.
+    /// compute precision. With `--weights direct` the layer keeps the stored matrix for small steps.
     pub fn linear(&self, name: &str, out: usize, inputs: usize) -> Result<Linear> {
+        let stored = self.stored(&format!("{name}.weight"), &[out, inputs])?;
+        let direct = (self.target.residency == Residency::Direct).then(|| stored.clone());
         let dtype = self.target.dtype;
-        self.linear_with(name, out, inputs, move |stored, device| {
-            transposed_in(stored, [inputs, out], dtype, device)
+        Ok(Linear {
+            weight: self.param(stored, move |stored, device| {
+                transposed_in(stored, [inputs, out], dtype, device)
+            }),
+            stored: direct,
         })
     }
 
     /// [`Self::linear`] with `convert` applied to the f32 [in, out] weight before it is cast to
-    /// the compute precision (each time it is materialized, when streamed).
+    /// the compute precision (each time it is materialized, when streamed; never multiplied from
+    /// the stored form, which `convert` would bypass).
     pub fn linear_mapped(
         &self,
         name: &str,
@@ -145,22 +151,10 @@ impl<'a> Weights<'a> {
         inputs: usize,
         convert: impl Fn(Tensor<2>) -> Tensor<2> + Send + Sync + 'static,
     ) -> Result<Linear> {
-        self.linear_with(name, out, inputs, move |stored, device| {
-            convert(transposed_in(stored, [inputs, out], FloatDType::F32, device))
-        })
-    }
-
-    fn linear_with(
-        &self,
-        name: &str,
-        out: usize,
-        inputs: usize,
-        make: impl Fn(&StoredTensor, &Device) -> Tensor<2> + Send + Sync + 'static,
-    ) -> Result<Linear> {
         let stored = self.stored(&format!("{name}.weight"), &[out, inputs])?;
-        Ok(Linear {
-            weight: self.param(stored, make),
-        })
+        Ok(Linear::new(self.param(stored, move |stored, device| {
+            convert(transposed_in(stored, [inputs, out], FloatDType::F32, device))
+        })))
     }
 
     /// `<name>.weight`, a vector of `len`.
@@ -181,7 +175,7 @@ impl<'a> Weights<'a> {
                 table.release_pages();
                 Embedding::Resident(Tensor::<2>::from_data(values, &device).cast(dtype))
             }
-            Residency::Streamed => Embedding::Streamed { table, device, dtype },
+            Residency::Streamed | Residency::Direct => Embedding::Streamed { table, device, dtype },
         })
     }
 
@@ -199,7 +193,9 @@ impl<'a> Weights<'a> {
                 stored.release_pages();
                 Param::Resident(tensor)
             }
-            Residency::Streamed => Param::Streamed(Arc::new(move || make(&stored, &device).cast(dtype))),
+            Residency::Streamed | Residency::Direct => {
+                Param::Streamed(Arc::new(move || make(&stored, &device).cast(dtype)))
+            }
         }
     }
 }

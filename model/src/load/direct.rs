@@ -1,0 +1,431 @@
+//! Products straight from a stored matrix (`--weights direct`): y = x · Wᵀ for a few rows of
+//! activations (generation's decode steps), reading each stored row once per step instead of
+//! materializing the whole matrix in f32 first.
+//!
+//! Each stored row is decoded into an f32 scratch exactly as `StoredTensor::to_f32` decodes it
+//! (the same block functions), then dotted with every activation row in 64 lanes that are
+//! summed in a fixed order. So a result has the same bits on every CPU (the AVX-512 and AVX2
+//! builds of the loop only change how many lanes one instruction holds, and Rust never fuses a
+//! multiply and an add) and whatever other rows share the step. It does not have the bits of
+//! the materialized path's GEMM, which sums in another order (README, "Weights").
+
+use rayon::prelude::*;
+
+use super::quant::{self, GgmlType};
+
+/// Running sums per dot product: four AVX-512 registers (eight AVX2 ones), so that the adds
+/// of one sum do not wait on each other.
+const LANES: usize = 64;
+/// Sums per AVX-512 register.
+const VECTOR: usize = 16;
+/// Stored rows decoded together, so that each tile of `x` is read once for all of them (`x`
+/// outgrows L1 long before the weights of a few rows do).
+const ROW_GROUP: usize = 4;
+/// Columns decoded at a time: a multiple of every ggml block size (a k-quant super-block) and
+/// of `LANES`, so that each row's scratch stays in L1.
+const TILE: usize = 256;
+/// Output rows per parallel task.
+const ROWS_PER_TASK: usize = 16;
+
+/// `x` [m, cols] times the transpose of the [rows, cols] matrix stored as `ty` in `bytes`:
+/// y [m, rows]. Output row `n` reads stored row `source_row(n)`. `bytes` must hold exactly
+/// `rows` rows of `cols` values of a decodable `ty`, and `x` whole rows of `cols`.
+pub(crate) fn products(
+    ty: GgmlType,
+    bytes: &[u8],
+    (rows, cols): (usize, usize),
+    source_row: impl Fn(usize) -> usize + Sync,
+    x: &[f32],
+) -> Vec<f32> {
+    let m = x.len() / cols.max(1);
+    let mut transposed = vec![0.0f32; rows * m];
+    if transposed.is_empty() {
+        return transposed;
+    }
+    let row_bytes = bytes.len() / rows;
+    let kernel = group_kernel();
+    transposed
+        .par_chunks_mut(ROWS_PER_TASK * m)
+        .enumerate()
+        .for_each(|(task, out)| {
+            for (g, group_out) in out.chunks_mut(ROW_GROUP * m).enumerate() {
+                let first = task * ROWS_PER_TASK + g * ROW_GROUP;
+                let group: Vec<&[u8]> = (first..first + group_out.len() / m)
+                    .map(|n| &bytes[source_row(n) * row_bytes..][..row_bytes])
+                    .collect();
+                kernel(ty, &group, x, group_out);
+            }
+        });
+    (0..m)
+        .flat_map(|i| (0..rows).map(move |n| (i, n)))
+        .map(|(i, n)| transposed[n * m + i])
+        .collect()
+}
+
+/// A few stored rows against every row of `x`: `out[r * m + i] = x[i] · rows[r]`.
+type GroupKernel = fn(GgmlType, &[&[u8]], &[f32], &mut [f32]);
+
+/// The widest build of [`group`] this CPU runs.
+fn group_kernel() -> GroupKernel {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let fma = is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
+        if fma && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
+            // SAFETY: the CPU has the features the function is compiled for.
+            return |ty, rows, x, out| unsafe { group_avx512(ty, rows, x, out) };
+        }
+        if fma && is_x86_feature_detected!("avx2") {
+            // SAFETY: as above.
+            return |ty, rows, x, out| unsafe { group_avx2(ty, rows, x, out) };
+        }
+    }
+    group
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c")]
+unsafe fn group_avx512(ty: GgmlType, rows: &[&[u8]], x: &[f32], out: &mut [f32]) {
+    group_with(ty, rows, x, out, |ty, src, values| {
+        // SAFETY: this function only runs where the CPU has AVX-512 (`group_kernel`).
+        if !unsafe { avx512::decode(ty, src, values) } {
+            quant::decode_unchecked(ty, src, values)
+        }
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn group_avx2(ty: GgmlType, rows: &[&[u8]], x: &[f32], out: &mut [f32]) {
+    group(ty, rows, x, out)
+}
+
+#[inline(always)]
+fn group(ty: GgmlType, rows: &[&[u8]], x: &[f32], out: &mut [f32]) {
+    group_with(ty, rows, x, out, quant::decode_unchecked)
+}
+
+/// Each (stored row, x row) pair sums in `LANES` running sums, lane j taking the products at
+/// columns j, j + LANES, ... in order (a tail shorter than `LANES` goes into the first lanes), then
+/// halves them pairwise: an order fixed by the row length alone, tiles or not.
+#[inline(always)]
+fn group_with(ty: GgmlType, rows: &[&[u8]], x: &[f32], out: &mut [f32], decode: impl Fn(GgmlType, &[u8], &mut [f32])) {
+    debug_assert!(rows.len() <= ROW_GROUP);
+    let m = out.len() / rows.len();
+    let cols = x.len() / m;
+    let tile_bytes = ty.byte_size(TILE as u64).unwrap_or(0) as usize;
+    let mut weights = [[0.0f32; TILE]; ROW_GROUP];
+    let mut acc = vec![[0.0f32; LANES]; rows.len() * m];
+    for (t, first_col) in (0..cols).step_by(TILE).enumerate() {
+        let width = TILE.min(cols - first_col);
+        for (row, decoded) in rows.iter().zip(&mut weights) {
+            let end = (t * tile_bytes + tile_bytes).min(row.len());
+            decode(ty, &row[t * tile_bytes..end], &mut decoded[..width]);
+        }
+        for i in 0..m {
+            let x_tile = &x[i * cols + first_col..][..width];
+            for (r, decoded) in weights[..rows.len()].iter().enumerate() {
+                accumulate(&mut acc[r * m + i], &decoded[..width], x_tile);
+            }
+        }
+    }
+    for (y, lanes) in out.iter_mut().zip(&mut acc) {
+        let mut width = LANES;
+        while width > 1 {
+            width /= 2;
+            for j in 0..width {
+                lanes[j] += lanes[j + width];
+            }
+        }
+        *y = lanes[0];
+    }
+}
+
+#[inline(always)]
+fn accumulate(acc: &mut [f32; LANES], w: &[f32], x: &[f32]) {
+    // Local sums of one vector each, which the compiler keeps in registers (through `acc` it
+    // loads and stores every sum at every step).
+    let mut sums: [[f32; VECTOR]; LANES / VECTOR] =
+        std::array::from_fn(|k| acc[k * VECTOR..][..VECTOR].try_into().unwrap());
+    let ((w_body, w_tail), (x_body, x_tail)) = (w.as_chunks::<LANES>(), x.as_chunks::<LANES>());
+    for (w, x) in w_body.iter().zip(x_body) {
+        let (w, x) = (w.as_chunks::<VECTOR>().0, x.as_chunks::<VECTOR>().0);
+        for k in 0..LANES / VECTOR {
+            for j in 0..VECTOR {
+                sums[k][j] = w[k][j].mul_add(x[k][j], sums[k][j]);
+            }
+        }
+    }
+    for (k, sum) in sums.iter().enumerate() {
+        acc[k * VECTOR..][..VECTOR].copy_from_slice(sum);
+    }
+    // After the local sums are written back: indexing them by a run-time lane would keep them
+    // in memory for the whole loop.
+    for (j, (w, x)) in w_tail.iter().zip(x_tail).enumerate() {
+        acc[j] = w.mul_add(*x, acc[j]);
+    }
+}
+
+/// Whole blocks of the types most checkpoints use, decoded with AVX-512 instructions that do
+/// what `quant`'s block functions do, operation by operation (an exact integer-to-float
+/// conversion, then the same multiplies and subtractions, each rounded once), so the values
+/// have the same bits (`the_vector_decoders_give_the_block_functions_bits`). The compiler does
+/// not vectorize those functions well once they are inlined into an AVX-512 caller.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::super::quant::{self, GgmlType, q4_k_scale_min, read_f16};
+
+    /// Decodes `src` into `out` when `ty` has a vector decoder here; `false` otherwise.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F and BW.
+    #[target_feature(enable = "avx512f,avx512bw,avx2")]
+    pub unsafe fn decode(ty: GgmlType, src: &[u8], out: &mut [f32]) -> bool {
+        match ty {
+            GgmlType::Q8_0 => {
+                for (b, values) in src.chunks_exact(34).zip(out.chunks_exact_mut(32)) {
+                    let d = _mm512_set1_ps(read_f16(b, 0));
+                    // SAFETY: `b` holds 34 bytes, `values` 32 floats.
+                    unsafe {
+                        let q = _mm256_loadu_si256(b[2..].as_ptr().cast());
+                        let low = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q)));
+                        let high = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1)));
+                        _mm512_storeu_ps(values.as_mut_ptr(), _mm512_mul_ps(low, d));
+                        _mm512_storeu_ps(values[16..].as_mut_ptr(), _mm512_mul_ps(high, d));
+                    }
+                }
+                true
+            }
+            GgmlType::Q4_K => {
+                let mask = _mm256_set1_epi8(0x0F);
+                for (b, values) in src.chunks_exact(144).zip(out.chunks_exact_mut(256)) {
+                    let (d, dmin) = (read_f16(b, 0), read_f16(b, 2));
+                    let (sc, mn) = q4_k_scale_min(&b[4..16]);
+                    for pair in 0..4 {
+                        // SAFETY: 32 bytes at 16 + 32 * pair lie within the 144-byte block.
+                        let q = unsafe { _mm256_loadu_si256(b[16 + 32 * pair..].as_ptr().cast()) };
+                        let nibbles = [
+                            _mm256_and_si256(q, mask),
+                            _mm256_and_si256(_mm256_srli_epi16(q, 4), mask),
+                        ];
+                        for (k, nibbles) in nibbles.into_iter().enumerate() {
+                            let s = 2 * pair + k;
+                            let dl = _mm512_set1_ps(d * sc[s] as f32);
+                            let ml = _mm512_set1_ps(dmin * mn[s] as f32);
+                            let halves = [_mm256_castsi256_si128(nibbles), _mm256_extracti128_si256(nibbles, 1)];
+                            for (h, half) in halves.into_iter().enumerate() {
+                                let q = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(half));
+                                let value = _mm512_sub_ps(_mm512_mul_ps(dl, q), ml);
+                                // SAFETY: 16 floats at 32s + 16h lie within the 256 of `values`.
+                                unsafe { _mm512_storeu_ps(values[32 * s + 16 * h..].as_mut_ptr(), value) };
+                            }
+                        }
+                    }
+                }
+                true
+            }
+            GgmlType::Q6_K => {
+                let (low_mask, high_mask, offset) =
+                    (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(0x30), _mm256_set1_epi8(32));
+                for (b, values) in src.chunks_exact(210).zip(out.chunks_exact_mut(256)) {
+                    let d = read_f16(b, 208);
+                    // As `q6_k_block`: element 128c + 32j + l takes nibble j / 2 of
+                    // ql[64c + 32(j % 2) + l], bit pair j of qh[32c + l], scale 8c + 2j + l / 16.
+                    for c in 0..2 {
+                        // SAFETY: the 32 bytes read lie within the 210-byte block.
+                        let qh = unsafe { _mm256_loadu_si256(b[128 + 32 * c..].as_ptr().cast()) };
+                        for j in 0..4 {
+                            let ql = unsafe { _mm256_loadu_si256(b[64 * c + 32 * (j % 2)..].as_ptr().cast()) };
+                            let low =
+                                _mm256_and_si256(_mm256_srl_epi16(ql, _mm_cvtsi32_si128(4 * (j as i32 / 2))), low_mask);
+                            let high = _mm256_and_si256(
+                                _mm256_sll_epi16(
+                                    _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * j as i32)),
+                                    _mm_cvtsi32_si128(4),
+                                ),
+                                high_mask,
+                            );
+                            let q = _mm256_sub_epi8(_mm256_or_si256(low, high), offset);
+                            let halves = [_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1)];
+                            for (h, half) in halves.into_iter().enumerate() {
+                                let dl = _mm512_set1_ps(d * (b[192 + 8 * c + 2 * j + h] as i8) as f32);
+                                let value = _mm512_mul_ps(dl, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(half)));
+                                // SAFETY: 16 floats at 128c + 32j + 16h lie within the 256 of `values`.
+                                unsafe { _mm512_storeu_ps(values[128 * c + 32 * j + 16 * h..].as_mut_ptr(), value) };
+                            }
+                        }
+                    }
+                }
+                true
+            }
+            GgmlType::BF16 => {
+                let body = out.len() / 16 * 16;
+                let (values, tail) = out.split_at_mut(body);
+                for (b, values) in src.chunks_exact(32).zip(values.chunks_exact_mut(16)) {
+                    // bf16 is the top half of an f32. SAFETY: `b` holds 16 bf16, `values` 16 floats.
+                    unsafe {
+                        let h = _mm256_loadu_si256(b.as_ptr().cast());
+                        let bits = _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16);
+                        _mm512_storeu_ps(values.as_mut_ptr(), _mm512_castsi512_ps(bits));
+                    }
+                }
+                quant::decode_unchecked(ty, &src[2 * body..], tail);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, salt: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i + salt) * 7919 % 1009) as f32 - 504.0) / 97.0)
+            .collect()
+    }
+
+    /// `n` values of `ty`: pseudo-random bytes (every bit pattern of the quantized fields is a
+    /// valid block) with each block's f16 scales set to finite values of both signs, from an f16
+    /// subnormal to 300.
+    fn stored(ty: GgmlType, n: usize) -> Vec<u8> {
+        let (block, size) = (ty.block_size().unwrap() as usize, ty.type_size().unwrap() as usize);
+        if block == 1 {
+            return match ty {
+                GgmlType::F32 => values(n, 1).iter().flat_map(|v| v.to_le_bytes()).collect(),
+                GgmlType::F16 => values(n, 1)
+                    .iter()
+                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                    .collect(),
+                _ => values(n, 1)
+                    .iter()
+                    .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
+                    .collect(),
+            };
+        }
+        let scales: &[usize] = match ty {
+            GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
+            GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
+            GgmlType::Q2_K => &[80, 82],
+            GgmlType::Q3_K => &[108],
+            GgmlType::Q6_K => &[208],
+            _ => unreachable!(),
+        };
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut bytes: Vec<u8> = (0..n / block * size)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        for (b, block_bytes) in bytes.chunks_exact_mut(size).enumerate() {
+            for (k, &at) in scales.iter().enumerate() {
+                let scale = half::f16::from_f32([0.01, -0.02, 6.0e-8, 300.0, -0.004, 0.5, -1e-5][(b + k) % 7]);
+                block_bytes[at..at + 2].copy_from_slice(&scale.to_le_bytes());
+            }
+        }
+        bytes
+    }
+
+    /// Every decodable type, a row length that is not a multiple of 16
+    /// (F32/F16/BF16), permuted rows: each product is the f64 dot of the exactly decoded row, to
+    /// f32 rounding; one row's bits do not depend on the other rows of `x`; and the portable
+    /// build gives the bits of the widest one this CPU has.
+    #[test]
+    fn products_equal_the_decoded_matrix_times_x() {
+        let (rows, m) = (37, 5);
+        for (ty, cols) in [
+            (GgmlType::F32, 300),
+            (GgmlType::F16, 300),
+            (GgmlType::BF16, 300),
+            (GgmlType::Q4_0, 512),
+            (GgmlType::Q4_1, 512),
+            (GgmlType::Q5_0, 512),
+            (GgmlType::Q5_1, 512),
+            (GgmlType::Q8_0, 512),
+            (GgmlType::Q2_K, 512),
+            (GgmlType::Q3_K, 512),
+            (GgmlType::Q4_K, 512),
+            (GgmlType::Q5_K, 512),
+            (GgmlType::Q6_K, 512),
+        ] {
+            let bytes = stored(ty, rows * cols);
+            let decoded = quant::dequantize(ty, &bytes, rows * cols).unwrap();
+            let x = values(m * cols, 7);
+            let source = |n: usize| (n * 5) % rows;
+            let y = products(ty, &bytes, (rows, cols), source, &x);
+            for i in 0..m {
+                for n in 0..rows {
+                    let w = &decoded[source(n) * cols..][..cols];
+                    let exact: f64 = w.iter().zip(&x[i * cols..]).map(|(&a, &b)| a as f64 * b as f64).sum();
+                    let magnitude: f64 = w
+                        .iter()
+                        .zip(&x[i * cols..])
+                        .map(|(&a, &b)| (a as f64 * b as f64).abs())
+                        .sum();
+                    let got = y[i * rows + n] as f64;
+                    assert!(
+                        (got - exact).abs() <= 1e-6 * magnitude,
+                        "{} row {i} col {n}: {got} against {exact}",
+                        ty.name()
+                    );
+                }
+            }
+            let alone = products(ty, &bytes, (rows, cols), source, &x[2 * cols..3 * cols]);
+            assert_eq!(
+                alone.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                y[2 * rows..3 * rows].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "{}: a row's products depend on the other rows",
+                ty.name()
+            );
+            let row_bytes = bytes.len() / rows;
+            let group_rows: Vec<&[u8]> = bytes.chunks_exact(row_bytes).take(3).collect();
+            let (mut portable, mut widest) = (vec![0.0; 3 * m], vec![0.0; 3 * m]);
+            group(ty, &group_rows, &x, &mut portable);
+            group_kernel()(ty, &group_rows, &x, &mut widest);
+            assert_eq!(
+                portable.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                widest.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "{}: the vector build sums differently",
+                ty.name()
+            );
+        }
+    }
+
+    /// The AVX-512 decoders give the block functions' bits: random blocks, scales of both signs
+    /// from an f16 subnormal to 300, and a bf16 row whose length is not a multiple of 16.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_vector_decoders_give_the_block_functions_bits() {
+        if !(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")) {
+            eprintln!("skipped: this CPU has no AVX-512");
+            return;
+        }
+        for (ty, n) in [
+            (GgmlType::Q8_0, 4096),
+            (GgmlType::Q4_K, 4096),
+            (GgmlType::Q6_K, 4096),
+            (GgmlType::BF16, 4103),
+        ] {
+            let bytes = stored(ty, n);
+            let (mut expected, mut got) = (vec![0.0f32; n], vec![0.0f32; n]);
+            quant::decode_unchecked(ty, &bytes, &mut expected);
+            // SAFETY: the CPU has AVX-512 F and BW (checked above).
+            assert!(
+                unsafe { avx512::decode(ty, &bytes, &mut got) },
+                "{} has a vector decoder",
+                ty.name()
+            );
+            assert!(
+                expected.iter().map(|v| v.to_bits()).eq(got.iter().map(|v| v.to_bits())),
+                "{}: the vector decoder's bits differ",
+                ty.name()
+            );
+        }
+    }
+}
