@@ -10,6 +10,8 @@ pub mod hub;
 pub mod memory;
 pub mod pre_tokenizer;
 pub mod quant;
+#[cfg(target_arch = "x86_64")]
+mod quant_avx512;
 pub mod quantize;
 pub mod safetensors;
 pub mod stored;

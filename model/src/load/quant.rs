@@ -198,13 +198,26 @@ pub fn dequantize_into(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<()
     Ok(())
 }
 
-/// [`dequantize_into`] without its checks. Each type's loop calls its block function directly,
-/// so the compiler inlines and vectorizes it (a call per block or per value through a function
-/// pointer does not vectorize; loading bf16 checkpoints spends its time here), and a caller
-/// compiled for wider vector units (the stored-form products, `load::direct`) gets the loops
-/// vectorized for those. `ty` must be decodable and `bytes` exactly `out.len()` elements of it.
+/// [`dequantize_into`] without its checks, with the widest instructions the CPU has: AVX-512
+/// decoders for the common types (`quant_avx512`, the same bits), the block functions for the
+/// rest. `ty` must be decodable and `bytes` exactly `out.len()` elements of it.
 #[inline(always)]
 pub(crate) fn decode_unchecked(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
+        // SAFETY: the CPU has the features the decoders are compiled for.
+        if unsafe { super::quant_avx512::decode(ty, bytes, out) } {
+            return;
+        }
+    }
+    decode_portable(ty, bytes, out)
+}
+
+/// The block functions over whole blocks. Each type's loop calls its block function directly,
+/// so the compiler inlines it (a call per value through a function pointer does not vectorize;
+/// loading bf16 checkpoints spends its time here).
+#[inline(always)]
+pub(crate) fn decode_portable(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
     let block = ty.block_size().unwrap_or(1) as usize;
     let size = ty.type_size().unwrap_or(1) as usize;
     // The block function is named in the loop (not passed in), so it is inlined even into a
@@ -231,7 +244,7 @@ pub(crate) fn decode_unchecked(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
         GgmlType::Q4_K => blocks!(q4_k_block),
         GgmlType::Q5_K => blocks!(q5_k_block),
         GgmlType::Q6_K => blocks!(q6_k_block),
-        GgmlType::Other(_) => unreachable!("decode_unchecked: {} cannot be decoded", ty.name()),
+        GgmlType::Other(_) => unreachable!("decode_portable: {} cannot be decoded", ty.name()),
     }
 }
 

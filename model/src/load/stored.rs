@@ -12,18 +12,12 @@ use std::sync::Arc;
 use memmap2::{Mmap, UncheckedAdvice};
 use rayon::prelude::*;
 
-use super::gguf::{qk_source_rows, try_unpermute_qk_rows};
+use super::gguf::qk_source_rows;
 use super::quant::{self, GgmlType};
 use crate::error::{ModelError, Result};
 
 /// Rows decoded per parallel task: large enough that the scheduling cost vanishes.
 const ROWS_PER_TASK: usize = 64;
-
-/// [`StoredTensor::to_f32_transposed`] gives each task this many stored columns (a multiple of
-/// every ggml block size, so a row's slice of them is whole blocks) and walks the rows
-/// `LINE_ROWS` at a time, so that each write to the transposed buffer fills one cache line.
-const TRANSPOSE_COLS: usize = 256;
-const LINE_ROWS: usize = 16;
 
 /// Where the stored bytes live.
 #[derive(Clone)]
@@ -140,87 +134,79 @@ impl StoredTensor {
     }
 
     /// Every value, in f32 and HF's row order, bit-identical to the checkpoint's own widening
-    /// (gguf-py's for ggml types). Decoded on all cores, a band of rows per task.
+    /// (gguf-py's for ggml types): each row decoded straight from the stored row it comes from
+    /// (llama.cpp's q/k order undone on the way), a band of rows per task on all cores.
     pub fn to_f32(&self) -> Vec<f32> {
-        let mut values = self.decode_rows(0..self.row_count());
-        if let (Some(heads), &[rows, cols]) = (self.unpermute_heads, self.shape.as_slice()) {
-            // `unpermuting_qk_rows` checked the head count against the shape.
-            values = try_unpermute_qk_rows(&values, rows, cols, heads).unwrap_or(values);
-        }
-        values
+        let mut out = vec![0.0f32; self.num_elements()];
+        self.rows_in_parallel(&mut out, |src, row| quant::decode_unchecked(self.encoding, src, row));
+        out
     }
 
-    /// A 2-D tensor [rows, cols] as f32 [cols, rows] in HF's row order (a PyTorch [out, in]
-    /// linear weight as the [in, out] matrix the model multiplies by): bit-identical to
-    /// transposing [`Self::to_f32`], but decoded straight into the one buffer it returns.
-    pub fn to_f32_transposed(&self) -> Vec<f32> {
-        self.to_transposed(|value| value)
-    }
-
-    /// [`Self::to_f32_transposed`] with each f32 value converted as it is written (to f16 or
-    /// bf16 for a half-precision model: one pass and one buffer, no f32 copy to cast). A band of
-    /// `TRANSPOSE_COLS` stored columns per task, decoded through a scratch that stays in L1.
-    pub fn to_transposed<T: Copy + Send>(&self, convert: impl Fn(f32) -> T + Sync) -> Vec<T> {
-        let (rows, cols) = (self.row_count(), self.row_len());
-        let mut out: Vec<T> = Vec::with_capacity(rows * cols);
-        if rows * cols == 0 {
-            return out;
-        }
-        let permuted: Option<Vec<usize>> = self.unpermute_heads.map(|heads| {
-            qk_source_rows(rows, cols, heads).expect("unpermuting_qk_rows checked the heads against the shape")
+    /// [`Self::to_f32`] with each value converted as it is written (to f16 or bf16 for a
+    /// half-precision model: one pass and one buffer, no f32 copy to cast).
+    pub fn to_rows<T: Copy + Default + Send>(&self, convert: impl Fn(f32) -> T + Sync) -> Vec<T> {
+        let mut out = vec![T::default(); self.num_elements()];
+        let cols = self.row_len();
+        self.rows_in_parallel(&mut out, |src, row| {
+            let mut decoded = vec![0.0f32; cols];
+            quant::decode_unchecked(self.encoding, src, &mut decoded);
+            for (value, &f) in row.iter_mut().zip(&decoded) {
+                *value = convert(f);
+            }
         });
-        let source_row = |row: usize| permuted.as_ref().map_or(row, |rows| rows[row]);
-        let (row_bytes, block) = (self.row_bytes(), self.encoding.block_size().unwrap_or(1) as usize);
+        out
+    }
+
+    /// `decode(stored row, output row)` for every row of HF's order, in bands of
+    /// `ROWS_PER_TASK` rows on all cores.
+    fn rows_in_parallel<T: Send>(&self, out: &mut [T], decode: impl Fn(&[u8], &mut [T]) + Sync) {
+        let (cols, row_bytes) = (self.row_len(), self.row_bytes());
+        if out.is_empty() || cols == 0 {
+            return;
+        }
+        let source = self.source_rows();
         let bytes = self.bytes.as_slice();
-        out.spare_capacity_mut()[..rows * cols]
-            .par_chunks_mut(TRANSPOSE_COLS * rows)
+        out.par_chunks_mut(ROWS_PER_TASK * cols)
             .enumerate()
-            .for_each(|(band, dst)| {
-                let first_col = band * TRANSPOSE_COLS;
-                let width = dst.len() / rows;
-                let byte_range = self.encoding.byte_size(first_col as u64).unwrap_or(0) as usize
-                    ..self.encoding.byte_size((first_col + width) as u64).unwrap_or(0) as usize;
-                debug_assert!(first_col.is_multiple_of(block) && width.is_multiple_of(block));
-                let mut scratch = [0.0f32; LINE_ROWS * TRANSPOSE_COLS];
-                for first_row in (0..rows).step_by(LINE_ROWS) {
-                    let line = (rows - first_row).min(LINE_ROWS);
-                    for k in 0..line {
-                        let src = &bytes[source_row(first_row + k) * row_bytes..][byte_range.clone()];
-                        quant::dequantize_into(self.encoding, src, &mut scratch[k * width..(k + 1) * width])
-                            .expect("StoredTensor::new checked the encoding");
-                    }
-                    for j in 0..width {
-                        let out_row = &mut dst[j * rows + first_row..][..line];
-                        for (k, value) in out_row.iter_mut().enumerate() {
-                            value.write(convert(scratch[k * width + j]));
-                        }
-                    }
+            .for_each(|(band, rows)| {
+                for (k, row) in rows.chunks_exact_mut(cols).enumerate() {
+                    let n = band * ROWS_PER_TASK + k;
+                    let from = source.as_ref().map_or(n, |source| source[n]);
+                    decode(&bytes[from * row_bytes..][..row_bytes], row);
                 }
             });
-        // SAFETY: the bands cover all `cols` output rows and each band's lines all `rows`
-        // columns, so every one of the `rows * cols` slots was written above.
-        unsafe { out.set_len(rows * cols) };
-        out
+    }
+
+    /// Where each row of HF's order is stored, when that is not the same row (llama.cpp's
+    /// permuted q/k rows).
+    fn source_rows(&self) -> Option<Vec<usize>> {
+        let (rows, cols) = (self.row_count(), self.row_len());
+        self.unpermute_heads.map(|heads| {
+            qk_source_rows(rows, cols, heads).expect("unpermuting_qk_rows checked the heads against the shape")
+        })
     }
 
     /// `x` [m, cols] times this [rows, cols] matrix transposed, y [m, rows] (a linear layer on
     /// m rows of activations), read straight from the stored bytes: each weight decoded exactly
     /// as [`Self::to_f32`] decodes it, summed in `direct`'s fixed order. `x` must be whole rows.
     pub fn apply_to_rows(&self, x: &[f32]) -> Vec<f32> {
-        let (rows, cols) = (self.row_count(), self.row_len());
-        let permuted: Option<Vec<usize>> = self.unpermute_heads.map(|heads| {
-            qk_source_rows(rows, cols, heads).expect("unpermuting_qk_rows checked the heads against the shape")
-        });
-        let source_row = |row: usize| permuted.as_ref().map_or(row, |rows| rows[row]);
-        super::direct::products(self.encoding, self.bytes.as_slice(), (rows, cols), source_row, x)
+        let source = self.source_rows();
+        let source_row = |row: usize| source.as_ref().map_or(row, |source| source[row]);
+        let shape = (self.row_count(), self.row_len());
+        super::direct::products(self.encoding, self.bytes.as_slice(), shape, source_row, x)
     }
 
     /// The given rows of a 2-D tensor, in f32 (an embedding lookup without decoding the table).
     /// Ids must be below the row count (the decoder checks token ids first).
     pub fn gather_rows_f32(&self, ids: &[usize]) -> Vec<f32> {
-        let mut out = Vec::with_capacity(ids.len() * self.row_len());
-        for &id in ids {
-            out.extend(self.decode_rows(id..id + 1));
+        let (cols, row_bytes) = (self.row_len(), self.row_bytes());
+        let mut out = vec![0.0f32; ids.len() * cols];
+        for (&id, row) in ids.iter().zip(out.chunks_exact_mut(cols.max(1))) {
+            quant::decode_unchecked(
+                self.encoding,
+                &self.bytes.as_slice()[id * row_bytes..][..row_bytes],
+                row,
+            );
         }
         out
     }
@@ -255,30 +241,12 @@ impl StoredTensor {
     fn row_bytes(&self) -> usize {
         self.encoding.byte_size(self.row_len() as u64).unwrap_or(0) as usize
     }
-
-    /// Rows of the stored order, decoded in parallel bands. Whole rows are whole blocks: GGUF
-    /// requires the contiguous dimension to be a multiple of the block size.
-    fn decode_rows(&self, rows: Range<usize>) -> Vec<f32> {
-        let (row_len, row_bytes) = (self.row_len(), self.row_bytes());
-        let bytes = &self.bytes.as_slice()[rows.start * row_bytes..rows.end * row_bytes];
-        let mut out = vec![0.0f32; rows.len() * row_len];
-        if row_len == 0 {
-            return out;
-        }
-        out.par_chunks_mut(ROWS_PER_TASK * row_len)
-            .zip(bytes.par_chunks(ROWS_PER_TASK * row_bytes))
-            .for_each(|(dst, src)| {
-                // `new` checked the encoding and the byte count; were that ever wrong, stopping
-                // beats scoring with a band of zeros.
-                quant::dequantize_into(self.encoding, src, dst).expect("StoredTensor::new checked the encoding");
-            });
-        out
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::gguf::try_unpermute_qk_rows;
 
     fn stored(ty: GgmlType, rows: usize, cols: usize) -> StoredTensor {
         let values: Vec<f32> = (0..rows * cols)
@@ -287,41 +255,48 @@ mod tests {
         StoredTensor::encoded(ty, vec![rows, cols], &values)
     }
 
-    fn bits_of_transpose(values: &[f32], rows: usize, cols: usize) -> Vec<u32> {
-        (0..cols)
-            .flat_map(|c| (0..rows).map(move |r| values[r * cols + c].to_bits()))
-            .collect()
+    fn bits<T: Copy>(values: &[T], to_bits: impl Fn(T) -> u32) -> Vec<u32> {
+        values.iter().map(|&v| to_bits(v)).collect()
     }
 
-    /// Every band edge: rows not a multiple of the 16-row line, columns not a multiple of the
-    /// 256-column band, one-value and block types, with and without the q/k row un-permutation.
+    /// Rows decoded from the stored row they come from equal the whole tensor decoded at once
+    /// and then un-permuted (the q/k rows llama.cpp stores per head), bands of 64 rows or not;
+    /// converted as they are written, they equal the f32 rows converted.
     #[test]
-    fn decoding_into_the_transposed_buffer_equals_transposing_the_decoded_rows() {
-        let cases = [
+    fn rows_decoded_from_their_stored_rows_equal_the_decoded_tensor_unpermuted() {
+        for (ty, cols) in [
             (GgmlType::F32, 40),
             (GgmlType::F16, 300),
             (GgmlType::BF16, 600),
             (GgmlType::Q8_0, 576),
-            (GgmlType::Q4_K, 256),
             (GgmlType::Q4_K, 768),
-        ];
-        for (ty, cols) in cases {
-            for rows in [1, 17, 48] {
+        ] {
+            for rows in [1, 17, 132] {
                 let tensor = stored(ty, rows, cols);
-                let fused: Vec<u32> = tensor.to_f32_transposed().iter().map(|v| v.to_bits()).collect();
+                let whole = quant::dequantize(ty, tensor.bytes.as_slice(), rows * cols).unwrap();
                 assert_eq!(
-                    fused,
-                    bits_of_transpose(&tensor.to_f32(), rows, cols),
+                    bits(&tensor.to_f32(), f32::to_bits),
+                    bits(&whole, f32::to_bits),
                     "{} {rows}x{cols}",
                     ty.name()
                 );
             }
-            let permuted = stored(ty, 48, cols).unpermuting_qk_rows(3).unwrap();
-            let fused: Vec<u32> = permuted.to_f32_transposed().iter().map(|v| v.to_bits()).collect();
+            let permuted = stored(ty, 132, cols).unpermuting_qk_rows(3).unwrap();
+            let whole = quant::dequantize(ty, permuted.bytes.as_slice(), 132 * cols).unwrap();
+            let expected = try_unpermute_qk_rows(&whole, 132, cols, 3).unwrap();
+            let decoded = permuted.to_f32();
             assert_eq!(
-                fused,
-                bits_of_transpose(&permuted.to_f32(), 48, cols),
+                bits(&decoded, f32::to_bits),
+                bits(&expected, f32::to_bits),
                 "{} un-permuted",
+                ty.name()
+            );
+            let halves = permuted.to_rows(half::f16::from_f32);
+            let cast: Vec<half::f16> = decoded.iter().map(|&v| half::f16::from_f32(v)).collect();
+            assert_eq!(
+                bits(&halves, |v| v.to_bits() as u32),
+                bits(&cast, |v| v.to_bits() as u32),
+                "{} as f16",
                 ty.name()
             );
         }

@@ -200,17 +200,19 @@ impl<'a> Weights<'a> {
     }
 }
 
-/// A stored [out, in] matrix as the [in, out] device tensor, in `dtype` when it is a half type
-/// (each value rounded to nearest-even from its f32 decoding, as flex's cast rounds it), else
-/// in f32.
-fn transposed_in(stored: &StoredTensor, shape: [usize; 2], dtype: FloatDType, device: &Device) -> Tensor<2> {
+/// A stored [out, in] matrix as the [in, out] tensor the model multiplies by: decoded in its
+/// own row order (contiguous writes, no transposing copy) and viewed transposed, which the
+/// matrix product reads through its strides. In `dtype` when it is a half type (each value
+/// rounded to nearest-even from its f32 decoding, as flex's cast rounds it), else in f32.
+fn transposed_in(stored: &StoredTensor, [inputs, out]: [usize; 2], dtype: FloatDType, device: &Device) -> Tensor<2> {
+    let shape = [out, inputs];
     let data = match dtype {
-        FloatDType::F16 => TensorData::new(stored.to_transposed(f16::from_f32), shape),
-        FloatDType::BF16 => TensorData::new(stored.to_transposed(bf16::from_f32), shape),
-        _ => TensorData::new(stored.to_f32_transposed(), shape),
+        FloatDType::F16 => TensorData::new(stored.to_rows(f16::from_f32), shape),
+        FloatDType::BF16 => TensorData::new(stored.to_rows(bf16::from_f32), shape),
+        _ => TensorData::new(stored.to_f32(), shape),
     };
     let dtype = data.dtype();
-    Tensor::from_data(data, (device, dtype))
+    Tensor::<2>::from_data(data, (device, dtype)).transpose()
 }
 
 struct RandomSource<'a> {
