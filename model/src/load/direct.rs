@@ -165,48 +165,21 @@ mod tests {
             .collect()
     }
 
-    /// `n` values of `ty`: pseudo-random bytes (every bit pattern of the quantized fields is a
-    /// valid block) with each block's f16 scales set to finite values of both signs, from an f16
-    /// subnormal to 300.
+    /// `n` values of `ty`: finite one-value types, random blocks otherwise.
     fn stored(ty: GgmlType, n: usize) -> Vec<u8> {
-        let (block, size) = (ty.block_size().unwrap() as usize, ty.type_size().unwrap() as usize);
-        if block == 1 {
-            return match ty {
-                GgmlType::F32 => values(n, 1).iter().flat_map(|v| v.to_le_bytes()).collect(),
-                GgmlType::F16 => values(n, 1)
-                    .iter()
-                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
-                    .collect(),
-                _ => values(n, 1)
-                    .iter()
-                    .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
-                    .collect(),
-            };
+        let values = values(n, 1);
+        match ty {
+            GgmlType::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            GgmlType::F16 => values
+                .iter()
+                .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                .collect(),
+            GgmlType::BF16 => values
+                .iter()
+                .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
+                .collect(),
+            _ => quant::random_blocks(ty, n),
         }
-        let scales: &[usize] = match ty {
-            GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
-            GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
-            GgmlType::Q2_K => &[80, 82],
-            GgmlType::Q3_K => &[108],
-            GgmlType::Q6_K => &[208],
-            _ => unreachable!(),
-        };
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut bytes: Vec<u8> = (0..n / block * size)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
-        for (b, block_bytes) in bytes.chunks_exact_mut(size).enumerate() {
-            for (k, &at) in scales.iter().enumerate() {
-                let scale = half::f16::from_f32([0.01, -0.02, 6.0e-8, 300.0, -0.004, 0.5, -1e-5][(b + k) % 7]);
-                block_bytes[at..at + 2].copy_from_slice(&scale.to_le_bytes());
-            }
-        }
-        bytes
     }
 
     /// Every decodable type, a row length that is not a multiple of 16
@@ -261,16 +234,31 @@ mod tests {
                 ty.name()
             );
             let row_bytes = bytes.len() / rows;
-            let group_rows: Vec<&[u8]> = bytes.chunks_exact(row_bytes).take(3).collect();
-            let (mut portable, mut widest) = (vec![0.0; 3 * m], vec![0.0; 3 * m]);
-            group(ty, &group_rows, &x, &mut portable);
-            group_kernel()(ty, &group_rows, &x, &mut widest);
-            assert_eq!(
-                portable.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                widest.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                "{}: the vector build sums differently",
-                ty.name()
-            );
+            for group_size in [ROW_GROUP - 1, ROW_GROUP] {
+                let group_rows: Vec<&[u8]> = bytes.chunks_exact(row_bytes).take(group_size).collect();
+                let (mut portable, mut widest) = (vec![0.0; group_size * m], vec![0.0; group_size * m]);
+                group(ty, &group_rows, &x, &mut portable);
+                group_kernel()(ty, &group_rows, &x, &mut widest);
+                assert_eq!(
+                    portable.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    widest.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "{}: the vector build sums differently",
+                    ty.name()
+                );
+                for (r, row) in group_rows.iter().enumerate() {
+                    let mut alone = vec![0.0; m];
+                    group_kernel()(ty, &[row], &x, &mut alone);
+                    assert_eq!(
+                        alone.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        widest[r * m..(r + 1) * m]
+                            .iter()
+                            .map(|v| v.to_bits())
+                            .collect::<Vec<_>>(),
+                        "{}: a weight row sums differently in a group of {group_size}",
+                        ty.name()
+                    );
+                }
+            }
         }
     }
 }

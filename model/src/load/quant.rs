@@ -490,3 +490,35 @@ fn q6_k_block(b: &[u8], out: &mut [f32]) {
         }
     }
 }
+
+/// `n` values of `ty` for tests: pseudo-random bytes (every bit pattern of a quantized field is
+/// valid; one-value types get every bit pattern, NaNs and infinities included) with each
+/// block's f16 scales set to finite values of both signs, from an f16 subnormal to 300.
+#[cfg(test)]
+pub(crate) fn random_blocks(ty: GgmlType, n: usize) -> Vec<u8> {
+    let (block, size) = (ty.block_size().unwrap() as usize, ty.type_size().unwrap() as usize);
+    let scales: &[usize] = match ty {
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
+        GgmlType::Q2_K => &[80, 82],
+        GgmlType::Q3_K => &[108],
+        GgmlType::Q6_K => &[208],
+        _ => &[],
+    };
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut bytes: Vec<u8> = (0..n / block * size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    for (b, block_bytes) in bytes.chunks_exact_mut(size).enumerate() {
+        for (k, &at) in scales.iter().enumerate() {
+            let scale = f16::from_f32([0.01, -0.02, 6.0e-8, 300.0, -0.004, 0.5, -1e-5][(b + k) % 7]);
+            block_bytes[at..at + 2].copy_from_slice(&scale.to_le_bytes());
+        }
+    }
+    bytes
+}

@@ -113,35 +113,6 @@ pub unsafe fn decode(ty: GgmlType, src: &[u8], out: &mut [f32]) -> bool {
 mod tests {
     use super::*;
 
-    /// `n` values of `ty`: pseudo-random bytes (every bit pattern of the quantized fields is a
-    /// valid block) with each block's f16 scales set to finite values of both signs, from an f16
-    /// subnormal to 300.
-    fn blocks(ty: GgmlType, n: usize) -> Vec<u8> {
-        let (block, size) = (ty.block_size().unwrap() as usize, ty.type_size().unwrap() as usize);
-        let scales: &[usize] = match ty {
-            GgmlType::Q8_0 => &[0],
-            GgmlType::Q4_K => &[0, 2],
-            GgmlType::Q6_K => &[208],
-            _ => &[],
-        };
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut bytes: Vec<u8> = (0..n / block * size)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
-        for (b, block_bytes) in bytes.chunks_exact_mut(size).enumerate() {
-            for (k, &at) in scales.iter().enumerate() {
-                let scale = half::f16::from_f32([0.01, -0.02, 6.0e-8, 300.0, -0.004, 0.5, -1e-5][(b + k) % 7]);
-                block_bytes[at..at + 2].copy_from_slice(&scale.to_le_bytes());
-            }
-        }
-        bytes
-    }
-
     /// Random blocks, and a bf16 row whose length is not a multiple of 16 (random bf16 bit
     /// patterns include NaNs and infinities, whose bits must pass through too).
     #[test]
@@ -156,7 +127,7 @@ mod tests {
             (GgmlType::Q6_K, 4096),
             (GgmlType::BF16, 4103),
         ] {
-            let bytes = blocks(ty, n);
+            let bytes = super::super::quant::random_blocks(ty, n);
             let (mut expected, mut got) = (vec![0.0f32; n], vec![0.0f32; n]);
             decode_portable(ty, &bytes, &mut expected);
             // SAFETY: the CPU has AVX-512 F and BW (checked above).
