@@ -116,7 +116,7 @@ impl Decoder {
         let hidden = self.hidden_states(input, cache)?;
         let [b, s, h] = hidden.dims();
         let vocab = self.config.vocab_size;
-        Ok(self.logits(hidden.reshape([b * s, h])).reshape([b, s, vocab]))
+        Ok(self.logits(hidden.reshape([b * s, h]), s == 1).reshape([b, s, vocab]))
     }
 
     /// Logits [batch, vocab] at the last position of each row (left-padded rows all end there):
@@ -124,7 +124,7 @@ impl Decoder {
     pub fn last_logits(&self, input: &StepInput, cache: Option<&mut KvCache>) -> Result<Tensor<2>> {
         let hidden = self.hidden_states(input, cache)?;
         let [b, s, h] = hidden.dims();
-        Ok(self.logits(hidden.narrow(1, s - 1, 1).reshape([b, h])))
+        Ok(self.logits(hidden.narrow(1, s - 1, 1).reshape([b, h]), s == 1))
     }
 
     /// Scores only the requested (position, next token) pairs: the LM head runs on those
@@ -169,7 +169,7 @@ impl Decoder {
         let targets: Vec<i64> = queries.iter().map(|q| q.target as i64).collect();
         let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [n]), &self.device);
         let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [n, 1]), &self.device);
-        let logits = self.logits(hidden.reshape([b * s, h]).select(0, rows));
+        let logits = self.logits(hidden.reshape([b * s, h]).select(0, rows), s == 1);
         let best = logits.clone().argmax(1);
         let logprobs = log_softmax(logits, 1).gather(1, targets);
         let read = |what: &str, e| ModelError::Invalid(format!("reading {what} back from the device: {e:?}"));
@@ -225,8 +225,9 @@ impl Decoder {
     /// hidden [rows, hidden] → logits [rows, vocab], multiplied in f32 whatever the compute
     /// precision. transformers in half precision rounds every logit to the half type before its
     /// f32 log-softmax (bf16's step is 0.125 between 16 and 32); the f32 product does not.
-    fn logits(&self, hidden: Tensor<2>) -> Tensor<2> {
-        self.lm_head.forward_rows(hidden.cast(FloatDType::F32))
+    /// `decode_step`: the input was one token per row (`Linear::forward_rows`).
+    fn logits(&self, hidden: Tensor<2>, decode_step: bool) -> Tensor<2> {
+        self.lm_head.forward_rows(hidden.cast(FloatDType::F32), decode_step)
     }
 
     /// Per layer, the mask of `input` alone (no cache): one per distinct window, shared.

@@ -1,19 +1,15 @@
-//! A bias-free linear layer with its weight stored [in, out], so `y = x · W`.
+//! A bias-free linear layer with its weight held as [in, out] (a transposed view of PyTorch's
+//! [out, in]), so `y = x · W`.
 
 use burn::tensor::{Tensor, TensorData};
 
 use crate::load::stored::StoredTensor;
 use crate::param::Param;
 
-/// With `--weights direct`, steps of at most this many token rows (generation's decode steps,
-/// one token per row) multiply straight from the stored matrix; larger ones (pre-fill, scoring)
-/// materialize it, where the GEMM's speed pays for the conversion.
-pub const DIRECT_MAX_ROWS: usize = 32;
-
 pub struct Linear {
     /// [in, out]: the transpose of PyTorch's [out, in].
     pub weight: Param<2>,
-    /// With `--weights direct`: the stored [out, in] matrix, for small steps.
+    /// With `--weights direct`: the stored [out, in] matrix, which decode steps multiply.
     pub stored: Option<StoredTensor>,
 }
 
@@ -22,28 +18,30 @@ impl Linear {
         Self { weight, stored: None }
     }
 
-    /// x: [batch, seq, in] → [batch, seq, out].
+    /// x: [batch, seq, in] → [batch, seq, out]. A step of one token per row is a decode step.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [batch, seq, inputs] = x.dims();
-        let y = self.forward_rows(x.reshape([batch * seq, inputs]));
+        let y = self.forward_rows(x.reshape([batch * seq, inputs]), seq == 1);
         let [_, outputs] = y.dims();
         y.reshape([batch, seq, outputs])
     }
 
-    /// x: [rows, in] → [rows, out].
-    pub fn forward_rows(&self, x: Tensor<2>) -> Tensor<2> {
-        let [rows, _] = x.dims();
+    /// x: [rows, in] → [rows, out]. With `--weights direct`, a decode step (one token per row,
+    /// whatever the batch size, so a row's bits never depend on what shares its step)
+    /// multiplies straight from the stored matrix; other steps (pre-fill, scoring) materialize
+    /// it, where the GEMM's speed pays for the conversion.
+    pub fn forward_rows(&self, x: Tensor<2>, decode_step: bool) -> Tensor<2> {
         match &self.stored {
-            Some(stored) if rows <= DIRECT_MAX_ROWS => {
+            Some(stored) if decode_step => {
                 let device = x.device();
-                // `--weights direct` is f32 on a CPU backend (LoadOptions::new), so reading the
-                // activations back is a copy in memory.
+                let [rows, _] = x.dims();
+                // `--weights direct` is f32 on a CPU backend (LoadOptions::new, MemoryPlan::new),
+                // so reading the activations back is a copy in memory.
                 let x = x
                     .try_into_vec_as::<f32>()
                     .expect("activations on a CPU backend read back");
                 let y = stored.apply_to_rows(&x);
-                let outputs = y.len() / rows;
-                Tensor::from_data(TensorData::new(y, [rows, outputs]), &device)
+                Tensor::from_data(TensorData::new(y, [rows, stored.shape[0]]), &device)
             }
             _ => x.matmul(self.weight.get()),
         }

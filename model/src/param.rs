@@ -1,6 +1,8 @@
 //! Weights as modules hold them: resident on the device in the compute precision (the decoder
-//! keeps its LM head in f32), converted once at load; or streamed, kept in the checkpoint's stored form and materialized each time
-//! the forward pass reaches them, then dropped, so only one layer's worth is ever expanded.
+//! keeps its LM head in f32), converted once at load; or streamed, kept in the checkpoint's
+//! stored form and materialized each time the forward pass reaches them, then dropped, so only
+//! one layer's worth is ever expanded. (`--weights direct` streams too; its decode steps use the
+//! stored form itself: `Linear::stored`.)
 
 use std::sync::Arc;
 

@@ -298,37 +298,46 @@ fn the_memory_plan_counts_the_checkpoints_own_weights() {
     assert_eq!(f32_bytes_of(&smollm2_gguf()), 4 * elements);
 }
 
-// The passes of `decode_and_forward_logits` fall on either side of the direct threshold.
-const _: () = assert!(model::linear::DIRECT_MAX_ROWS < 3 * 16 && model::linear::DIRECT_MAX_ROWS >= 2 * 12);
-
-/// The logits of one decoding step (one token after an 8-token pre-fill, through the cache) and
-/// of a whole 2×12 forward pass: both at most `DIRECT_MAX_ROWS` rows, so `--weights direct`
-/// multiplies them from the stored form; and of a 3×16 pass, which it materializes.
+/// Logits of decode steps (one token per row through the cache, after an 8-token pre-fill) at
+/// batch 1 and 3, which `--weights direct` multiplies from the stored form, and of the 3×9
+/// pre-fill and a whole 2×12 pass, which it materializes.
 fn decode_and_forward_logits(model: &LoadedModel) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let vocab = model.decoder.config.vocab_size as u32;
     let rows: Vec<Vec<u32>> = (0..3)
-        .map(|r| (0..16).map(|t| (r * 7919 + t * 104_729 + 3) % vocab).collect())
+        .map(|r| (0..12).map(|t| (r * 7919 + t * 104_729 + 3) % vocab).collect())
         .collect();
     let decoder = &model.decoder;
     let values = |t: burn::tensor::Tensor<3>| t.into_data().try_to_vec::<f32>().unwrap();
-    let mut cache = decoder.new_cache(1);
-    decoder
-        .forward(&StepInput::single(&rows[0][..8], 0), Some(&mut cache))
-        .unwrap();
-    let step = decoder
-        .forward(&StepInput::single(&rows[0][8..9], 8), Some(&mut cache))
-        .unwrap();
-    let short: Vec<Vec<u32>> = rows[..2].iter().map(|r| r[..12].to_vec()).collect();
-    let small = decoder.forward(&StepInput::right_padded(&short, 0), None).unwrap();
-    let large = decoder.forward(&StepInput::right_padded(&rows, 0), None).unwrap();
-    (values(step), values(small), values(large))
+    let mut steps = Vec::new();
+    let mut prefills = Vec::new();
+    for batch in [1, 3] {
+        let mut cache = decoder.new_cache(batch);
+        let prompts: Vec<Vec<u32>> = rows[..batch].iter().map(|r| r[..8].to_vec()).collect();
+        prefills.extend(values(
+            decoder
+                .forward(&StepInput::right_padded(&prompts, 0), Some(&mut cache))
+                .unwrap(),
+        ));
+        for t in 8..10 {
+            let ids: Vec<u32> = rows[..batch].iter().map(|r| r[t]).collect();
+            let step = StepInput::from_parts(batch, 1, ids, vec![t as i64; batch], vec![true; batch]).unwrap();
+            steps.extend(values(decoder.forward(&step, Some(&mut cache)).unwrap()));
+        }
+    }
+    let whole: Vec<Vec<u32>> = rows[..2].to_vec();
+    prefills.extend(values(
+        decoder.forward(&StepInput::right_padded(&whole, 0), None).unwrap(),
+    ));
+    let batch_one_steps = steps[..2 * vocab as usize].to_vec();
+    (steps, batch_one_steps, prefills)
 }
 
-/// `--weights direct`: small steps multiply from the stored form, so their logits differ from
+/// `--weights direct`: decode steps multiply from the stored form, so their logits differ from
 /// the materialized model's only by the order of the sums (bounded here relative to the
-/// largest logit, and the greedy choice at every position is the same); steps past
-/// `DIRECT_MAX_ROWS` materialize and are bit-identical. Q4_1 with tied embeddings and permuted
-/// q/k rows (SmolLM2), Q8_0, Q4_K and a bf16 folder.
+/// largest logit; the greedy choice is the same at every position), and a row's logits are the
+/// same bits at batch 1 and batch 3; pre-fill and whole passes materialize and are
+/// bit-identical. Q4_1 with tied embeddings and permuted q/k rows (SmolLM2), Q8_0, Q4_K and a
+/// bf16 folder.
 #[test]
 fn direct_weights_differ_from_resident_only_by_summation_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -341,30 +350,42 @@ fn direct_weights_differ_from_resident_only_by_summation_order() {
         paths.push(path);
     }
     for path in paths {
-        let resident = decode_and_forward_logits(&load(&path, "native", &options(WeightsPolicy::Load)));
+        let (resident_steps, _, resident_prefills) =
+            decode_and_forward_logits(&load(&path, "native", &options(WeightsPolicy::Load)));
         let model = load(&path, "native", &options(WeightsPolicy::Direct));
         assert_eq!(model.memory.residency, Residency::Direct);
-        let direct = decode_and_forward_logits(&model);
+        let (steps, batch_one, prefills) = decode_and_forward_logits(&model);
         let vocab = model.decoder.config.vocab_size;
-        for (what, a, b) in [("step", &resident.0, &direct.0), ("2x12", &resident.1, &direct.1)] {
-            let largest = a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            let diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
-            assert!(
-                diff > 0.0 && diff <= 1e-5 * largest,
-                "{} {what}: largest |Δ logit| {diff} against largest logit {largest}",
-                path.display()
-            );
-            let argmax = |row: &[f32]| (0..row.len()).max_by(|&i, &j| row[i].total_cmp(&row[j])).unwrap();
-            for (ra, rb) in a.chunks(vocab).zip(b.chunks(vocab)) {
-                assert_eq!(argmax(ra), argmax(rb), "{} {what}: greedy choice", path.display());
-            }
-        }
+        let largest = resident_steps.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let diff = resident_steps
+            .iter()
+            .zip(&steps)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
         assert!(
-            resident
-                .2
+            diff > 0.0 && diff <= 1e-5 * largest,
+            "{}: largest |Δ logit| {diff} against largest logit {largest}",
+            path.display()
+        );
+        let argmax = |row: &[f32]| (0..row.len()).max_by(|&i, &j| row[i].total_cmp(&row[j])).unwrap();
+        for (a, b) in resident_steps.chunks(vocab).zip(steps.chunks(vocab)) {
+            assert_eq!(argmax(a), argmax(b), "{}: greedy choice", path.display());
+        }
+        // Row 0 of the batch-3 steps is row 0 of the batch-1 steps, bit for bit.
+        let batch_three_row0: Vec<f32> = steps[2 * vocab..].chunks(vocab).step_by(3).flatten().copied().collect();
+        assert!(
+            batch_one
                 .iter()
                 .map(|v| v.to_bits())
-                .eq(direct.2.iter().map(|v| v.to_bits())),
+                .eq(batch_three_row0.iter().map(|v| v.to_bits())),
+            "{}: a decode step's row depends on the batch",
+            path.display()
+        );
+        assert!(
+            resident_prefills
+                .iter()
+                .map(|v| v.to_bits())
+                .eq(prefills.iter().map(|v| v.to_bits())),
             "{}: a materialized step differs",
             path.display()
         );

@@ -26,8 +26,9 @@ pub struct RunRecord {
     pub finished: String,
     pub seconds_this_invocation: f64,
     pub attention_resolved: AttentionRecord,
-    /// How the weights were held (materialized at load or streamed per layer, in which
-    /// precision, against how much memory); absent in runs made before weights could stream.
+    /// How the weights were held (materialized at load, streamed per layer, or streamed with
+    /// decode steps from the stored form; in which precision, against how much memory); absent
+    /// in runs made before weights could stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<String>,
     /// The largest resident memory of any invocation of this run (Linux VmHWM).

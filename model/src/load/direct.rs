@@ -1,13 +1,15 @@
-//! Products straight from a stored matrix (`--weights direct`): y = x · Wᵀ for a few rows of
-//! activations (generation's decode steps), reading each stored row once per step instead of
+//! Products straight from a stored matrix (`--weights direct`): y = x · Wᵀ for the rows of a
+//! decode step (one token per row), reading each stored row once per step instead of
 //! materializing the whole matrix in f32 first.
 //!
 //! Each stored row is decoded into an f32 scratch exactly as `StoredTensor::to_f32` decodes it
 //! (the same block functions), then dotted with every activation row in 64 lanes that are
-//! summed in a fixed order. So a result has the same bits on every CPU (the AVX-512 and AVX2
-//! builds of the loop only change how many lanes one instruction holds, and Rust never fuses a
-//! multiply and an add) and whatever other rows share the step. It does not have the bits of
-//! the materialized path's GEMM, which sums in another order (README, "Weights").
+//! summed in a fixed order. So a result has the same bits on every CPU (the AVX-512, AVX2 and
+//! portable builds of the loop only change how many lanes one instruction holds; each lane
+//! uses a fused multiply-add, `f32::mul_add`, which the portable build on an x86 CPU without
+//! FMA computes in software, exactly and slowly) and whatever other rows share the step. It
+//! does not have the bits of the materialized path's GEMM, which sums in another order
+//! (README, "Weights, precision and memory").
 
 use rayon::prelude::*;
 
@@ -25,7 +27,7 @@ const ROW_GROUP: usize = 4;
 /// of `LANES`, so that each row's scratch stays in L1.
 const TILE: usize = 256;
 /// Output rows per parallel task.
-const ROWS_PER_TASK: usize = 16;
+const OUTPUT_ROWS_PER_TASK: usize = 16;
 
 /// `x` [m, cols] times the transpose of the [rows, cols] matrix stored as `ty` in `bytes`:
 /// y [m, rows]. Output row `n` reads stored row `source_row(n)`. `bytes` must hold exactly
@@ -45,11 +47,11 @@ pub(crate) fn products(
     let row_bytes = bytes.len() / rows;
     let kernel = group_kernel();
     transposed
-        .par_chunks_mut(ROWS_PER_TASK * m)
+        .par_chunks_mut(OUTPUT_ROWS_PER_TASK * m)
         .enumerate()
         .for_each(|(task, out)| {
             for (g, group_out) in out.chunks_mut(ROW_GROUP * m).enumerate() {
-                let first = task * ROWS_PER_TASK + g * ROW_GROUP;
+                let first = task * OUTPUT_ROWS_PER_TASK + g * ROW_GROUP;
                 let group: Vec<&[u8]> = (first..first + group_out.len() / m)
                     .map(|n| &bytes[source_row(n) * row_bytes..][..row_bytes])
                     .collect();
@@ -83,7 +85,7 @@ fn group_kernel() -> GroupKernel {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
 unsafe fn group_avx512(ty: GgmlType, rows: &[&[u8]], x: &[f32], out: &mut [f32]) {
     group(ty, rows, x, out)
 }
@@ -189,8 +191,10 @@ mod tests {
     #[test]
     fn products_equal_the_decoded_matrix_times_x() {
         let (rows, m) = (37, 5);
+        // 576 columns: a last tile of 64 (two Q8_0 blocks).
         for (ty, cols) in [
             (GgmlType::F32, 300),
+            (GgmlType::Q8_0, 576),
             (GgmlType::F16, 300),
             (GgmlType::BF16, 300),
             (GgmlType::Q4_0, 512),

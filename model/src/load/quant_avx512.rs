@@ -68,6 +68,7 @@ pub unsafe fn decode(ty: GgmlType, src: &[u8], out: &mut [f32]) -> bool {
                     // SAFETY: the 32 bytes read lie within the 210-byte block.
                     let qh = unsafe { _mm256_loadu_si256(b[128 + 32 * c..].as_ptr().cast()) };
                     for j in 0..4 {
+                        // SAFETY: the 32 bytes read lie within the first 128 of the block.
                         let ql = unsafe { _mm256_loadu_si256(b[64 * c + 32 * (j % 2)..].as_ptr().cast()) };
                         let low =
                             _mm256_and_si256(_mm256_srl_epi16(ql, _mm_cvtsi32_si128(4 * (j as i32 / 2))), low_mask);

@@ -1,9 +1,10 @@
 //! A tensor kept in the form its checkpoint stores it (f32, f16, bf16 or quantized ggml blocks),
 //! usually still inside the memory-mapped file, and turned into f32 only when asked.
 //!
-//! Every format goes through the one dequantization entry point, [`quant::dequantize`]:
-//! safetensors' F32/F16/BF16 are the ggml types of the same name (the same bytes, the same
-//! exact widening), so a bf16 safetensors file and a BF16 GGUF tensor decode identically.
+//! Every format goes through one decoding entry point, `quant::decode_unchecked` (behind
+//! [`quant::dequantize`]): safetensors' F32/F16/BF16 are the ggml types of the same name (the
+//! same bytes, the same exact widening), so a bf16 safetensors file and a BF16 GGUF tensor
+//! decode identically.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -47,9 +48,9 @@ pub struct StoredTensor {
     pub shape: Vec<usize>,
     pub encoding: GgmlType,
     bytes: StoredBytes,
-    /// llama.cpp stores q/k rows permuted per head (fixtures README §2.5); `Some(heads)` undoes
-    /// that on decoding, so the rotate-half RoPE applies.
-    unpermute_heads: Option<usize>,
+    /// llama.cpp stores q/k rows permuted per head (fixtures README §2.5): where each row of
+    /// HF's order is stored, when that is not the same row, so the rotate-half RoPE applies.
+    source_rows: Option<Arc<[usize]>>,
 }
 
 impl StoredTensor {
@@ -79,13 +80,30 @@ impl StoredTensor {
                 ),
             ));
         }
+        // Rows are decoded one at a time (`to_f32`, `apply_to_rows`): each must be whole blocks
+        // (GGUF requires it of the contiguous dimension; a file that breaks it is refused here).
+        let row_len: usize = if shape.len() < 2 {
+            shape.iter().product()
+        } else {
+            shape[1..].iter().product()
+        };
+        let block = encoding.block_size().unwrap_or(1) as usize;
+        if !row_len.is_multiple_of(block) {
+            return Err(ModelError::format(
+                path,
+                format!(
+                    "tensor `{name}`: rows of {row_len} values are not whole {} blocks of {block}",
+                    encoding.name()
+                ),
+            ));
+        }
         Ok(Self {
             path: path.to_path_buf(),
             name: name.to_string(),
             shape,
             encoding,
             bytes,
-            unpermute_heads: None,
+            source_rows: None,
         })
     }
 
@@ -112,15 +130,17 @@ impl StoredTensor {
     /// Undo llama.cpp's q/k row permutation for `heads` heads when decoding.
     pub fn unpermuting_qk_rows(mut self, heads: usize) -> Result<Self> {
         let rows = self.shape.first().copied().unwrap_or(0);
+        let wrong_shape = || ModelError::Shape {
+            path: self.path.clone(),
+            name: self.name.clone(),
+            found: self.shape.clone(),
+            expected: vec![heads * 2, 0],
+        };
         if self.shape.len() != 2 || heads == 0 || !rows.is_multiple_of(2 * heads) {
-            return Err(ModelError::Shape {
-                path: self.path.clone(),
-                name: self.name.clone(),
-                found: self.shape.clone(),
-                expected: vec![heads * 2, 0],
-            });
+            return Err(wrong_shape());
         }
-        self.unpermute_heads = Some(heads);
+        let source = qk_source_rows(rows, self.shape[1], heads).map_err(|_| wrong_shape())?;
+        self.source_rows = Some(source.into());
         Ok(self)
     }
 
@@ -138,7 +158,7 @@ impl StoredTensor {
     /// (llama.cpp's q/k order undone on the way), a band of rows per task on all cores.
     pub fn to_f32(&self) -> Vec<f32> {
         let mut out = vec![0.0f32; self.num_elements()];
-        self.rows_in_parallel(&mut out, |src, row| quant::decode_unchecked(self.encoding, src, row));
+        self.rows_in_parallel(&mut out, |src, row, _| quant::decode_unchecked(self.encoding, src, row));
         out
     }
 
@@ -146,54 +166,46 @@ impl StoredTensor {
     /// half-precision model: one pass and one buffer, no f32 copy to cast).
     pub fn to_rows<T: Copy + Default + Send>(&self, convert: impl Fn(f32) -> T + Sync) -> Vec<T> {
         let mut out = vec![T::default(); self.num_elements()];
-        let cols = self.row_len();
-        self.rows_in_parallel(&mut out, |src, row| {
-            let mut decoded = vec![0.0f32; cols];
-            quant::decode_unchecked(self.encoding, src, &mut decoded);
-            for (value, &f) in row.iter_mut().zip(&decoded) {
+        self.rows_in_parallel(&mut out, |src, row, decoded| {
+            decoded.resize(row.len(), 0.0);
+            quant::decode_unchecked(self.encoding, src, decoded);
+            for (value, &f) in row.iter_mut().zip(decoded.iter()) {
                 *value = convert(f);
             }
         });
         out
     }
 
-    /// `decode(stored row, output row)` for every row of HF's order, in bands of
-    /// `ROWS_PER_TASK` rows on all cores.
-    fn rows_in_parallel<T: Send>(&self, out: &mut [T], decode: impl Fn(&[u8], &mut [T]) + Sync) {
+    /// `decode(stored row, output row, scratch)` for every row of HF's order, in bands of
+    /// `ROWS_PER_TASK` rows on all cores, with a scratch buffer per band.
+    fn rows_in_parallel<T: Send>(&self, out: &mut [T], decode: impl Fn(&[u8], &mut [T], &mut Vec<f32>) + Sync) {
         let (cols, row_bytes) = (self.row_len(), self.row_bytes());
         if out.is_empty() || cols == 0 {
             return;
         }
-        let source = self.source_rows();
         let bytes = self.bytes.as_slice();
         out.par_chunks_mut(ROWS_PER_TASK * cols)
             .enumerate()
             .for_each(|(band, rows)| {
+                let mut scratch = Vec::new();
                 for (k, row) in rows.chunks_exact_mut(cols).enumerate() {
-                    let n = band * ROWS_PER_TASK + k;
-                    let from = source.as_ref().map_or(n, |source| source[n]);
-                    decode(&bytes[from * row_bytes..][..row_bytes], row);
+                    let from = self.source_row(band * ROWS_PER_TASK + k);
+                    decode(&bytes[from * row_bytes..][..row_bytes], row, &mut scratch);
                 }
             });
     }
 
-    /// Where each row of HF's order is stored, when that is not the same row (llama.cpp's
-    /// permuted q/k rows).
-    fn source_rows(&self) -> Option<Vec<usize>> {
-        let (rows, cols) = (self.row_count(), self.row_len());
-        self.unpermute_heads.map(|heads| {
-            qk_source_rows(rows, cols, heads).expect("unpermuting_qk_rows checked the heads against the shape")
-        })
+    /// Where row `n` of HF's order is stored.
+    fn source_row(&self, n: usize) -> usize {
+        self.source_rows.as_ref().map_or(n, |source| source[n])
     }
 
     /// `x` [m, cols] times this [rows, cols] matrix transposed, y [m, rows] (a linear layer on
     /// m rows of activations), read straight from the stored bytes: each weight decoded exactly
     /// as [`Self::to_f32`] decodes it, summed in `direct`'s fixed order. `x` must be whole rows.
     pub fn apply_to_rows(&self, x: &[f32]) -> Vec<f32> {
-        let source = self.source_rows();
-        let source_row = |row: usize| source.as_ref().map_or(row, |source| source[row]);
         let shape = (self.row_count(), self.row_len());
-        super::direct::products(self.encoding, self.bytes.as_slice(), shape, source_row, x)
+        super::direct::products(self.encoding, self.bytes.as_slice(), shape, |n| self.source_row(n), x)
     }
 
     /// The given rows of a 2-D tensor, in f32 (an embedding lookup without decoding the table).
@@ -300,5 +312,20 @@ mod tests {
                 ty.name()
             );
         }
+    }
+
+    /// Rows that are not whole blocks are refused at open, naming the tensor, even when the
+    /// total is (rows are decoded one at a time).
+    #[test]
+    fn rows_that_are_not_whole_blocks_are_refused() {
+        let bytes = StoredBytes::Owned(Arc::new(vec![0u8; 3 * 34]));
+        let err = StoredTensor::new(Path::new("m.gguf"), "w", vec![2, 48], GgmlType::Q8_0, bytes)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("m.gguf") && err.contains("`w`") && err.contains("not whole Q8_0 blocks"),
+            "{err}"
+        );
     }
 }
