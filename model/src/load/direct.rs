@@ -52,10 +52,13 @@ pub(crate) fn products(
         .for_each(|(task, out)| {
             for (g, group_out) in out.chunks_mut(ROW_GROUP * m).enumerate() {
                 let first = task * OUTPUT_ROWS_PER_TASK + g * ROW_GROUP;
-                let group: Vec<&[u8]> = (first..first + group_out.len() / m)
-                    .map(|n| &bytes[source_row(n) * row_bytes..][..row_bytes])
-                    .collect();
-                kernel(ty, &group, x, group_out);
+                // The group's stored rows, without an allocation per group of every step.
+                let mut group: [&[u8]; ROW_GROUP] = [&[]; ROW_GROUP];
+                let count = group_out.len() / m;
+                for (k, row) in group[..count].iter_mut().enumerate() {
+                    *row = &bytes[source_row(first + k) * row_bytes..][..row_bytes];
+                }
+                kernel(ty, &group[..count], x, group_out);
             }
         });
     (0..m)

@@ -23,7 +23,8 @@ use crate::precision::{dtype_bytes, dtype_name};
 /// `auto` materializes at load when the resident model takes at most this share of the
 /// available memory, leaving the rest for activations, the KV cache and other processes.
 const COMFORTABLE_SHARE: f64 = 0.5;
-/// Streaming holds a weight decoded on the host, its transpose and its device copy at once.
+/// Streaming holds up to three copies of a weight at once: decoded on the host, on the device,
+/// and converted there (a half-precision cast, or K/V converted to another head count).
 const STREAM_COPIES: u64 = 3;
 
 /// `--weights`: how weights are held.
