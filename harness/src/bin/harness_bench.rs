@@ -5,6 +5,7 @@
 //! window (rolling-buffer cache), and KV-cache sizes (Mistral 7B paper, §2).
 //! `checkpoint`, `score`: real-size random checkpoints, and loading and scoring them (see
 //! bench/weights.rs).
+//! `decoders`: how fast each build of the stored-weight decoders decodes each GGUF type.
 //!
 //!     cargo run --release -p harness --bin harness-bench -- decode --batch-sizes 1,16
 //!     cargo run --release -p harness --bin harness-bench -- long-context --tokens 8192 --window 2048
@@ -25,6 +26,8 @@ use model::{
 };
 use reports::run_record::Machine;
 
+#[path = "bench/decoders.rs"]
+mod decoders;
 #[path = "bench/weights.rs"]
 mod weights;
 
@@ -81,6 +84,8 @@ enum Bench {
     Checkpoint(weights::CheckpointArgs),
     /// Load a checkpoint (timed, with peak RSS) and time scoring passes over it.
     Score(weights::ScoreArgs),
+    /// Decoding rate of each stored type by each decoder build (AVX-512, AVX2, portable).
+    Decoders(decoders::DecodersArgs),
 }
 
 /// Model shapes for `--synthetic`.
@@ -166,6 +171,7 @@ fn main() -> anyhow::Result<()> {
         }
         Bench::Checkpoint(args) => weights::checkpoint(&args),
         Bench::Score(args) => weights::score(&args),
+        Bench::Decoders(args) => decoders::decoders(&args),
     }
 }
 

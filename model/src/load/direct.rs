@@ -50,6 +50,8 @@ pub(crate) fn products(
         .par_chunks_mut(OUTPUT_ROWS_PER_TASK * m)
         .enumerate()
         .for_each(|(task, out)| {
+            // The running sums of a group, allocated once per task.
+            let mut sums = vec![[0.0f32; LANES]; ROW_GROUP * m];
             for (g, group_out) in out.chunks_mut(ROW_GROUP * m).enumerate() {
                 let first = task * OUTPUT_ROWS_PER_TASK + g * ROW_GROUP;
                 // The group's stored rows, without an allocation per group of every step.
@@ -58,7 +60,14 @@ pub(crate) fn products(
                 for (k, row) in group[..count].iter_mut().enumerate() {
                     *row = &bytes[source_row(first + k) * row_bytes..][..row_bytes];
                 }
-                kernel(ty, &group[..count], x, group_out);
+                // The task's next group is read from memory while this one computes.
+                let next = first + ROW_GROUP;
+                if g + 1 < OUTPUT_ROWS_PER_TASK / ROW_GROUP {
+                    for n in next..(next + ROW_GROUP).min(rows) {
+                        prefetch(&bytes[source_row(n) * row_bytes..][..row_bytes.min(PREFETCH_BYTES)]);
+                    }
+                }
+                kernel(ty, &group[..count], x, group_out, &mut sums[..count * m]);
             }
         });
     (0..m)
@@ -67,8 +76,25 @@ pub(crate) fn products(
         .collect()
 }
 
-/// A few stored rows against every row of `x`: `out[r * m + i] = x[i] · rows[r]`.
-type GroupKernel = fn(GgmlType, &[&[u8]], &[f32], &mut [f32]);
+/// Bytes of each stored row of the next group asked for ahead (the hardware prefetcher follows
+/// a row once it is read; measured at 7B Q4_K batch 1: 12 % faster decode steps, no better at
+/// 4 KiB).
+const PREFETCH_BYTES: usize = 1024;
+
+/// Asks the CPU to bring `bytes` into cache (a hint: no effect on any value).
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in bytes.chunks(64) {
+        // SAFETY: a prefetch reads nothing the program sees, and the address is in `bytes`.
+        unsafe { std::arch::x86_64::_mm_prefetch(line.as_ptr().cast(), std::arch::x86_64::_MM_HINT_T0) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
+
+/// A few stored rows against every row of `x`: `out[r * m + i] = x[i] · rows[r]`, with
+/// `sums` (as long as `out`) as scratch.
+type GroupKernel = fn(GgmlType, &[&[u8]], &[f32], &mut [f32], &mut [[f32; LANES]]);
 
 /// The widest build of [`group`] this CPU runs.
 fn group_kernel() -> GroupKernel {
@@ -77,11 +103,11 @@ fn group_kernel() -> GroupKernel {
         let fma = is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
         if fma && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
             // SAFETY: the CPU has the features the function is compiled for.
-            return |ty, rows, x, out| unsafe { group_avx512(ty, rows, x, out) };
+            return |ty, rows, x, out, sums| unsafe { group_avx512(ty, rows, x, out, sums) };
         }
         if fma && is_x86_feature_detected!("avx2") {
             // SAFETY: as above.
-            return |ty, rows, x, out| unsafe { group_avx2(ty, rows, x, out) };
+            return |ty, rows, x, out, sums| unsafe { group_avx2(ty, rows, x, out, sums) };
         }
     }
     group
@@ -89,27 +115,27 @@ fn group_kernel() -> GroupKernel {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
-unsafe fn group_avx512(ty: GgmlType, rows: &[&[u8]], x: &[f32], out: &mut [f32]) {
-    group(ty, rows, x, out)
+unsafe fn group_avx512(ty: GgmlType, rows: &[&[u8]], x: &[f32], out: &mut [f32], sums: &mut [[f32; LANES]]) {
+    group(ty, rows, x, out, sums)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn group_avx2(ty: GgmlType, rows: &[&[u8]], x: &[f32], out: &mut [f32]) {
-    group(ty, rows, x, out)
+unsafe fn group_avx2(ty: GgmlType, rows: &[&[u8]], x: &[f32], out: &mut [f32], sums: &mut [[f32; LANES]]) {
+    group(ty, rows, x, out, sums)
 }
 
 /// Each (stored row, x row) pair sums in `LANES` running sums, lane j taking the products at
 /// columns j, j + LANES, ... in order (a tail shorter than `LANES` goes into the first lanes), then
 /// halves them pairwise: an order fixed by the row length alone, tiles or not.
 #[inline(always)]
-fn group(ty: GgmlType, rows: &[&[u8]], x: &[f32], out: &mut [f32]) {
+fn group(ty: GgmlType, rows: &[&[u8]], x: &[f32], out: &mut [f32], acc: &mut [[f32; LANES]]) {
     debug_assert!(rows.len() <= ROW_GROUP);
     let m = out.len() / rows.len();
     let cols = x.len() / m;
     let tile_bytes = ty.byte_size(TILE as u64).unwrap_or(0) as usize;
     let mut weights = [[0.0f32; TILE]; ROW_GROUP];
-    let mut acc = vec![[0.0f32; LANES]; rows.len() * m];
+    acc.fill([0.0; LANES]);
     for (t, first_col) in (0..cols).step_by(TILE).enumerate() {
         let width = TILE.min(cols - first_col);
         for (row, decoded) in rows.iter().zip(&mut weights) {
@@ -123,7 +149,7 @@ fn group(ty: GgmlType, rows: &[&[u8]], x: &[f32], out: &mut [f32]) {
             }
         }
     }
-    for (y, lanes) in out.iter_mut().zip(&mut acc) {
+    for (y, lanes) in out.iter_mut().zip(acc) {
         let mut width = LANES;
         while width > 1 {
             width /= 2;
@@ -244,8 +270,9 @@ mod tests {
             for group_size in [ROW_GROUP - 1, ROW_GROUP] {
                 let group_rows: Vec<&[u8]> = bytes.chunks_exact(row_bytes).take(group_size).collect();
                 let (mut portable, mut widest) = (vec![0.0; group_size * m], vec![0.0; group_size * m]);
-                group(ty, &group_rows, &x, &mut portable);
-                group_kernel()(ty, &group_rows, &x, &mut widest);
+                let mut sums = vec![[0.0; LANES]; group_size * m];
+                group(ty, &group_rows, &x, &mut portable, &mut sums);
+                group_kernel()(ty, &group_rows, &x, &mut widest, &mut sums);
                 assert_eq!(
                     portable.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                     widest.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
@@ -254,7 +281,7 @@ mod tests {
                 );
                 for (r, row) in group_rows.iter().enumerate() {
                     let mut alone = vec![0.0; m];
-                    group_kernel()(ty, &[row], &x, &mut alone);
+                    group_kernel()(ty, &[row], &x, &mut alone, &mut sums[..m]);
                     assert_eq!(
                         alone.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                         widest[r * m..(r + 1) * m]

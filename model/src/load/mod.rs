@@ -11,6 +11,8 @@ pub mod memory;
 pub mod pre_tokenizer;
 pub mod quant;
 #[cfg(target_arch = "x86_64")]
+mod quant_avx2;
+#[cfg(target_arch = "x86_64")]
 mod quant_avx512;
 pub mod quantize;
 pub mod safetensors;

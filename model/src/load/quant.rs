@@ -151,13 +151,17 @@ impl GgmlType {
         !matches!(self, Self::Other(_))
     }
 
+    /// Every type [`dequantize`] handles, in GGUF id order.
+    pub fn dequantizable() -> impl Iterator<Item = GgmlType> {
+        KNOWN_TYPES
+            .iter()
+            .map(|t| Self::from_u32(t.0))
+            .filter(Self::can_dequantize)
+    }
+
     /// The names of every type [`dequantize`] handles, for error messages ("F32, F16, ...").
     pub fn dequantizable_names() -> String {
-        let names: Vec<&str> = KNOWN_TYPES
-            .iter()
-            .filter(|t| Self::from_u32(t.0).can_dequantize())
-            .map(|t| t.1)
-            .collect();
+        let names: Vec<String> = Self::dequantizable().map(|t| t.name()).collect();
         names.join(", ")
     }
 }
@@ -199,8 +203,8 @@ pub fn dequantize_into(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<()
 }
 
 /// [`dequantize_into`] without its checks, with the widest instructions the CPU has: AVX-512
-/// decoders for the common types (`quant_avx512`, the same bits), the block functions for the
-/// rest. `ty` must be decodable and `bytes` exactly `out.len()` elements of it.
+/// (`quant_avx512`) or AVX2 (`quant_avx2`) decoders for the common types, the same bits, the
+/// block functions for the rest. `ty` must be decodable and `bytes` exactly `out.len()` elements of it.
 #[inline(always)]
 pub(crate) fn decode_unchecked(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
@@ -210,7 +214,46 @@ pub(crate) fn decode_unchecked(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
             return;
         }
     }
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("f16c") {
+        // SAFETY: the CPU has the features the decoders are compiled for.
+        if unsafe { super::quant_avx2::decode(ty, bytes, out) } {
+            return;
+        }
+    }
     decode_portable(ty, bytes, out)
+}
+
+/// A build of the decoders: decodes whole blocks of `ty` into `out` and returns `true`, or
+/// returns `false` for a type it has no decoder for.
+pub type DecoderBuild = fn(GgmlType, &[u8], &mut [f32]) -> bool;
+
+/// The decoder builds this CPU runs, widest first, as [`decode_unchecked`] tries them (for
+/// `harness-bench decoders`, which times each on each type).
+pub fn decoder_builds() -> Vec<(&'static str, DecoderBuild)> {
+    let mut builds: Vec<(&'static str, DecoderBuild)> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
+            // SAFETY: the CPU has the features the decoders are compiled for.
+            builds.push(("avx512", |ty, bytes, out| unsafe {
+                super::quant_avx512::decode(ty, bytes, out)
+            }));
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("f16c") {
+            // SAFETY: the CPU has the features the decoders are compiled for.
+            builds.push(("avx2", |ty, bytes, out| unsafe {
+                super::quant_avx2::decode(ty, bytes, out)
+            }));
+        }
+    }
+    builds.push(("portable", |ty, bytes, out| {
+        ty.can_dequantize() && {
+            decode_portable(ty, bytes, out);
+            true
+        }
+    }));
+    builds
 }
 
 /// The block functions over whole blocks. Each type's loop calls its block function directly,
@@ -375,7 +418,7 @@ fn q2_k_block(b: &[u8], out: &mut [f32]) {
 /// of scale i are the low (i < 8) or high (i >= 8) nibble of byte i % 8, the top 2 bits are bit
 /// pair i / 4 of byte 8 + i % 4; the stored value is offset by 32.
 #[inline(always)]
-fn q3_k_scales(s: &[u8]) -> [i8; 16] {
+pub(crate) fn q3_k_scales(s: &[u8]) -> [i8; 16] {
     let mut scales = [0i8; 16];
     for (i, scale) in scales.iter_mut().enumerate() {
         let low = (s[i % 8] >> (4 * (i / 8))) & 0x0F;
@@ -493,9 +536,9 @@ fn q6_k_block(b: &[u8], out: &mut [f32]) {
 
 /// `n` values of `ty` for tests: pseudo-random bytes (every bit pattern of a quantized field is
 /// valid; one-value types get every bit pattern, NaNs and infinities included) with each
-/// block's f16 scales set to finite values of both signs, from an f16 subnormal to 300.
-#[cfg(test)]
-pub(crate) fn random_blocks(ty: GgmlType, n: usize) -> Vec<u8> {
+/// block's f16 scales set to finite values of both signs, from an f16 subnormal to 300. For
+/// tests and `harness-bench decoders`.
+pub fn random_blocks(ty: GgmlType, n: usize) -> Vec<u8> {
     let (block, size) = (ty.block_size().unwrap() as usize, ty.type_size().unwrap() as usize);
     let scales: &[usize] = match ty {
         GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
