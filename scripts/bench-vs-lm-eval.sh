@@ -8,7 +8,8 @@
 #        scripts/bench-vs-lm-eval.sh mmlu_anatomy 40 8 16 -- --shots 5
 #        scripts/bench-vs-lm-eval.sh gsm8k_cot 4 8 32 -- --samples 8 --temperature 0.6
 #
-# EXTRA ARGS (--shots, --samples, --temperature) go to both sides. Needs the lm-eval venv of
+# EXTRA ARGS (--shots, --samples, --temperature) go to both sides; HARNESS_ARGS (e.g.
+# "--weights direct") to the harness alone. Needs the lm-eval venv of
 # scripts/lm_eval_compare.py (LMEVAL_PY, default /tmp/lmvenv/bin/python). LM_EVAL_BATCH=0 skips
 # lm-eval (harness only); HARNESS_BATCH=0 skips the harness.
 set -euo pipefail
@@ -23,7 +24,7 @@ out=${BENCH_OUT:-$(mktemp -d)}
 mkdir -p "$out"
 if [[ $our_batch != 0 ]]; then
     "$harness" eval --model models/SmolLM2-135M-Instruct.Q4_1.gguf --tasks "$task" --limit "$limit" \
-        --batch-size "$our_batch" "${extra[@]}" --out "$out/harness" >"$out/harness.log" 2>&1
+        --batch-size "$our_batch" "${extra[@]}" ${HARNESS_ARGS:-} --out "$out/harness" >"$out/harness.log" 2>&1
     python3 - "$out/harness" "$task" "$our_batch" <<'PY'
 import json, sys
 from pathlib import Path
