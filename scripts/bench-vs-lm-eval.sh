@@ -18,13 +18,14 @@ task=$1 limit=$2 lm_batch=${3:-1} our_batch=${4:-8}
 shift $(($# < 4 ? $# : 4))
 [[ ${1:-} == -- ]] && shift
 extra=("$@")
+read -ra harness_args <<<"${HARNESS_ARGS:-}"
 py=${LMEVAL_PY:-/tmp/lmvenv/bin/python}
 harness=${HARNESS:-${CARGO_TARGET_DIR:-target}/release/harness}
 out=${BENCH_OUT:-$(mktemp -d)}
 mkdir -p "$out"
 if [[ $our_batch != 0 ]]; then
     "$harness" eval --model models/SmolLM2-135M-Instruct.Q4_1.gguf --tasks "$task" --limit "$limit" \
-        --batch-size "$our_batch" "${extra[@]}" ${HARNESS_ARGS:-} --out "$out/harness" >"$out/harness.log" 2>&1
+        --batch-size "$our_batch" "${extra[@]}" "${harness_args[@]}" --out "$out/harness" >"$out/harness.log" 2>&1
     python3 - "$out/harness" "$task" "$our_batch" <<'PY'
 import json, sys
 from pathlib import Path

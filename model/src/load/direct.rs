@@ -26,8 +26,9 @@ const ROW_GROUP: usize = 4;
 /// Columns decoded at a time: a multiple of every ggml block size (a k-quant super-block) and
 /// of `LANES`, so that each row's scratch stays in L1.
 const TILE: usize = 256;
-/// Output rows per parallel task.
+/// Output rows per parallel task: whole groups.
 const OUTPUT_ROWS_PER_TASK: usize = 16;
+const _: () = assert!(OUTPUT_ROWS_PER_TASK.is_multiple_of(ROW_GROUP));
 
 /// `x` [m, cols] times the transpose of the [rows, cols] matrix stored as `ty` in `bytes`:
 /// y [m, rows]. Output row `n` reads stored row `source_row(n)`. `bytes` must hold exactly
@@ -130,7 +131,7 @@ unsafe fn group_avx2(ty: GgmlType, rows: &[&[u8]], x: &[f32], out: &mut [f32], s
 /// halves them pairwise: an order fixed by the row length alone, tiles or not.
 #[inline(always)]
 fn group(ty: GgmlType, rows: &[&[u8]], x: &[f32], out: &mut [f32], acc: &mut [[f32; LANES]]) {
-    debug_assert!(rows.len() <= ROW_GROUP);
+    debug_assert!(rows.len() <= ROW_GROUP && acc.len() == out.len());
     let m = out.len() / rows.len();
     let cols = x.len() / m;
     let tile_bytes = ty.byte_size(TILE as u64).unwrap_or(0) as usize;

@@ -147,7 +147,7 @@ impl GgmlType {
 
     /// Whether [`dequantize`] handles this type.
     pub fn can_dequantize(&self) -> bool {
-        // Every named variant has a block function in `decode_unchecked`.
+        // Every named variant has a block function in `decode_portable`.
         !matches!(self, Self::Other(_))
     }
 
@@ -203,52 +203,75 @@ pub fn dequantize_into(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<()
 }
 
 /// [`dequantize_into`] without its checks, with the widest instructions the CPU has: AVX-512
-/// (`quant_avx512`) or AVX2 (`quant_avx2`) decoders for the common types, the same bits, the
-/// block functions for the rest. `ty` must be decodable and `bytes` exactly `out.len()` elements of it.
+/// (`quant_avx512`: Q8_0, Q4_K, BF16) or AVX2 (`quant_avx2`: every type but F32) decoders with
+/// the block functions' bits, else the block functions. `ty` must be decodable and `bytes`
+/// exactly `out.len()` elements of it.
 #[inline(always)]
 pub(crate) fn decode_unchecked(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
-        // SAFETY: the CPU has the features the decoders are compiled for.
-        if unsafe { super::quant_avx512::decode(ty, bytes, out) } {
+    {
+        // SAFETY (both): the CPU has the features the decoders are compiled for.
+        if has_avx512() && unsafe { super::quant_avx512::decode(ty, bytes, out) } {
             return;
         }
-    }
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("f16c") {
-        // SAFETY: the CPU has the features the decoders are compiled for.
-        if unsafe { super::quant_avx2::decode(ty, bytes, out) } {
+        if has_avx2() && unsafe { super::quant_avx2::decode(ty, bytes, out) } {
             return;
         }
     }
     decode_portable(ty, bytes, out)
 }
 
-/// A build of the decoders: decodes whole blocks of `ty` into `out` and returns `true`, or
-/// returns `false` for a type it has no decoder for.
+/// Whether the CPU runs `quant_avx512`'s decoders (compiled for AVX-512 F and BW, and AVX2).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn has_avx512() -> bool {
+    is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") && has_avx2()
+}
+
+/// Whether the CPU runs `quant_avx2`'s decoders (compiled for AVX2 and F16C).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn has_avx2() -> bool {
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("f16c")
+}
+
+/// A build of the decoders: decodes `bytes` (exactly `out.len()` values of `ty`, else it
+/// panics) into `out` and returns `true`, or returns `false` for a type it has no decoder for.
 pub type DecoderBuild = fn(GgmlType, &[u8], &mut [f32]) -> bool;
 
 /// The decoder builds this CPU runs, widest first, as [`decode_unchecked`] tries them (for
-/// `harness-bench decoders`, which times each on each type).
+/// `harness-bench decoders`, which times each on each type, and the test that each gives the
+/// block functions' bits).
 pub fn decoder_builds() -> Vec<(&'static str, DecoderBuild)> {
+    fn check(ty: GgmlType, bytes: &[u8], out: &[f32]) {
+        assert_eq!(
+            ty.byte_size(out.len() as u64),
+            Some(bytes.len() as u64),
+            "{ty}: bytes for {} values",
+            out.len()
+        );
+    }
     let mut builds: Vec<(&'static str, DecoderBuild)> = Vec::new();
     #[cfg(target_arch = "x86_64")]
     {
-        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
-            // SAFETY: the CPU has the features the decoders are compiled for.
-            builds.push(("avx512", |ty, bytes, out| unsafe {
-                super::quant_avx512::decode(ty, bytes, out)
+        if has_avx512() {
+            builds.push(("avx512", |ty, bytes, out| {
+                check(ty, bytes, out);
+                // SAFETY: the CPU has the features the decoders are compiled for.
+                unsafe { super::quant_avx512::decode(ty, bytes, out) }
             }));
         }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("f16c") {
-            // SAFETY: the CPU has the features the decoders are compiled for.
-            builds.push(("avx2", |ty, bytes, out| unsafe {
-                super::quant_avx2::decode(ty, bytes, out)
+        if has_avx2() {
+            builds.push(("avx2", |ty, bytes, out| {
+                check(ty, bytes, out);
+                // SAFETY: the CPU has the features the decoders are compiled for.
+                unsafe { super::quant_avx2::decode(ty, bytes, out) }
             }));
         }
     }
     builds.push(("portable", |ty, bytes, out| {
         ty.can_dequantize() && {
+            check(ty, bytes, out);
             decode_portable(ty, bytes, out);
             true
         }
@@ -342,7 +365,7 @@ fn q4_1_block(b: &[u8], out: &mut [f32]) {
 
 /// The fifth bits of Q5_0/Q5_1: bit k of this little-endian u32 belongs to element k.
 #[inline(always)]
-fn read_u32(b: &[u8], at: usize) -> u32 {
+pub(crate) fn read_u32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
@@ -538,8 +561,24 @@ fn q6_k_block(b: &[u8], out: &mut [f32]) {
 /// valid; one-value types get every bit pattern, NaNs and infinities included) with each
 /// block's f16 scales set to finite values of both signs, from an f16 subnormal to 300. For
 /// tests and `harness-bench decoders`.
+///
+/// # Panics
+/// For a type of unknown size, or an `n` that is not a whole number of blocks.
 pub fn random_blocks(ty: GgmlType, n: usize) -> Vec<u8> {
+    blocks_with_scales(
+        ty,
+        n,
+        &[0.01, -0.02, 6.0e-8, 300.0, -0.004, 0.5, -1e-5].map(f16::from_f32),
+    )
+}
+
+/// As [`random_blocks`], the blocks' f16 scales cycling through `scale_values`.
+fn blocks_with_scales(ty: GgmlType, n: usize, scale_values: &[f16]) -> Vec<u8> {
     let (block, size) = (ty.block_size().unwrap() as usize, ty.type_size().unwrap() as usize);
+    assert!(
+        n.is_multiple_of(block),
+        "{ty}: {n} values are not whole blocks of {block}"
+    );
     let scales: &[usize] = match ty {
         GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
         GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
@@ -559,9 +598,58 @@ pub fn random_blocks(ty: GgmlType, n: usize) -> Vec<u8> {
         .collect();
     for (b, block_bytes) in bytes.chunks_exact_mut(size).enumerate() {
         for (k, &at) in scales.iter().enumerate() {
-            let scale = f16::from_f32([0.01, -0.02, 6.0e-8, 300.0, -0.004, 0.5, -1e-5][(b + k) % 7]);
+            let scale = scale_values[(b + k) % scale_values.len()];
             block_bytes[at..at + 2].copy_from_slice(&scale.to_le_bytes());
         }
     }
     bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every decoder build this CPU runs gives the block functions' bits on every type it
+    /// decodes: random blocks with finite scales; every f16 and bf16 bit pattern (NaNs
+    /// included) in a row that is not a multiple of 8; and scales that are infinite, NaN, zero
+    /// or subnormal, where a NaN may carry another operand's payload (`d * q + m` with both
+    /// NaN), so any NaN matches a NaN there.
+    #[test]
+    fn every_decoder_build_gives_the_block_functions_bits() {
+        let every_half: Vec<u8> = (0..=u16::MAX).chain([1, 2, 3]).flat_map(u16::to_le_bytes).collect();
+        let special = [0x7C00, 0xFC00, 0x7E00, 0x7D01, 0xFE55, 0x8000, 0x0001, 0x3C00].map(f16::from_bits);
+        let mut cases = Vec::new();
+        for ty in GgmlType::dequantizable() {
+            if ty.block_size() == Some(1) {
+                let bytes = if ty.type_size() == Some(2) {
+                    every_half.clone()
+                } else {
+                    random_blocks(ty, 4099)
+                };
+                cases.push((ty, bytes, false));
+            } else {
+                cases.push((ty, random_blocks(ty, 4096), false));
+                cases.push((ty, blocks_with_scales(ty, 4096, &special), true));
+            }
+        }
+        let builds = decoder_builds();
+        for (ty, bytes, special_scales) in cases {
+            let n = bytes.len() / ty.type_size().unwrap() as usize * ty.block_size().unwrap() as usize;
+            let mut expected = vec![0.0f32; n];
+            decode_portable(ty, &bytes, &mut expected);
+            for (name, decode) in &builds {
+                let mut got = vec![0.0f32; n];
+                if !decode(ty, &bytes, &mut got) {
+                    continue;
+                }
+                let same =
+                    |(e, g): (&f32, &f32)| e.to_bits() == g.to_bits() || (special_scales && e.is_nan() && g.is_nan());
+                let first_difference = expected.iter().zip(&got).position(|pair| !same(pair));
+                assert_eq!(
+                    first_difference, None,
+                    "{ty}: the {name} decoder's bits differ (special scales: {special_scales})"
+                );
+            }
+        }
+    }
 }

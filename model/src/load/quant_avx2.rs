@@ -1,24 +1,26 @@
 //! Whole blocks of every GGUF type but F32 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K … Q6_K, BF16,
 //! F16), decoded with AVX2 and F16C instructions that do what `quant`'s block functions do,
 //! operation by operation (an exact integer-to-float conversion, then the same multiplies,
-//! adds and subtractions, each rounded once), so the values have the same bits (tested below
-//! on every type, scales of both signs, every f16/bf16 bit pattern). The compiler does not
+//! adds and subtractions, each rounded once), so the values have the same bits (test
+//! `quant::tests::every_decoder_build_gives_the_block_functions_bits`). The compiler does not
 //! vectorize the block functions this well, even inlined into an AVX2 caller.
 //! `quant::decode_unchecked` calls these where the CPU has AVX2 and F16C (x86-64 CPUs since
 //! 2013-2015).
 
 use std::arch::x86_64::*;
 
-use super::quant::{GgmlType, decode_portable, q3_k_scales, q4_k_scale_min, read_f16};
+use super::quant::{GgmlType, decode_portable, q3_k_scales, q4_k_scale_min, read_f16, read_u32};
 
 /// Decodes `src` into `out` when `ty` has a vector decoder here; `false` otherwise. `src` must
-/// hold exactly `out.len()` values of `ty`, in whole blocks.
+/// hold exactly `out.len()` values of `ty`, in whole blocks. The caller must know that the CPU
+/// has AVX2 and F16C (calling it is `unsafe` outside code compiled for them).
 #[target_feature(enable = "avx2,f16c")]
 pub fn decode(ty: GgmlType, src: &[u8], out: &mut [f32]) -> bool {
     // Whole blocks of `$bytes` bytes into `$values` values each (the caller's length checks
     // guarantee both sides split into the same number of blocks).
     macro_rules! blocks {
         ($src:expr, $out:expr, $decode:ident, $bytes:literal => $values:literal) => {{
+            debug_assert_eq!(ty.byte_size($values), Some($bytes));
             let (src, _) = $src.as_chunks::<$bytes>();
             let (out, _) = $out.as_chunks_mut::<$values>();
             for (b, values) in src.iter().zip(out) {
@@ -181,7 +183,7 @@ fn put32<const V: usize>(
 #[inline]
 fn q5_0(b: &[u8; 22], out: &mut [f32; 32]) {
     let d = _mm256_set1_ps(read_f16(b, 0));
-    let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+    let qh = read_u32(b, 2);
     let q = _mm256_sub_epi8(q5_quants(load16(b, 6), qh), _mm256_set1_epi8(16));
     put32(out, 0, q, |q| widen_i8(q), |q| _mm256_mul_ps(d, q));
 }
@@ -191,7 +193,7 @@ fn q5_0(b: &[u8; 22], out: &mut [f32; 32]) {
 #[inline]
 fn q5_1(b: &[u8; 24], out: &mut [f32; 32]) {
     let (d, m) = (_mm256_set1_ps(read_f16(b, 0)), _mm256_set1_ps(read_f16(b, 2)));
-    let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+    let qh = read_u32(b, 4);
     let q = q5_quants(load16(b, 8), qh);
     put32(out, 0, q, |q| widen_u8(q), |q| _mm256_add_ps(_mm256_mul_ps(d, q), m));
 }
@@ -386,53 +388,4 @@ fn bf16x8(b: &[u8; 16], out: &mut [f32; 8]) {
 #[inline]
 fn f16x8(b: &[u8; 16], out: &mut [f32; 8]) {
     put(out, 0, _mm256_cvtph_ps(load16(b, 0)));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Random blocks of every type here, and every f16 and bf16 bit pattern (NaNs, infinities
-    /// and subnormals included) in a row whose length is not a multiple of 8.
-    #[test]
-    fn the_vector_decoders_give_the_block_functions_bits() {
-        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("f16c")) {
-            eprintln!("skipped: this CPU has no AVX2 and F16C");
-            return;
-        }
-        let every_half: Vec<u8> = (0..=u16::MAX).chain([1, 2, 3]).flat_map(u16::to_le_bytes).collect();
-        let cases = [
-            GgmlType::Q4_0,
-            GgmlType::Q4_1,
-            GgmlType::Q5_0,
-            GgmlType::Q5_1,
-            GgmlType::Q8_0,
-            GgmlType::Q2_K,
-            GgmlType::Q3_K,
-            GgmlType::Q4_K,
-            GgmlType::Q5_K,
-            GgmlType::Q6_K,
-        ]
-        .map(|ty| (ty, super::super::quant::random_blocks(ty, 4096)))
-        .into_iter()
-        .chain([GgmlType::BF16, GgmlType::F16].map(|ty| (ty, every_half.clone())));
-        for (ty, bytes) in cases {
-            let n = bytes.len() / ty.type_size().unwrap() as usize * ty.block_size().unwrap() as usize;
-            let (mut expected, mut got) = (vec![0.0f32; n], vec![0.0f32; n]);
-            decode_portable(ty, &bytes, &mut expected);
-            // SAFETY: the CPU has AVX2 and F16C (checked above).
-            assert!(
-                unsafe { decode(ty, &bytes, &mut got) },
-                "{} has a vector decoder",
-                ty.name()
-            );
-            let first_difference = expected.iter().zip(&got).position(|(e, g)| e.to_bits() != g.to_bits());
-            assert_eq!(
-                first_difference,
-                None,
-                "{}: the vector decoder's bits differ",
-                ty.name()
-            );
-        }
-    }
 }
