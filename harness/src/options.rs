@@ -211,7 +211,7 @@ impl RunOptions {
         self.batch_size.unwrap_or(8)
     }
     pub fn attention(&self) -> AttentionSpec {
-        self.attention.clone().unwrap_or_default()
+        self.attention.unwrap_or_default()
     }
     pub fn backend(&self) -> BackendKind {
         self.backend.unwrap_or_default()

@@ -51,7 +51,7 @@ impl Layers {
     pub fn contains(self, layer: usize) -> bool {
         match self {
             Layers::All => true,
-            Layers::Even => layer % 2 == 0,
+            Layers::Even => layer.is_multiple_of(2),
             Layers::Odd => layer % 2 == 1,
             Layers::Range(first, last) => (first..=last).contains(&layer),
         }
@@ -98,7 +98,7 @@ impl AttentionSpec {
             KvHeads::Mqa => 1,
             KvHeads::Groups(g) => g,
         };
-        if kv_heads == 0 || n % kv_heads != 0 {
+        if kv_heads == 0 || !n.is_multiple_of(kv_heads) {
             return Err(ModelError::Invalid(format!(
                 "attention `{self}`: {kv_heads} key/value heads do not divide the model's {n} query heads"
             )));

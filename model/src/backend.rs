@@ -7,9 +7,10 @@ use burn::tensor::Device;
 
 use crate::error::ModelError;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BackendKind {
     /// burn-flex: pure-Rust CPU (the default; see README for why).
+    #[default]
     Flex,
     /// burn-ndarray: CPU, deprecated upstream, kept for comparison.
     Ndarray,
@@ -63,12 +64,6 @@ fn wgpu_device() -> Result<Device, ModelError> {
              Vulkan driver, e.g. Debian's mesa-vulkan-drivers; or use `--backend flex`)"
         ))
     })
-}
-
-impl Default for BackendKind {
-    fn default() -> Self {
-        BackendKind::Flex
-    }
 }
 
 impl FromStr for BackendKind {

@@ -168,7 +168,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
     for (variant, kv) in variants.iter().zip(shapes) {
         let dir = out.join("variants").join(&variant.dir_name);
         let config = RunOptions {
-            attention: Some(variant.spec.clone()),
+            attention: Some(variant.spec),
             out: Some(dir.clone()),
             ..base.clone()
         };
