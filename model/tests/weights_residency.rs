@@ -373,19 +373,14 @@ fn direct_weights_differ_from_resident_only_by_summation_order() {
         }
         // Row 0 of the batch-3 steps is row 0 of the batch-1 steps, bit for bit.
         let batch_three_row0: Vec<f32> = steps[2 * vocab..].chunks(vocab).step_by(3).flatten().copied().collect();
+        let same_bits = |a: &[f32], b: &[f32]| a.iter().map(|v| v.to_bits()).eq(b.iter().map(|v| v.to_bits()));
         assert!(
-            batch_one
-                .iter()
-                .map(|v| v.to_bits())
-                .eq(batch_three_row0.iter().map(|v| v.to_bits())),
+            same_bits(&batch_one, &batch_three_row0),
             "{}: a decode step's row depends on the batch",
             path.display()
         );
         assert!(
-            resident_prefills
-                .iter()
-                .map(|v| v.to_bits())
-                .eq(prefills.iter().map(|v| v.to_bits())),
+            same_bits(&resident_prefills, &prefills),
             "{}: a materialized step differs",
             path.display()
         );

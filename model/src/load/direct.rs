@@ -135,13 +135,15 @@ fn group(ty: GgmlType, rows: &[&[u8]], x: &[f32], out: &mut [f32], acc: &mut [[f
     let m = out.len() / rows.len();
     let cols = x.len() / m;
     let tile_bytes = ty.byte_size(TILE as u64).unwrap_or(0) as usize;
+    // Chosen once for the group, not for each tile of each row.
+    let decode = quant::decoder_for(ty);
     let mut weights = [[0.0f32; TILE]; ROW_GROUP];
     acc.fill([0.0; LANES]);
     for (t, first_col) in (0..cols).step_by(TILE).enumerate() {
         let width = TILE.min(cols - first_col);
         for (row, decoded) in rows.iter().zip(&mut weights) {
             let end = (t * tile_bytes + tile_bytes).min(row.len());
-            quant::decode_unchecked(ty, &row[t * tile_bytes..end], &mut decoded[..width]);
+            decode(&row[t * tile_bytes..end], &mut decoded[..width]);
         }
         for i in 0..m {
             let x_tile = &x[i * cols + first_col..][..width];

@@ -202,23 +202,58 @@ pub fn dequantize_into(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<()
     Ok(())
 }
 
-/// [`dequantize_into`] without its checks, with the widest instructions the CPU has: AVX-512
-/// (`quant_avx512`: Q8_0, Q4_K, BF16) or AVX2 (`quant_avx2`: every type but F32) decoders with
-/// the block functions' bits, else the block functions. `ty` must be decodable and `bytes`
-/// exactly `out.len()` elements of it.
+/// [`dequantize_into`] without its checks, with the widest instructions the CPU has (see
+/// [`decoder_for`]). `ty` must be decodable and `bytes` exactly `out.len()` elements of it.
 #[inline(always)]
 pub(crate) fn decode_unchecked(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
+    decoder_for(ty)(bytes, out)
+}
+
+/// Decodes whole blocks of one type (`bytes` exactly `out.len()` values of it).
+pub(crate) type Decode = fn(&[u8], &mut [f32]);
+
+/// The widest decoder this CPU has for `ty`, chosen once for a loop that decodes many pieces:
+/// AVX-512 (`quant_avx512`: Q8_0, Q4_K, BF16) or AVX2 (`quant_avx2`: every type but F32)
+/// decoders with the block functions' bits, else the block functions. `ty` must be decodable.
+pub(crate) fn decoder_for(ty: GgmlType) -> Decode {
+    macro_rules! portable {
+        ($($ty:ident),*) => {
+            match ty {
+                $(GgmlType::$ty => |bytes, out| decode_portable(GgmlType::$ty, bytes, out),)*
+                GgmlType::Other(_) => unreachable!("decoder_for: {} cannot be decoded", ty.name()),
+            }
+        };
+    }
+    macro_rules! vector {
+        ($module:ident, $($ty:ident),*) => {
+            match ty {
+                // SAFETY: called only where the CPU has the module's features (below). A type
+                // listed here that the module lacks would still decode, with the block functions.
+                $(GgmlType::$ty => Some(|bytes, out| {
+                    if !unsafe { super::$module::decode(GgmlType::$ty, bytes, out) } {
+                        decode_portable(GgmlType::$ty, bytes, out)
+                    }
+                }),)*
+                _ => None,
+            }
+        };
+    }
     #[cfg(target_arch = "x86_64")]
     {
-        // SAFETY (both): the CPU has the features the decoders are compiled for.
-        if has_avx512() && unsafe { super::quant_avx512::decode(ty, bytes, out) } {
-            return;
+        let avx512: Option<Decode> = vector!(quant_avx512, Q8_0, Q4_K, BF16);
+        let avx2: Option<Decode> = vector!(
+            quant_avx2, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K
+        );
+        if let Some(decode) = avx512.filter(|_| has_avx512()) {
+            return decode;
         }
-        if has_avx2() && unsafe { super::quant_avx2::decode(ty, bytes, out) } {
-            return;
+        if let Some(decode) = avx2.filter(|_| has_avx2()) {
+            return decode;
         }
     }
-    decode_portable(ty, bytes, out)
+    portable!(
+        F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K
+    )
 }
 
 /// Whether the CPU runs `quant_avx512`'s decoders (compiled for AVX-512 F and BW, and AVX2).
@@ -239,7 +274,7 @@ fn has_avx2() -> bool {
 /// panics) into `out` and returns `true`, or returns `false` for a type it has no decoder for.
 pub type DecoderBuild = fn(GgmlType, &[u8], &mut [f32]) -> bool;
 
-/// The decoder builds this CPU runs, widest first, as [`decode_unchecked`] tries them (for
+/// The decoder builds this CPU runs, widest first, as [`decoder_for`] tries them (for
 /// `harness-bench decoders`, which times each on each type, and the test that each gives the
 /// block functions' bits).
 pub fn decoder_builds() -> Vec<(&'static str, DecoderBuild)> {
@@ -632,7 +667,12 @@ mod tests {
                 cases.push((ty, blocks_with_scales(ty, 4096, &special), true));
             }
         }
-        let builds = decoder_builds();
+        let mut builds = decoder_builds();
+        // And the decoder loops use, the widest for each type.
+        builds.push(("chosen", |ty, bytes, out| {
+            decoder_for(ty)(bytes, out);
+            true
+        }));
         for (ty, bytes, special_scales) in cases {
             let n = bytes.len() / ty.type_size().unwrap() as usize * ty.block_size().unwrap() as usize;
             let mut expected = vec![0.0f32; n];

@@ -4,7 +4,7 @@
 //! adds and subtractions, each rounded once), so the values have the same bits (test
 //! `quant::tests::every_decoder_build_gives_the_block_functions_bits`). The compiler does not
 //! vectorize the block functions this well, even inlined into an AVX2 caller.
-//! `quant::decode_unchecked` calls these where the CPU has AVX2 and F16C (x86-64 CPUs since
+//! `quant::decoder_for` chooses these where the CPU has AVX2 and F16C (x86-64 CPUs since
 //! 2013-2015).
 
 use std::arch::x86_64::*;

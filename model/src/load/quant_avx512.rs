@@ -3,7 +3,7 @@
 //! Q4_K 10.7 against 10.1, BF16 23.1 against 18.2; Q6_K was slower than AVX2's and is left to
 //! it; BENCHMARKS "Vector decoders"). The same operations as `quant`'s block functions, so the
 //! same bits (test `quant::tests::every_decoder_build_gives_the_block_functions_bits`).
-//! `quant::decode_unchecked` calls these where the CPU has AVX-512, and `quant_avx2` for the
+//! `quant::decoder_for` chooses these where the CPU has AVX-512, and `quant_avx2` for the
 //! other types.
 
 use std::arch::x86_64::*;

@@ -1,7 +1,7 @@
 //! A tensor kept in the form its checkpoint stores it (f32, f16, bf16 or quantized ggml blocks),
 //! usually still inside the memory-mapped file, and turned into f32 only when asked.
 //!
-//! Every format goes through one decoding entry point, `quant::decode_unchecked` (behind
+//! Every format goes through one choice of decoder, `quant::decoder_for` (behind
 //! [`quant::dequantize`]): safetensors' F32/F16/BF16 are the ggml types of the same name (the
 //! same bytes, the same exact widening), so a bf16 safetensors file and a BF16 GGUF tensor
 //! decode identically.
@@ -158,7 +158,8 @@ impl StoredTensor {
     /// (llama.cpp's q/k order undone on the way), a band of rows per task on all cores.
     pub fn to_f32(&self) -> Vec<f32> {
         let mut out = vec![0.0f32; self.num_elements()];
-        self.rows_in_parallel(&mut out, |src, row, _| quant::decode_unchecked(self.encoding, src, row));
+        let decode = quant::decoder_for(self.encoding);
+        self.rows_in_parallel(&mut out, |src, row, _| decode(src, row));
         out
     }
 
@@ -166,9 +167,10 @@ impl StoredTensor {
     /// half-precision model: one pass and one buffer, no f32 copy to cast).
     pub fn to_rows<T: Copy + Default + Send>(&self, convert: impl Fn(f32) -> T + Sync) -> Vec<T> {
         let mut out = vec![T::default(); self.num_elements()];
+        let decode = quant::decoder_for(self.encoding);
         self.rows_in_parallel(&mut out, |src, row, decoded| {
             decoded.resize(row.len(), 0.0);
-            quant::decode_unchecked(self.encoding, src, decoded);
+            decode(src, decoded);
             for (value, &f) in row.iter_mut().zip(decoded.iter()) {
                 *value = convert(f);
             }
