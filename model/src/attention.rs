@@ -3,6 +3,8 @@
 //! looks. Also the checkpoint conversions between head layouts. Scores and softmax run in f32
 //! whatever the compute precision (as transformers' eager attention does in half precision).
 
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, FloatDType, Tensor, activation::softmax};
 
 use crate::attention_spec::ResolvedAttention;
@@ -68,20 +70,62 @@ impl Attention {
             Some((cache, layer)) => cache.attend_and_store(layer, k, v),
             None => (k, v),
         };
-        let keys = k.dims()[2];
         // Query head g*kvh.. shares kv head g: fold each group's heads into the row dimension
         // so one batched matmul serves the whole group without copying K/V per head.
         let q = q.reshape([b, kvh, groups * s, d]);
-        let dtype = q.dtype();
-        let scores = q
-            .matmul(k.swap_dims(2, 3))
-            .cast(FloatDType::F32)
-            .mul_scalar((d as f64).powf(-0.5));
-        let scores = scores.mask_fill(mask.clone().expand([b, kvh, groups * s, keys]), f32::MIN);
-        let context = softmax(scores, 3).cast(dtype).matmul(v);
+        let scale = (d as f64).powf(-0.5);
+        let context = if fused_kernel_fits(&q, s) {
+            fused_attention(q, k, v, mask.clone(), scale)
+        } else {
+            explicit_attention(q, k, v, mask, scale)
+        };
         let context = context.reshape([b, h, s, d]).swap_dims(1, 2).reshape([b, s, h * d]);
         self.o.forward(context)
     }
+}
+
+/// Whether a step's attention runs through burn-flex's fused kernel: steps of several tokens
+/// per row, in f32, on the CPU backend. The kernel computes each head's scores in a scratch
+/// tile and scales, masks and soft-maxes them in one pass, where the explicit product makes
+/// five passes over a [batch, heads, queries, keys] tensor in memory: 5-shot MMLU, whose
+/// items attend over a ~430-token shared prefix, scores ~25% faster (BENCHMARKS, "Fused
+/// attention"). Decode steps keep the explicit product, which reads the cache's buffers in
+/// place (the kernel would copy the keys and values contiguous at every step: ~10% slower
+/// decoding); half precision keeps it too, so its products round to the half type as
+/// transformers' do (README, "Half precision").
+fn fused_kernel_fits(q: &Tensor<4>, seq: usize) -> bool {
+    #[cfg(feature = "flex")]
+    {
+        seq > 1 && q.dtype() == burn::tensor::DType::F32 && q.device() == burn::tensor::Device::flex()
+    }
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = (q, seq);
+        false
+    }
+}
+
+/// softmax(q·kᵀ·scale, masked) · v with the mask broadcast over the kv heads; q is
+/// [batch, kv_heads, queries, head_dim], `mask` [batch, 1, queries, keys] (true: blocked).
+/// burn-flex materializes the scores per head when they fit its budget and tiles them with an
+/// online softmax otherwise; both sum in f32.
+fn fused_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Tensor<4, Bool>, scale: f64) -> Tensor<4> {
+    let options = AttentionModuleOptions {
+        scale: Some(scale),
+        softcap: None,
+        is_causal: false,
+    };
+    attention(q, k, v, Some(mask), None, options)
+}
+
+/// The same product as `fused_attention`, one tensor operation at a time: scores in f32
+/// whatever the compute precision (transformers' eager attention), the context in it.
+fn explicit_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: &Tensor<4, Bool>, scale: f64) -> Tensor<4> {
+    let ([b, kvh, rows, _], keys) = (q.dims(), k.dims()[2]);
+    let dtype = q.dtype();
+    let scores = q.matmul(k.swap_dims(2, 3)).cast(FloatDType::F32).mul_scalar(scale);
+    let scores = scores.mask_fill(mask.clone().expand([b, kvh, rows, keys]), f32::MIN);
+    softmax(scores, 3).cast(dtype).matmul(v)
 }
 
 /// Converts a K or V projection ([hidden, native_kv * d], stored [in, out]) to the resolved
