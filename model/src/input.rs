@@ -13,13 +13,31 @@ pub struct StepInput {
     pub positions: Vec<i64>,
     /// Row-major [batch, seq]: false where the slot is padding (never attended to).
     pub valid: Vec<bool>,
-    /// Row-major [batch, seq]: packing segments. A token of segment s > 0 sees only segment 0
-    /// (the shared prefix) and its own segment, so one row can hold a context followed by
-    /// several continuations, each scored as if it were alone. All 0 by default.
+    /// Row-major [batch, seq]: packing segments, [`StepInput::segment`]`(sequence, part)`. A
+    /// token sees only tokens of its own sequence, and of those only part 0 (the sequence's
+    /// context) and its own part, so one row can hold a context followed by several
+    /// continuations, or several such sequences, each scored as if it were alone. Cached keys
+    /// are seen by every sequence (a prefix they all continue). All 0 by default.
     pub segments: Vec<u32>,
 }
 
+/// Segment ids per packed sequence (see `StepInput::segments`).
+const PARTS_PER_SEQUENCE: u32 = 1 << 16;
+
+/// Whether a token of segment `query` may see a token of segment `key` of the same row (causality
+/// and the window aside).
+pub(crate) fn segment_sees(query: u32, key: u32) -> bool {
+    let sequence = |segment: u32| segment / PARTS_PER_SEQUENCE;
+    sequence(query) == sequence(key) && (key % PARTS_PER_SEQUENCE == 0 || key == query)
+}
+
 impl StepInput {
+    /// The segment id of `part` of packed `sequence` (part 0: its context); None past the
+    /// 65,536 parts a sequence may have.
+    pub fn segment(sequence: u32, part: u32) -> Option<u32> {
+        (part < PARTS_PER_SEQUENCE).then_some(sequence.checked_mul(PARTS_PER_SEQUENCE)?.checked_add(part)?)
+    }
+
     /// One unpadded sequence whose first token sits at `start`.
     pub fn single(ids: &[u32], start: usize) -> Self {
         Self {

@@ -253,6 +253,78 @@ fn out_of_vocabulary_ids_are_an_error() {
     assert!(err.to_string().contains("512"), "{err}");
 }
 
+/// Two sequences packed in one row (each a context and a continuation in its own part), after
+/// a cached prefix that both continue, score as each sequence alone after the prefix: neither
+/// sees the other's context or continuation.
+#[test]
+fn packed_sequences_after_a_cached_prefix_score_like_separate_rows() {
+    use model::TokenQuery;
+    let model = load("tiny-llama-gqa", "native");
+    let prefix: Vec<u32> = (1..20).collect();
+    let p = prefix.len();
+    let sequences: [(Vec<u32>, Vec<u32>); 2] = [(vec![50, 51, 52], vec![60, 61]), (vec![70, 71], vec![80, 81, 82])];
+    let prefilled = || {
+        let mut cache = model.decoder.new_cache(1);
+        model
+            .decoder
+            .hidden_states(&StepInput::single(&prefix, 0), Some(&mut cache))
+            .unwrap();
+        cache
+    };
+    // Each alone: its context and its continuation's inputs after the prefix.
+    let alone: Vec<_> = sequences
+        .iter()
+        .flat_map(|(ctx, cont)| {
+            let ids: Vec<u32> = ctx.iter().chain(&cont[..cont.len() - 1]).copied().collect();
+            let queries: Vec<TokenQuery> = (0..cont.len())
+                .map(|j| TokenQuery {
+                    row: 0,
+                    pos: ctx.len() - 1 + j,
+                    target: cont[j],
+                })
+                .collect();
+            model
+                .decoder
+                .score_tokens_after(&mut prefilled(), &StepInput::single(&ids, p), &queries)
+                .unwrap()
+        })
+        .collect();
+    // Packed: sequence 0 (ctx0 part 0, cont0 part 1) then sequence 1 (ctx1 part 0, cont1 part 1).
+    let (mut ids, mut positions, mut segments, mut queries) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (sequence, (ctx, cont)) in sequences.iter().enumerate() {
+        let offset = ids.len();
+        let segment = |part| StepInput::segment(sequence as u32, part).unwrap();
+        for (j, &id) in ctx.iter().chain(&cont[..cont.len() - 1]).enumerate() {
+            ids.push(id);
+            positions.push((p + j) as i64);
+            segments.push(segment(if j < ctx.len() { 0 } else { 1 }));
+        }
+        queries.extend((0..cont.len()).map(|j| TokenQuery {
+            row: 0,
+            pos: offset + ctx.len() - 1 + j,
+            target: cont[j],
+        }));
+    }
+    let n = ids.len();
+    let input = StepInput::from_parts(1, n, ids, positions, vec![true; n])
+        .unwrap()
+        .with_segments(segments)
+        .unwrap();
+    let packed = model
+        .decoder
+        .score_tokens_after(&mut prefilled(), &input, &queries)
+        .unwrap();
+    assert_eq!(packed.len(), alone.len());
+    for (p, a) in packed.iter().zip(&alone) {
+        assert!((p.logprob - a.logprob).abs() < 1e-5, "{p:?} vs {a:?}");
+        assert_eq!(p.is_argmax, a.is_argmax);
+    }
+    assert!(
+        StepInput::segment(1, 1 << 16).is_none(),
+        "a part past the limit has no id"
+    );
+}
+
 /// One packed row (context, then two continuations in their own segments) scores each
 /// continuation as its own unpadded sequence would.
 #[test]

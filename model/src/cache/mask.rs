@@ -4,7 +4,7 @@
 
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
-use crate::input::StepInput;
+use crate::input::{StepInput, segment_sees};
 
 /// [batch, queries, slots]: whether each query (position `queries` [batch, queries]) may not
 /// see each cached slot (position `past` [batch, slots]): a slot is blocked when it is empty or
@@ -31,8 +31,8 @@ pub(crate) fn past_blocked(
 /// The blocked-key mask for `input`'s queries over the cached slots `past` ([batch, slots]
 /// positions, or None) followed by the new keys, shaped [batch, 1, groups * seq, slots + seq]
 /// (query rows repeated once per head in a group). Query i sees key j iff j is a real token,
-/// pos_j ≤ pos_i, with a window W pos_i − pos_j < W, and j is in the shared segment 0 or in i's
-/// own segment (cached keys count as segment 0).
+/// pos_j ≤ pos_i, with a window W pos_i − pos_j < W, and j is in i's packed sequence, in its part
+/// 0 or in i's own part (`StepInput::segments`; cached keys are seen by every sequence).
 pub(crate) fn blocked_mask(
     past: Option<Tensor<2, Int>>,
     input: &StepInput,
@@ -49,7 +49,7 @@ pub(crate) fn blocked_mask(
             for j in 0..s {
                 let (kpos, kseg) = (input.positions[row * s + j], input.segments[row * s + j]);
                 let visible = input.valid[row * s + j]
-                    && (kseg == 0 || kseg == qseg)
+                    && segment_sees(qseg, kseg)
                     && kpos <= qpos
                     && window.is_none_or(|w| qpos - kpos < w as i64);
                 new.push(!visible);
