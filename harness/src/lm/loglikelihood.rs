@@ -279,8 +279,13 @@ fn plan_rows(requests: &[TokenRequest], max_len: usize, skip: usize) -> Vec<Row>
         }
         // The continuation's input tokens: all but its last (whose prediction is the last score).
         let extra = cont.len() - 1;
+        // A row is full at max_len tokens, or at the last part id a sequence has (one-token
+        // continuations take a part but no token).
+        let room = |row: &Row| {
+            skip + row.ids.len() + extra <= max_len && StepInput::segment(0, row.scored.len() as u32 + 1).is_some()
+        };
         let row_index = match open.get(ctx.as_slice()) {
-            Some(&r) if skip + rows[r].ids.len() + extra <= max_len => r,
+            Some(&r) if room(&rows[r]) => r,
             _ => {
                 rows.push(Row {
                     ids: ctx[skip..].to_vec(),
@@ -458,6 +463,12 @@ mod tests {
         assert_eq!(rows[0].scored[0].tokens, vec![(2, 4), (3, 5)]);
         assert_eq!(rows[0].scored[1].tokens, vec![(2, 6)]);
         // max_len 3: [1,2,3,4,5] keeps the last 4 tokens as [2,3,4] + predicts 4,5.
+        // More continuations than a sequence has part ids: the rest go to a second row.
+        let many: Vec<TokenRequest> = (0..70_000).map(|_| req(&[1, 2, 3], &[4])).collect();
+        let rows = plan_rows(&many, 100, 0);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].scored.len(), 65_535);
+        assert!(rows.iter().all(|r| r.parts_fit(0)));
         let rows = plan_rows(&requests[..1], 3, 0);
         assert_eq!(rows[0].ids, vec![2, 3, 4]);
         assert_eq!(rows[0].scored[0].tokens, vec![(1, 4), (2, 5)]);
