@@ -253,6 +253,17 @@ fn out_of_vocabulary_ids_are_an_error() {
     assert!(err.to_string().contains("512"), "{err}");
 }
 
+/// Queries scoring `cont` in row 0 when its context's last token sits at `last_context`.
+fn continuation_queries(last_context: usize, cont: &[u32]) -> Vec<model::TokenQuery> {
+    (0..cont.len())
+        .map(|j| model::TokenQuery {
+            row: 0,
+            pos: last_context + j,
+            target: cont[j],
+        })
+        .collect()
+}
+
 /// Two sequences packed in one row (each a context and a continuation in its own part), after
 /// a cached prefix that both continue, score as each sequence alone after the prefix: neither
 /// sees the other's context or continuation.
@@ -276,13 +287,7 @@ fn packed_sequences_after_a_cached_prefix_score_like_separate_rows() {
         .iter()
         .flat_map(|(ctx, cont)| {
             let ids: Vec<u32> = ctx.iter().chain(&cont[..cont.len() - 1]).copied().collect();
-            let queries: Vec<TokenQuery> = (0..cont.len())
-                .map(|j| TokenQuery {
-                    row: 0,
-                    pos: ctx.len() - 1 + j,
-                    target: cont[j],
-                })
-                .collect();
+            let queries = continuation_queries(ctx.len() - 1, cont);
             model
                 .decoder
                 .score_tokens_after(&mut prefilled(), &StepInput::single(&ids, p), &queries)
@@ -299,11 +304,7 @@ fn packed_sequences_after_a_cached_prefix_score_like_separate_rows() {
             positions.push((p + j) as i64);
             segments.push(segment(if j < ctx.len() { 0 } else { 1 }));
         }
-        queries.extend((0..cont.len()).map(|j| TokenQuery {
-            row: 0,
-            pos: offset + ctx.len() - 1 + j,
-            target: cont[j],
-        }));
+        queries.extend(continuation_queries(offset + ctx.len() - 1, cont));
     }
     let n = ids.len();
     let input = StepInput::from_parts(1, n, ids, positions, vec![true; n])
@@ -334,13 +335,7 @@ fn packed_segments_score_like_separate_rows() {
     let (ctx, a, b): (Vec<u32>, Vec<u32>, Vec<u32>) = ((1..12).collect(), vec![40, 41, 42], vec![300, 301]);
     let separate = |cont: &[u32]| {
         let row: Vec<u32> = ctx.iter().chain(cont).copied().collect();
-        let queries: Vec<TokenQuery> = (0..cont.len())
-            .map(|j| TokenQuery {
-                row: 0,
-                pos: ctx.len() - 1 + j,
-                target: cont[j],
-            })
-            .collect();
+        let queries = continuation_queries(ctx.len() - 1, cont);
         let input = StepInput::single(&row[..row.len() - 1], 0);
         model.decoder.score_tokens(&input, &queries).unwrap()
     };

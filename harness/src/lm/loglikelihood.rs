@@ -343,11 +343,10 @@ fn pack_after_prefix(rows: Vec<Row>) -> Vec<Row> {
 }
 
 impl Row {
-    /// Whether every segment of this row has an id as part of packed sequence `sequence`.
+    /// Whether every segment of this row has an id as part of packed sequence `sequence`: its
+    /// parts are 0 (the context) and one per scored continuation, the last the largest.
     fn parts_fit(&self, sequence: u32) -> bool {
-        self.segments
-            .iter()
-            .all(|&part| StepInput::segment(sequence, part).is_some())
+        StepInput::segment(sequence, self.scored.len() as u32).is_some()
     }
 
     /// Appends `row` (whose segments are parts of one sequence) as packed sequence `sequence`.

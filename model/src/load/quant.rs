@@ -198,15 +198,8 @@ pub fn dequantize_into(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<()
             bytes.len()
         ));
     }
-    decode_unchecked(ty, bytes, out);
+    decoder_for(ty)(bytes, out);
     Ok(())
-}
-
-/// [`dequantize_into`] without its checks, with the widest instructions the CPU has (see
-/// [`decoder_for`]). `ty` must be decodable and `bytes` exactly `out.len()` elements of it.
-#[inline(always)]
-pub(crate) fn decode_unchecked(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
-    decoder_for(ty)(bytes, out)
 }
 
 /// Decodes whole blocks of one type (`bytes` exactly `out.len()` values of it).

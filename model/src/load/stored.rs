@@ -215,12 +215,9 @@ impl StoredTensor {
     pub fn gather_rows_f32(&self, ids: &[usize]) -> Vec<f32> {
         let (cols, row_bytes) = (self.row_len(), self.row_bytes());
         let mut out = vec![0.0f32; ids.len() * cols];
+        let decode = quant::decoder_for(self.encoding);
         for (&id, row) in ids.iter().zip(out.chunks_exact_mut(cols.max(1))) {
-            quant::decode_unchecked(
-                self.encoding,
-                &self.bytes.as_slice()[id * row_bytes..][..row_bytes],
-                row,
-            );
+            decode(&self.bytes.as_slice()[id * row_bytes..][..row_bytes], row);
         }
         out
     }
