@@ -68,6 +68,25 @@ def lm_eval_task(name, shots, samples=1, temperature=0.0):
     return ConfigurableTask(config=cfg)
 
 
+def restore_pre_tokenizer(tok, gguf):
+    """transformers' GGUF conversion splits every byte-level vocabulary with GPT-2's regex alone and
+    ignores `tokenizer.ggml.pre`. SmolLM2's own tokenizer.json (and llama.cpp's `smollm` type, and
+    the harness) split digits one by one first, which changes the ids wherever a run of whitespace
+    precedes a digit ("\n    3" is [`\n    `, `3`], not [`\n   `, ` `, `3`]): HumanEval's
+    doctests are full of them. Without this the reference side tokenizes unlike the model's own
+    tokenizer (11 of HumanEval's first 64 prompts)."""
+    from gguf import GGUFReader
+    from tokenizers import pre_tokenizers
+
+    field = GGUFReader(gguf).fields.get("tokenizer.ggml.pre")
+    pre = bytes(field.parts[field.data[0]]).decode() if field else None
+    if pre == "smollm":
+        tok.backend_tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ])
+
+
 def run(args):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -77,6 +96,7 @@ def run(args):
     torch.set_num_threads(args.threads)
     gguf = Path(args.model).resolve()
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    restore_pre_tokenizer(tok, gguf)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     model.eval()
     lm = HFLM(pretrained=model, tokenizer=tok, batch_size=args.batch_size, device="cpu", dtype="float32")

@@ -1,5 +1,6 @@
-//! A bias-free linear layer with its weight held as [in, out] (a transposed view of PyTorch's
-//! [out, in]), so `y = x · W`.
+//! A bias-free linear layer with its weight held as [in, out] (PyTorch's [out, in] transposed:
+//! laid out so when resident, a transposed view when streamed; `load::weights::in_out`), so
+//! `y = x · W`.
 
 use burn::tensor::{Tensor, TensorData};
 

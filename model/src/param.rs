@@ -39,6 +39,8 @@ impl<const D: usize> Param<D> {
 
 /// The token-embedding table [vocab, hidden].
 pub enum Embedding {
+    /// Held transposed, [hidden, vocab] contiguous: the layout a tied LM head is multiplied in
+    /// (see `StoredTensor::to_columns`), so one copy serves both; a lookup gathers columns.
     Resident(Tensor<2>),
     /// Streamed: a lookup decodes only the rows it needs.
     Streamed {
@@ -53,11 +55,11 @@ impl Embedding {
     /// checks them first).
     pub fn lookup(&self, ids: &[u32]) -> Tensor<2> {
         match self {
-            Embedding::Resident(table) => {
+            Embedding::Resident(columns) => {
                 let ids: Vec<i64> = ids.iter().map(|&t| t as i64).collect();
                 let n = ids.len();
-                let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [n]), &table.device());
-                table.clone().select(0, ids)
+                let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [n]), &columns.device());
+                columns.clone().select(1, ids).transpose()
             }
             Embedding::Streamed { table, device, dtype } => {
                 let hidden = table.shape[1];
@@ -80,7 +82,7 @@ impl Embedding {
     /// The table transposed, [hidden, vocab]: the LM head of a model with tied embeddings.
     pub fn transposed(&self) -> Param<2> {
         match self {
-            Embedding::Resident(table) => Param::Resident(table.clone().transpose()),
+            Embedding::Resident(columns) => Param::Resident(columns.clone()),
             Embedding::Streamed { table, device, dtype } => {
                 let (table, device, dtype) = (table.clone(), device.clone(), *dtype);
                 let shape = [table.shape[0], table.shape[1]];

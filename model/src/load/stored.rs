@@ -20,6 +20,12 @@ use crate::error::{ModelError, Result};
 /// Rows decoded per parallel task: large enough that the scheduling cost vanishes.
 const ROWS_PER_TASK: usize = 64;
 
+/// [`StoredTensor::to_columns`] gives each task this many stored columns (a multiple of every
+/// ggml block size, so a row's slice of them is whole blocks) and decodes `LINE_ROWS` rows of
+/// them at a time (16 f32 values: one cache line per write).
+const COLUMNS_PER_TASK: usize = 256;
+const LINE_ROWS: usize = 16;
+
 /// Where the stored bytes live.
 #[derive(Clone)]
 pub enum StoredBytes {
@@ -178,6 +184,44 @@ impl StoredTensor {
         out
     }
 
+    /// [`Self::to_rows`] transposed, the [cols, rows] matrix contiguous: how a resident weight
+    /// is kept, so that the matrix product reads it in place. Read through a transposed view,
+    /// the product copies the weight into panels at every call: at a decode step of a few rows
+    /// that copy was the step's largest cost. Decoded straight into the one buffer it returns:
+    /// a band of `COLUMNS_PER_TASK` stored columns per task, `LINE_ROWS` rows at a time through
+    /// a scratch that stays in L1, so each write fills a cache line.
+    pub fn to_columns<T: Copy + Default + Send>(&self, convert: impl Fn(f32) -> T + Sync) -> Vec<T> {
+        let (rows, cols) = (self.row_count(), self.row_len());
+        let mut out = vec![T::default(); rows * cols];
+        if out.is_empty() {
+            return out;
+        }
+        let (bytes, row_bytes) = (self.bytes.as_slice(), self.row_bytes());
+        let decode = quant::decoder_for(self.encoding);
+        out.par_chunks_mut(COLUMNS_PER_TASK * rows)
+            .enumerate()
+            .for_each(|(band, out_rows)| {
+                let first_col = band * COLUMNS_PER_TASK;
+                let width = out_rows.len() / rows;
+                // Whole blocks: `cols` and `COLUMNS_PER_TASK` are multiples of the block size.
+                let in_row = self.byte_offset(first_col)..self.byte_offset(first_col + width);
+                let mut scratch = [0.0f32; LINE_ROWS * COLUMNS_PER_TASK];
+                for first_row in (0..rows).step_by(LINE_ROWS) {
+                    let line = (rows - first_row).min(LINE_ROWS);
+                    for (k, decoded) in scratch.chunks_exact_mut(width).take(line).enumerate() {
+                        let from = self.source_row(first_row + k) * row_bytes;
+                        decode(&bytes[from..][in_row.clone()], decoded);
+                    }
+                    for (j, out_row) in out_rows.chunks_exact_mut(rows).enumerate() {
+                        for (k, value) in out_row[first_row..first_row + line].iter_mut().enumerate() {
+                            *value = convert(scratch[k * width + j]);
+                        }
+                    }
+                }
+            });
+        out
+    }
+
     /// `decode(stored row, output row, scratch)` for every row of HF's order, in bands of
     /// `ROWS_PER_TASK` rows on all cores, with a scratch buffer per band.
     fn rows_in_parallel<T: Send>(&self, out: &mut [T], decode: impl Fn(&[u8], &mut [T], &mut Vec<f32>) + Sync) {
@@ -250,7 +294,12 @@ impl StoredTensor {
     /// Bytes of one stored row: whole blocks (GGUF requires the contiguous dimension to be a
     /// multiple of the block size, and `new` checked the total).
     fn row_bytes(&self) -> usize {
-        self.encoding.byte_size(self.row_len() as u64).unwrap_or(0) as usize
+        self.byte_offset(self.row_len())
+    }
+
+    /// Where column `col` starts within a stored row (`col` a multiple of the block size).
+    fn byte_offset(&self, col: usize) -> usize {
+        self.encoding.byte_size(col as u64).unwrap_or(0) as usize
     }
 }
 
@@ -326,5 +375,39 @@ mod tests {
             err.contains("m.gguf") && err.contains("`w`") && err.contains("not whole Q8_0 blocks"),
             "{err}"
         );
+    }
+
+    /// Bands narrower than `COLUMNS_PER_TASK` (576 = 2 × 256 + 64 columns, SmolLM2's width),
+    /// row counts that are not whole lines, K-quant super-blocks, and GGUF's permuted q/k rows:
+    /// each value at its transposed place, with the bits of `to_f32`.
+    #[test]
+    fn columns_hold_the_decoded_rows_transposed() {
+        let cases = [
+            (GgmlType::F32, 37, 300),
+            (GgmlType::BF16, 16, 576),
+            (GgmlType::Q8_0, 33, 576),
+            (GgmlType::F16, 1, 64),
+            (GgmlType::Q4_K, 20, 512),
+            (GgmlType::Q4_K, 3, 768),
+        ];
+        for (ty, rows, cols) in cases {
+            let tensor = stored(ty, rows, cols);
+            let permuted = stored(ty, (rows / 4).max(1) * 4, cols).unpermuting_qk_rows(2).unwrap();
+            for tensor in [tensor, permuted] {
+                let rows = tensor.shape[0];
+                let decoded = bits(&tensor.to_f32(), f32::to_bits);
+                let columns = bits(&tensor.to_columns(|v| v), f32::to_bits);
+                for r in 0..rows {
+                    for c in 0..cols {
+                        assert_eq!(
+                            columns[c * rows + r],
+                            decoded[r * cols + c],
+                            "{} {rows} × {cols} at ({r}, {c})",
+                            ty.name()
+                        );
+                    }
+                }
+            }
+        }
     }
 }

@@ -132,10 +132,10 @@ impl<'a> Weights<'a> {
     pub fn linear(&self, name: &str, out: usize, inputs: usize) -> Result<Linear> {
         let stored = self.stored(&format!("{name}.weight"), &[out, inputs])?;
         let direct = (self.target.residency == Residency::Direct).then(|| stored.clone());
-        let dtype = self.target.dtype;
+        let (dtype, residency) = (self.target.dtype, self.target.residency);
         Ok(Linear {
             weight: self.param(stored, move |stored, device| {
-                transposed_in(stored, [inputs, out], dtype, device)
+                in_out(stored, [inputs, out], dtype, residency, device)
             }),
             stored: direct,
         })
@@ -152,8 +152,9 @@ impl<'a> Weights<'a> {
         convert: impl Fn(Tensor<2>) -> Tensor<2> + Send + Sync + 'static,
     ) -> Result<Linear> {
         let stored = self.stored(&format!("{name}.weight"), &[out, inputs])?;
+        let residency = self.target.residency;
         Ok(Linear::new(self.param(stored, move |stored, device| {
-            convert(transposed_in(stored, [inputs, out], FloatDType::F32, device))
+            convert(in_out(stored, [inputs, out], FloatDType::F32, residency, device))
         })))
     }
 
@@ -171,9 +172,9 @@ impl<'a> Weights<'a> {
         let Target { device, dtype, .. } = self.target.clone();
         Ok(match self.target.residency {
             Residency::Resident => {
-                let values = TensorData::new(table.to_f32(), [rows, cols]);
+                let columns = TensorData::new(table.to_columns(|value| value), [cols, rows]);
                 table.release_pages();
-                Embedding::Resident(Tensor::<2>::from_data(values, &device).cast(dtype))
+                Embedding::Resident(Tensor::<2>::from_data(columns, &device).cast(dtype))
             }
             Residency::Streamed | Residency::Direct => Embedding::Streamed { table, device, dtype },
         })
@@ -200,19 +201,32 @@ impl<'a> Weights<'a> {
     }
 }
 
-/// A stored [out, in] matrix as the [in, out] tensor the model multiplies by: decoded in its
-/// own row order (contiguous writes, no transposing copy) and viewed transposed, which the
-/// matrix product reads through its strides. In `dtype` when it is a half type (each value
-/// rounded to nearest-even from its f32 decoding, as flex's cast rounds it), else in f32.
-fn transposed_in(stored: &StoredTensor, [inputs, out]: [usize; 2], dtype: FloatDType, device: &Device) -> Tensor<2> {
-    let shape = [out, inputs];
+/// A stored [out, in] matrix as the [in, out] tensor the model multiplies by, in `dtype` when it
+/// is a half type (each value rounded to nearest-even from its f32 decoding, as flex's cast
+/// rounds it), else in f32. Resident (converted once): laid out [in, out], which the matrix
+/// product reads in place (`StoredTensor::to_columns`). Streamed (converted at every use):
+/// decoded in its own row order, contiguous writes and no transposing copy, and viewed
+/// transposed, which the product reads through its strides.
+fn in_out(
+    stored: &StoredTensor,
+    [inputs, out]: [usize; 2],
+    dtype: FloatDType,
+    residency: Residency,
+    device: &Device,
+) -> Tensor<2> {
+    let resident = residency == Residency::Resident;
+    let shape = if resident { [inputs, out] } else { [out, inputs] };
     let data = match dtype {
+        FloatDType::F16 if resident => TensorData::new(stored.to_columns(f16::from_f32), shape),
         FloatDType::F16 => TensorData::new(stored.to_rows(f16::from_f32), shape),
+        FloatDType::BF16 if resident => TensorData::new(stored.to_columns(bf16::from_f32), shape),
         FloatDType::BF16 => TensorData::new(stored.to_rows(bf16::from_f32), shape),
+        _ if resident => TensorData::new(stored.to_columns(|value| value), shape),
         _ => TensorData::new(stored.to_f32(), shape),
     };
-    let dtype = data.dtype();
-    Tensor::<2>::from_data(data, (device, dtype)).transpose()
+    let data_type = data.dtype();
+    let tensor = Tensor::<2>::from_data(data, (device, data_type));
+    if resident { tensor } else { tensor.transpose() }
 }
 
 struct RandomSource<'a> {
@@ -321,16 +335,24 @@ mod tests {
             .collect();
         for ty in [GgmlType::F32, GgmlType::BF16, GgmlType::Q8_0] {
             let stored = StoredTensor::encoded(ty, vec![rows, cols], &values);
-            let f32_weight = transposed_in(&stored, [cols, rows], FloatDType::F32, &device);
-            for dtype in [FloatDType::F16, FloatDType::BF16] {
-                let direct = transposed_in(&stored, [cols, rows], dtype, &device).into_data();
-                let cast = f32_weight.clone().cast(dtype).into_data();
-                assert_eq!(direct.dtype(), cast.dtype(), "{} {dtype:?}", ty.name());
+            let streamed_f32 = in_out(&stored, [cols, rows], FloatDType::F32, Residency::Streamed, &device);
+            for residency in [Residency::Resident, Residency::Streamed] {
+                let f32_weight = in_out(&stored, [cols, rows], FloatDType::F32, residency, &device);
                 assert!(
-                    direct.as_bytes() == cast.as_bytes(),
-                    "{} {dtype:?}: bits differ",
+                    f32_weight.clone().into_data().as_bytes() == streamed_f32.clone().into_data().as_bytes(),
+                    "{} {residency:?}: the [in, out] layouts hold different values",
                     ty.name()
                 );
+                for dtype in [FloatDType::F16, FloatDType::BF16] {
+                    let direct = in_out(&stored, [cols, rows], dtype, residency, &device).into_data();
+                    let cast = f32_weight.clone().cast(dtype).into_data();
+                    assert_eq!(direct.dtype(), cast.dtype(), "{} {dtype:?}", ty.name());
+                    assert!(
+                        direct.as_bytes() == cast.as_bytes(),
+                        "{} {dtype:?} {residency:?}: bits differ",
+                        ty.name()
+                    );
+                }
             }
         }
     }
