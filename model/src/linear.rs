@@ -3,6 +3,7 @@
 //! `y = x · W`.
 
 use burn::tensor::{Tensor, TensorData};
+use rayon::prelude::*;
 
 use crate::load::stored::StoredTensor;
 use crate::param::Param;
@@ -44,7 +45,82 @@ impl Linear {
                 let y = stored.apply_to_rows(&x);
                 Tensor::from_data(TensorData::new(y, [rows, stored.shape[0]]), &device)
             }
+            _ if decode_step && single_thread_product(&x) => columns_in_parallel(x, self.weight.get()),
             _ => x.matmul(self.weight.get()),
         }
+    }
+}
+
+/// Columns of the output per task in [`columns_in_parallel`]: a multiple of every vector
+/// width, so each column is computed by the same instructions as in one whole product.
+const COLUMNS_PER_TASK_MULTIPLE: usize = 64;
+
+/// Whether `x · W` would run on one thread: on flex in f32, a product with one activation row
+/// goes to the `gemm` crate's matrix-vector kernel, which takes no parallelism (a batch-1
+/// decode step, and the last rows of a generation whose batch has drained).
+fn single_thread_product(x: &Tensor<2>) -> bool {
+    #[cfg(feature = "flex")]
+    {
+        x.dims()[0] == 1 && x.dtype() == burn::tensor::DType::F32 && x.device() == burn::tensor::Device::flex()
+    }
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = x;
+        false
+    }
+}
+
+/// `x · W` with W's columns split across the cores, one matrix-vector product per band, joined:
+/// each output column's sum is the one product's (the kernel sums every column in the same
+/// order), so the result has the same bits, computed on every core.
+fn columns_in_parallel(x: Tensor<2>, weight: Tensor<2>) -> Tensor<2> {
+    let [_, out] = weight.dims();
+    let tasks = rayon::current_num_threads();
+    let per_task = out.div_ceil(tasks).next_multiple_of(COLUMNS_PER_TASK_MULTIPLE);
+    if tasks < 2 || per_task >= out {
+        return x.matmul(weight);
+    }
+    let bands: Vec<Tensor<2>> = (0..out)
+        .step_by(per_task)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|first| {
+            x.clone()
+                .matmul(weight.clone().narrow(1, first, per_task.min(out - first)))
+        })
+        .collect();
+    Tensor::cat(bands, 1)
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use super::*;
+
+    /// One activation row against a [576, 1,600] weight (not a multiple of the band width, so
+    /// the last band is narrower), on a pool of 3 threads: the same bits as the one product.
+    #[test]
+    fn a_product_split_by_columns_has_the_bits_of_the_whole_product() {
+        let device = burn::tensor::Device::flex();
+        let (inputs, out) = (576, 1600);
+        let values = |n: usize, salt: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| (((i * 7919 + salt) % 1009) as f32 - 504.0) / 251.0)
+                .collect()
+        };
+        let x = Tensor::<2>::from_data(TensorData::new(values(inputs, 1), [1, inputs]), &device);
+        let weight = Tensor::<2>::from_data(TensorData::new(values(inputs * out, 2), [inputs, out]), &device);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let split = pool.install(|| columns_in_parallel(x.clone(), weight.clone()));
+        assert!(single_thread_product(&x));
+        let whole = x.matmul(weight);
+        let bits = |t: Tensor<2>| {
+            t.into_data()
+                .to_vec::<f32>()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bits(split), bits(whole));
     }
 }
