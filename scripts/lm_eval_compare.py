@@ -85,6 +85,10 @@ def restore_pre_tokenizer(tok, gguf):
             pre_tokenizers.Digits(individual_digits=True),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
         ])
+    elif pre not in (None, "default", "gpt-2"):
+        print(f"warning: {gguf.name} has tokenizer.ggml.pre = {pre!r}, which transformers' GGUF "
+              "loader ignores (GPT-2's split regex for every byte-level vocabulary): the reference "
+              "side may tokenize unlike the model's own tokenizer", file=sys.stderr)
 
 
 def run(args):

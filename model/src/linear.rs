@@ -1,6 +1,5 @@
-//! A bias-free linear layer with its weight held as [in, out] (PyTorch's [out, in] transposed:
-//! laid out so when resident, a transposed view when streamed; `load::weights::in_out`), so
-//! `y = x · W`.
+//! A bias-free linear layer with its weight held as [in, out] (PyTorch's [out, in] transposed,
+//! laid out so in memory: `load::weights::in_out`), so `y = x · W`.
 
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
@@ -45,7 +44,7 @@ impl Linear {
                 let y = stored.apply_to_rows(&x);
                 Tensor::from_data(TensorData::new(y, [rows, stored.shape[0]]), &device)
             }
-            _ if decode_step && single_thread_product(&x) => columns_in_parallel(x, self.weight.get()),
+            _ if single_thread_product(&x) => columns_in_parallel(x, self.weight.get()),
             _ => x.matmul(self.weight.get()),
         }
     }
@@ -57,7 +56,8 @@ const COLUMNS_PER_TASK_MULTIPLE: usize = 64;
 
 /// Whether `x · W` would run on one thread: on flex in f32, a product with one activation row
 /// goes to the `gemm` crate's matrix-vector kernel, which takes no parallelism (a batch-1
-/// decode step, and the last rows of a generation whose batch has drained).
+/// decode step, the last rows of a generation whose batch has drained, the LM head after a
+/// batch-1 pre-fill).
 fn single_thread_product(x: &Tensor<2>) -> bool {
     #[cfg(feature = "flex")]
     {
@@ -70,9 +70,10 @@ fn single_thread_product(x: &Tensor<2>) -> bool {
     }
 }
 
-/// `x · W` with W's columns split across the cores, one matrix-vector product per band, joined:
-/// each output column's sum is the one product's (the kernel sums every column in the same
-/// order), so the result has the same bits, computed on every core.
+/// `x · W` with W's columns split across the cores, one matrix-vector product per band, joined.
+/// W is laid out [in, out] (`in_out`), so every band, like the whole, goes to the column-major
+/// kernel, which sums each output column on its own in input order, and bands start at a
+/// multiple of every vector width: the result has the whole product's bits.
 fn columns_in_parallel(x: Tensor<2>, weight: Tensor<2>) -> Tensor<2> {
     let [_, out] = weight.dims();
     let tasks = rayon::current_num_threads();

@@ -37,10 +37,11 @@ impl<const D: usize> Param<D> {
     }
 }
 
-/// The token-embedding table [vocab, hidden].
+/// The token-embedding table ([vocab, hidden] in the checkpoint).
 pub enum Embedding {
-    /// Held transposed, [hidden, vocab] contiguous: the layout a tied LM head is multiplied in
-    /// (see `StoredTensor::to_columns`), so one copy serves both; a lookup gathers columns.
+    /// Held transposed, [hidden, vocab]: the layout a tied LM head is multiplied in
+    /// (`StoredTensor::to_columns`), so in f32 one copy serves both (a half-precision model
+    /// widens its head to f32, a copy either way); a lookup gathers columns.
     Resident(Tensor<2>),
     /// Streamed: a lookup decodes only the rows it needs.
     Streamed {
@@ -87,8 +88,8 @@ impl Embedding {
                 let (table, device, dtype) = (table.clone(), device.clone(), *dtype);
                 let shape = [table.shape[0], table.shape[1]];
                 Param::Streamed(Arc::new(move || {
-                    let values = TensorData::new(table.to_f32(), shape);
-                    Tensor::<2>::from_data(values, &device).cast(dtype).transpose()
+                    let columns = TensorData::new(table.to_columns(|value| value), [shape[1], shape[0]]);
+                    Tensor::<2>::from_data(columns, &device).cast(dtype)
                 }))
             }
         }

@@ -31,8 +31,9 @@ fn load(path: &Path, attention: &str, options: &LoadOptions) -> LoadedModel {
     load_model_with(path, &attention.parse().unwrap(), &device(), options).unwrap()
 }
 
-/// The raw bits of every logit for two rows of 12 tokens (one step through a KV cache too, so
-/// streamed weights serve cached decoding as well).
+/// The raw bits of every logit for two rows of 12 tokens, then through a KV cache a step of 4
+/// tokens and a step of one (a one-row product, which the matrix-vector kernels compute), so
+/// streamed weights serve cached decoding as well.
 fn logit_bits(model: &LoadedModel) -> Vec<u32> {
     let vocab = model.decoder.config.vocab_size as u32;
     let rows: Vec<Vec<u32>> = (0..2)
@@ -47,7 +48,11 @@ fn logit_bits(model: &LoadedModel) -> Vec<u32> {
     let step = decoder
         .forward(&StepInput::single(&rows[0][8..], 8), Some(&mut cache))
         .unwrap();
-    [full, step]
+    // One token of one row: a decode step whose products have a single activation row.
+    let one = decoder
+        .forward(&StepInput::single(&rows[1][..1], 12), Some(&mut cache))
+        .unwrap();
+    [full, step, one]
         .into_iter()
         .flat_map(|t| t.into_data().try_to_vec::<f32>().unwrap())
         .map(f32::to_bits)

@@ -20,10 +20,10 @@ use crate::error::{ModelError, Result};
 /// Rows decoded per parallel task: large enough that the scheduling cost vanishes.
 const ROWS_PER_TASK: usize = 64;
 
-/// [`StoredTensor::to_columns`] gives each task this many stored columns (a multiple of every
-/// ggml block size, so a row's slice of them is whole blocks) and decodes `LINE_ROWS` rows of
-/// them at a time (16 f32 values: one cache line per write).
-const COLUMNS_PER_TASK: usize = 256;
+/// [`StoredTensor::to_columns`] gives each task this many stored columns, or one block where
+/// blocks are wider (K-quants: 256; so a row's slice is whole blocks), and decodes `LINE_ROWS`
+/// rows of them at a time (16 values per write: a cache line in f32).
+const COLUMNS_PER_TASK: usize = 64;
 const LINE_ROWS: usize = 16;
 
 /// Where the stored bytes live.
@@ -189,7 +189,7 @@ impl StoredTensor {
     /// the product copies the weight into panels at every call: at a decode step of a few rows
     /// that copy was the step's largest cost. Decoded straight into the one buffer it returns:
     /// a band of `COLUMNS_PER_TASK` stored columns per task, `LINE_ROWS` rows at a time through
-    /// a scratch that stays in L1, so each write fills a cache line.
+    /// a scratch that stays in L1.
     pub fn to_columns<T: Copy + Default + Send>(&self, convert: impl Fn(f32) -> T + Sync) -> Vec<T> {
         let (rows, cols) = (self.row_count(), self.row_len());
         let mut out = vec![T::default(); rows * cols];
@@ -198,14 +198,16 @@ impl StoredTensor {
         }
         let (bytes, row_bytes) = (self.bytes.as_slice(), self.row_bytes());
         let decode = quant::decoder_for(self.encoding);
-        out.par_chunks_mut(COLUMNS_PER_TASK * rows)
+        // Whole blocks: `cols` is a multiple of the block size (checked at open), and so is
+        // `band_width` (every block size divides or is a multiple of 64).
+        let band_width = COLUMNS_PER_TASK.max(self.encoding.block_size().unwrap_or(1) as usize);
+        out.par_chunks_mut(band_width * rows)
             .enumerate()
             .for_each(|(band, out_rows)| {
-                let first_col = band * COLUMNS_PER_TASK;
+                let first_col = band * band_width;
                 let width = out_rows.len() / rows;
-                // Whole blocks: `cols` and `COLUMNS_PER_TASK` are multiples of the block size.
                 let in_row = self.byte_offset(first_col)..self.byte_offset(first_col + width);
-                let mut scratch = [0.0f32; LINE_ROWS * COLUMNS_PER_TASK];
+                let mut scratch = vec![0.0f32; LINE_ROWS * width];
                 for first_row in (0..rows).step_by(LINE_ROWS) {
                     let line = (rows - first_row).min(LINE_ROWS);
                     for (k, decoded) in scratch.chunks_exact_mut(width).take(line).enumerate() {
@@ -294,12 +296,13 @@ impl StoredTensor {
     /// Bytes of one stored row: whole blocks (GGUF requires the contiguous dimension to be a
     /// multiple of the block size, and `new` checked the total).
     fn row_bytes(&self) -> usize {
-        self.byte_offset(self.row_len())
+        self.encoding.byte_size(self.row_len() as u64).unwrap_or(0) as usize
     }
 
     /// Where column `col` starts within a stored row (`col` a multiple of the block size).
     fn byte_offset(&self, col: usize) -> usize {
-        self.encoding.byte_size(col as u64).unwrap_or(0) as usize
+        let bytes = self.encoding.byte_size(col as u64);
+        bytes.expect("a column at a block boundary of a decodable type") as usize
     }
 }
 

@@ -132,10 +132,10 @@ impl<'a> Weights<'a> {
     pub fn linear(&self, name: &str, out: usize, inputs: usize) -> Result<Linear> {
         let stored = self.stored(&format!("{name}.weight"), &[out, inputs])?;
         let direct = (self.target.residency == Residency::Direct).then(|| stored.clone());
-        let (dtype, residency) = (self.target.dtype, self.target.residency);
+        let dtype = self.target.dtype;
         Ok(Linear {
             weight: self.param(stored, move |stored, device| {
-                in_out(stored, [inputs, out], dtype, residency, device)
+                in_out(stored, [inputs, out], dtype, device)
             }),
             stored: direct,
         })
@@ -152,9 +152,8 @@ impl<'a> Weights<'a> {
         convert: impl Fn(Tensor<2>) -> Tensor<2> + Send + Sync + 'static,
     ) -> Result<Linear> {
         let stored = self.stored(&format!("{name}.weight"), &[out, inputs])?;
-        let residency = self.target.residency;
         Ok(Linear::new(self.param(stored, move |stored, device| {
-            convert(in_out(stored, [inputs, out], FloatDType::F32, residency, device))
+            convert(in_out(stored, [inputs, out], FloatDType::F32, device))
         })))
     }
 
@@ -201,32 +200,20 @@ impl<'a> Weights<'a> {
     }
 }
 
-/// A stored [out, in] matrix as the [in, out] tensor the model multiplies by, in `dtype` when it
-/// is a half type (each value rounded to nearest-even from its f32 decoding, as flex's cast
-/// rounds it), else in f32. Resident (converted once): laid out [in, out], which the matrix
-/// product reads in place (`StoredTensor::to_columns`). Streamed (converted at every use):
-/// decoded in its own row order, contiguous writes and no transposing copy, and viewed
-/// transposed, which the product reads through its strides.
-fn in_out(
-    stored: &StoredTensor,
-    [inputs, out]: [usize; 2],
-    dtype: FloatDType,
-    residency: Residency,
-    device: &Device,
-) -> Tensor<2> {
-    let resident = residency == Residency::Resident;
-    let shape = if resident { [inputs, out] } else { [out, inputs] };
+/// A stored [out, in] matrix as the [in, out] tensor the model multiplies by, laid out [in, out]
+/// (`StoredTensor::to_columns`), which the matrix product reads in place, resident or streamed
+/// alike (the same layout takes the same kernels: the two give the same bits). In `dtype` when
+/// it is a half type (each value rounded to nearest-even from its f32 decoding, as flex's cast
+/// rounds it), else in f32.
+fn in_out(stored: &StoredTensor, [inputs, out]: [usize; 2], dtype: FloatDType, device: &Device) -> Tensor<2> {
+    let shape = [inputs, out];
     let data = match dtype {
-        FloatDType::F16 if resident => TensorData::new(stored.to_columns(f16::from_f32), shape),
-        FloatDType::F16 => TensorData::new(stored.to_rows(f16::from_f32), shape),
-        FloatDType::BF16 if resident => TensorData::new(stored.to_columns(bf16::from_f32), shape),
-        FloatDType::BF16 => TensorData::new(stored.to_rows(bf16::from_f32), shape),
-        _ if resident => TensorData::new(stored.to_columns(|value| value), shape),
-        _ => TensorData::new(stored.to_f32(), shape),
+        FloatDType::F16 => TensorData::new(stored.to_columns(f16::from_f32), shape),
+        FloatDType::BF16 => TensorData::new(stored.to_columns(bf16::from_f32), shape),
+        _ => TensorData::new(stored.to_columns(|value| value), shape),
     };
     let data_type = data.dtype();
-    let tensor = Tensor::<2>::from_data(data, (device, data_type));
-    if resident { tensor } else { tensor.transpose() }
+    Tensor::<2>::from_data(data, (device, data_type))
 }
 
 struct RandomSource<'a> {
@@ -335,24 +322,16 @@ mod tests {
             .collect();
         for ty in [GgmlType::F32, GgmlType::BF16, GgmlType::Q8_0] {
             let stored = StoredTensor::encoded(ty, vec![rows, cols], &values);
-            let streamed_f32 = in_out(&stored, [cols, rows], FloatDType::F32, Residency::Streamed, &device);
-            for residency in [Residency::Resident, Residency::Streamed] {
-                let f32_weight = in_out(&stored, [cols, rows], FloatDType::F32, residency, &device);
+            let f32_weight = in_out(&stored, [cols, rows], FloatDType::F32, &device);
+            for dtype in [FloatDType::F16, FloatDType::BF16] {
+                let direct = in_out(&stored, [cols, rows], dtype, &device).into_data();
+                let cast = f32_weight.clone().cast(dtype).into_data();
+                assert_eq!(direct.dtype(), cast.dtype(), "{} {dtype:?}", ty.name());
                 assert!(
-                    f32_weight.clone().into_data().as_bytes() == streamed_f32.clone().into_data().as_bytes(),
-                    "{} {residency:?}: the [in, out] layouts hold different values",
+                    direct.as_bytes() == cast.as_bytes(),
+                    "{} {dtype:?}: bits differ",
                     ty.name()
                 );
-                for dtype in [FloatDType::F16, FloatDType::BF16] {
-                    let direct = in_out(&stored, [cols, rows], dtype, residency, &device).into_data();
-                    let cast = f32_weight.clone().cast(dtype).into_data();
-                    assert_eq!(direct.dtype(), cast.dtype(), "{} {dtype:?}", ty.name());
-                    assert!(
-                        direct.as_bytes() == cast.as_bytes(),
-                        "{} {dtype:?} {residency:?}: bits differ",
-                        ty.name()
-                    );
-                }
             }
         }
     }
