@@ -165,26 +165,12 @@ impl StoredTensor {
     pub fn to_f32(&self) -> Vec<f32> {
         let mut out = vec![0.0f32; self.num_elements()];
         let decode = quant::decoder_for(self.encoding);
-        self.rows_in_parallel(&mut out, |src, row, _| decode(src, row));
+        self.rows_in_parallel(&mut out, decode);
         out
     }
 
-    /// [`Self::to_f32`] with each value converted as it is written (to f16 or bf16 for a
-    /// half-precision model: one pass and one buffer, no f32 copy to cast).
-    pub fn to_rows<T: Copy + Default + Send>(&self, convert: impl Fn(f32) -> T + Sync) -> Vec<T> {
-        let mut out = vec![T::default(); self.num_elements()];
-        let decode = quant::decoder_for(self.encoding);
-        self.rows_in_parallel(&mut out, |src, row, decoded| {
-            decoded.resize(row.len(), 0.0);
-            decode(src, decoded);
-            for (value, &f) in row.iter_mut().zip(decoded.iter()) {
-                *value = convert(f);
-            }
-        });
-        out
-    }
-
-    /// [`Self::to_rows`] transposed, the [cols, rows] matrix contiguous: how a resident weight
+    /// [`Self::to_f32`] transposed, the [cols, rows] matrix contiguous, each value converted as
+    /// it is written (to f16 or bf16 for a half-precision model: one pass, one buffer): how a weight
     /// is kept, so that the matrix product reads it in place. Read through a transposed view,
     /// the product copies the weight into panels at every call: at a decode step of a few rows
     /// that copy was the step's largest cost. Decoded straight into the one buffer it returns:
@@ -224,9 +210,9 @@ impl StoredTensor {
         out
     }
 
-    /// `decode(stored row, output row, scratch)` for every row of HF's order, in bands of
-    /// `ROWS_PER_TASK` rows on all cores, with a scratch buffer per band.
-    fn rows_in_parallel<T: Send>(&self, out: &mut [T], decode: impl Fn(&[u8], &mut [T], &mut Vec<f32>) + Sync) {
+    /// `decode(stored row, output row)` for every row of HF's order, in bands of
+    /// `ROWS_PER_TASK` rows on all cores.
+    fn rows_in_parallel(&self, out: &mut [f32], decode: impl Fn(&[u8], &mut [f32]) + Sync) {
         let (cols, row_bytes) = (self.row_len(), self.row_bytes());
         if out.is_empty() || cols == 0 {
             return;
@@ -235,10 +221,9 @@ impl StoredTensor {
         out.par_chunks_mut(ROWS_PER_TASK * cols)
             .enumerate()
             .for_each(|(band, rows)| {
-                let mut scratch = Vec::new();
                 for (k, row) in rows.chunks_exact_mut(cols).enumerate() {
                     let from = self.source_row(band * ROWS_PER_TASK + k);
-                    decode(&bytes[from * row_bytes..][..row_bytes], row, &mut scratch);
+                    decode(&bytes[from * row_bytes..][..row_bytes], row);
                 }
             });
     }
@@ -354,8 +339,10 @@ mod tests {
                 "{} un-permuted",
                 ty.name()
             );
-            let halves = permuted.to_rows(half::f16::from_f32);
-            let cast: Vec<half::f16> = decoded.iter().map(|&v| half::f16::from_f32(v)).collect();
+            let halves = permuted.to_columns(half::f16::from_f32);
+            let cast: Vec<half::f16> = (0..cols * 132)
+                .map(|i| half::f16::from_f32(decoded[(i % 132) * cols + i / 132]))
+                .collect();
             assert_eq!(
                 bits(&halves, |v| v.to_bits() as u32),
                 bits(&cast, |v| v.to_bits() as u32),
@@ -380,8 +367,9 @@ mod tests {
         );
     }
 
-    /// Bands narrower than `COLUMNS_PER_TASK` (576 = 2 × 256 + 64 columns, SmolLM2's width),
-    /// row counts that are not whole lines, K-quant super-blocks, and GGUF's permuted q/k rows:
+    /// Last bands narrower than `COLUMNS_PER_TASK` (300 = 4 × 64 + 44 columns; Q8_0's 96 = 64 +
+    /// 32), row counts that are not whole lines, K-quant super-blocks (one block per band), and
+    /// GGUF's permuted q/k rows:
     /// each value at its transposed place, with the bits of `to_f32`.
     #[test]
     fn columns_hold_the_decoded_rows_transposed() {
@@ -390,6 +378,7 @@ mod tests {
             (GgmlType::BF16, 16, 576),
             (GgmlType::Q8_0, 33, 576),
             (GgmlType::F16, 1, 64),
+            (GgmlType::Q8_0, 7, 96),
             (GgmlType::Q4_K, 20, 512),
             (GgmlType::Q4_K, 3, 768),
         ];
