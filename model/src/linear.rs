@@ -116,7 +116,7 @@ mod tests {
         let whole = x.matmul(weight);
         let bits = |t: Tensor<2>| {
             t.into_data()
-                .to_vec::<f32>()
+                .try_to_vec::<f32>()
                 .unwrap()
                 .iter()
                 .map(|v| v.to_bits())
