@@ -8,6 +8,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, FloatDType, Tensor, activation::softmax};
 
 use crate::attention_spec::ResolvedAttention;
+use crate::backend::on_flex_in_f32;
 use crate::cache::KvCache;
 use crate::config::ModelConfig;
 use crate::error::Result;
@@ -94,15 +95,7 @@ impl Attention {
 /// decoding); half precision keeps it too, so its products round to the half type as
 /// transformers' do (README, "Half precision").
 fn fused_kernel_fits(q: &Tensor<4>, seq: usize) -> bool {
-    #[cfg(feature = "flex")]
-    {
-        seq > 1 && q.dtype() == burn::tensor::DType::F32 && q.device() == burn::tensor::Device::flex()
-    }
-    #[cfg(not(feature = "flex"))]
-    {
-        let _ = (q, seq);
-        false
-    }
+    seq > 1 && on_flex_in_f32(q)
 }
 
 /// softmax(q·kᵀ·scale, masked) · v with the mask broadcast over the kv heads; q is

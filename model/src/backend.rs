@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 
 use crate::error::ModelError;
 
@@ -16,6 +16,21 @@ pub enum BackendKind {
     Ndarray,
     /// burn-wgpu: GPU through Vulkan/Metal/DX12.
     Wgpu,
+}
+
+/// Whether `tensor` is f32 on the flex CPU backend, where the model takes flex's own fast paths
+/// (its fused attention kernel, one-row products split across cores); false on a build
+/// without flex.
+pub(crate) fn on_flex_in_f32<const D: usize>(tensor: &Tensor<D>) -> bool {
+    #[cfg(feature = "flex")]
+    {
+        tensor.dtype() == burn::tensor::DType::F32 && tensor.device() == Device::flex()
+    }
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = tensor;
+        false
+    }
 }
 
 impl BackendKind {

@@ -4,6 +4,7 @@
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
+use crate::backend::on_flex_in_f32;
 use crate::load::stored::StoredTensor;
 use crate::param::Param;
 
@@ -59,15 +60,7 @@ const COLUMNS_PER_TASK_MULTIPLE: usize = 64;
 /// decode step, the last rows of a generation whose batch has drained, the LM head after a
 /// batch-1 pre-fill).
 fn single_thread_product(x: &Tensor<2>) -> bool {
-    #[cfg(feature = "flex")]
-    {
-        x.dims()[0] == 1 && x.dtype() == burn::tensor::DType::F32 && x.device() == burn::tensor::Device::flex()
-    }
-    #[cfg(not(feature = "flex"))]
-    {
-        let _ = x;
-        false
-    }
+    x.dims()[0] == 1 && on_flex_in_f32(x)
 }
 
 /// `x · W` with W's columns split across the cores, one matrix-vector product per band, joined.
@@ -82,9 +75,8 @@ fn columns_in_parallel(x: Tensor<2>, weight: Tensor<2>) -> Tensor<2> {
         return x.matmul(weight);
     }
     let bands: Vec<Tensor<2>> = (0..out)
-        .step_by(per_task)
-        .collect::<Vec<_>>()
         .into_par_iter()
+        .step_by(per_task)
         .map(|first| {
             x.clone()
                 .matmul(weight.clone().narrow(1, first, per_task.min(out - first)))

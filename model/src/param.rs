@@ -28,7 +28,7 @@ impl<const D: usize> Param<D> {
         }
     }
 
-    /// A weight derived from this one (a transposed view, say), resident or streamed alike.
+    /// A weight derived from this one (cast to f32, say), resident or streamed alike.
     pub fn map<const E: usize>(self, f: impl Fn(Tensor<D>) -> Tensor<E> + Send + Sync + 'static) -> Param<E> {
         match self {
             Param::Resident(tensor) => Param::Resident(f(tensor)),

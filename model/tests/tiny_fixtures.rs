@@ -269,7 +269,6 @@ fn continuation_queries(last_context: usize, cont: &[u32]) -> Vec<model::TokenQu
 /// sees the other's context or continuation.
 #[test]
 fn packed_sequences_after_a_cached_prefix_score_like_separate_rows() {
-    use model::TokenQuery;
     let model = load("tiny-llama-gqa", "native");
     let prefix: Vec<u32> = (1..20).collect();
     let p = prefix.len();

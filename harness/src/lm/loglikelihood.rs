@@ -281,9 +281,7 @@ fn plan_rows(requests: &[TokenRequest], max_len: usize, skip: usize) -> Vec<Row>
         let extra = cont.len() - 1;
         // A row is full at max_len tokens, or at the last part id a sequence has (one-token
         // continuations take a part but no token).
-        let room = |row: &Row| {
-            skip + row.ids.len() + extra <= max_len && StepInput::segment(0, row.scored.len() as u32 + 1).is_some()
-        };
+        let room = |row: &Row| skip + row.ids.len() + extra <= max_len && row.parts_fit(0, 1);
         let row_index = match open.get(ctx.as_slice()) {
             Some(&r) if room(&rows[r]) => r,
             _ => {
@@ -329,7 +327,7 @@ fn pack_after_prefix(rows: Vec<Row>) -> Vec<Row> {
     for row in rows {
         let fits = packed
             .iter()
-            .position(|(p, sequences)| p.ids.len() + row.ids.len() <= width && row.parts_fit(*sequences));
+            .position(|(p, sequences)| p.ids.len() + row.ids.len() <= width && row.parts_fit(*sequences, 0));
         match fits {
             Some(i) => {
                 let (target, sequences) = &mut packed[i];
@@ -343,10 +341,11 @@ fn pack_after_prefix(rows: Vec<Row>) -> Vec<Row> {
 }
 
 impl Row {
-    /// Whether every segment of this row has an id as part of packed sequence `sequence`: its
-    /// parts are 0 (the context) and one per scored continuation, the last the largest.
-    fn parts_fit(&self, sequence: u32) -> bool {
-        StepInput::segment(sequence, self.scored.len() as u32).is_some()
+    /// Whether every segment of this row, with `added` more continuations, has an id as part of
+    /// packed sequence `sequence`: its parts are 0 (the context) and one per scored
+    /// continuation, the last the largest.
+    fn parts_fit(&self, sequence: u32, added: u32) -> bool {
+        StepInput::segment(sequence, self.scored.len() as u32 + added).is_some()
     }
 
     /// Appends `row` (whose segments are parts of one sequence) as packed sequence `sequence`.
@@ -432,6 +431,13 @@ fn python_isspace(c: char) -> bool {
 mod tests {
     use super::*;
 
+    fn req(context: &[u32], continuation: &[u32]) -> TokenRequest {
+        TokenRequest {
+            context: context.to_vec(),
+            continuation: continuation.to_vec(),
+        }
+    }
+
     #[test]
     fn rolling_windows_predict_every_token_once() {
         let tokens: Vec<u32> = (10..20).collect();
@@ -449,10 +455,6 @@ mod tests {
 
     #[test]
     fn packing_shares_the_context_and_truncation_keeps_the_tail() {
-        let req = |c: &[u32], x: &[u32]| TokenRequest {
-            context: c.to_vec(),
-            continuation: x.to_vec(),
-        };
         let requests = vec![req(&[1, 2, 3], &[4, 5]), req(&[1, 2, 3], &[6]), req(&[9], &[7, 8])];
         let rows = plan_rows(&requests, 100, 0);
         assert_eq!(rows.len(), 2);
@@ -467,7 +469,7 @@ mod tests {
         let rows = plan_rows(&many, 100, 0);
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].scored.len(), 65_535);
-        assert!(rows.iter().all(|r| r.parts_fit(0)));
+        assert!(rows.iter().all(|r| r.parts_fit(0, 0)));
         let rows = plan_rows(&requests[..1], 3, 0);
         assert_eq!(rows[0].ids, vec![2, 3, 4]);
         assert_eq!(rows[0].scored[0].tokens, vec![(1, 4), (2, 5)]);
@@ -475,10 +477,6 @@ mod tests {
 
     #[test]
     fn rows_after_a_prefix_pack_into_the_longest_ones_length_as_sequences_of_their_own() {
-        let req = |c: &[u32], x: &[u32]| TokenRequest {
-            context: c.to_vec(),
-            continuation: x.to_vec(),
-        };
         // After the prefix [1, 2]: rows of 5, 3 (two continuations), 2 and 2 tokens.
         let requests = vec![
             req(&[1, 2, 3, 4, 5, 6, 7], &[8]),
@@ -509,10 +507,6 @@ mod tests {
 
     #[test]
     fn rows_after_a_shared_prefix_leave_it_out() {
-        let req = |c: &[u32], x: &[u32]| TokenRequest {
-            context: c.to_vec(),
-            continuation: x.to_vec(),
-        };
         let requests = vec![
             req(&[1, 2, 3, 4], &[5, 6]),
             req(&[1, 2, 3, 7], &[8]),
