@@ -19,16 +19,21 @@ pub enum BackendKind {
 }
 
 /// Whether `tensor` is f32 on the flex CPU backend, where the model takes flex's own fast paths
-/// (its fused attention kernel, one-row products split across cores); false on a build
-/// without flex.
+/// (its fused attention kernel, one-row products split across cores); false on a build without
+/// flex.
 pub(crate) fn on_flex_in_f32<const D: usize>(tensor: &Tensor<D>) -> bool {
+    flex_in_f32(&tensor.device(), tensor.dtype())
+}
+
+/// Whether `device` is flex's and `dtype` f32: also where weights are held in bands (`bands`).
+pub(crate) fn flex_in_f32(device: &Device, dtype: impl Into<burn::tensor::DType>) -> bool {
     #[cfg(feature = "flex")]
     {
-        tensor.dtype() == burn::tensor::DType::F32 && tensor.device() == Device::flex()
+        dtype.into() == burn::tensor::DType::F32 && *device == Device::flex()
     }
     #[cfg(not(feature = "flex"))]
     {
-        let _ = tensor;
+        let _ = (device, dtype.into());
         false
     }
 }

@@ -6,6 +6,7 @@
 pub mod attention;
 pub mod attention_spec;
 pub mod backend;
+pub mod bands;
 pub mod cache;
 pub mod config;
 pub mod decoder;

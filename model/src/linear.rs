@@ -1,23 +1,47 @@
-//! A bias-free linear layer with its weight held as [in, out] (PyTorch's [out, in] transposed,
-//! laid out so in memory: `load::weights::in_out`), so `y = x · W`.
+//! A bias-free linear layer with its weight held as [in, out] (PyTorch's [out, in] transposed),
+//! so `y = x · W`: in f32 on the CPU in bands of output columns (`bands`), otherwise as one
+//! [in, out] tensor laid out so in memory (`load::weights::in_out`).
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{FloatDType, Tensor, TensorData};
 use rayon::prelude::*;
 
 use crate::backend::on_flex_in_f32;
+use crate::bands::BandsParam;
 use crate::load::stored::StoredTensor;
 use crate::param::Param;
 
 pub struct Linear {
     /// [in, out]: the transpose of PyTorch's [out, in].
-    pub weight: Param<2>,
+    pub weight: Weight,
     /// With `--weights direct`: the stored [out, in] matrix, which decode steps multiply.
     pub stored: Option<StoredTensor>,
 }
 
+/// How a linear layer's [in, out] weight is held.
+#[derive(Clone)]
+pub enum Weight {
+    /// A device tensor (any backend, any precision).
+    Matrix(Param<2>),
+    /// f32 on flex, in bands of output columns.
+    Bands(BandsParam),
+}
+
+impl Weight {
+    /// The weight in f32 (the LM head's precision): bands already are.
+    pub fn in_f32(self) -> Weight {
+        match self {
+            Weight::Matrix(param) => Weight::Matrix(param.map(|weight| weight.cast(FloatDType::F32))),
+            bands => bands,
+        }
+    }
+}
+
 impl Linear {
     pub fn new(weight: Param<2>) -> Self {
-        Self { weight, stored: None }
+        Self {
+            weight: Weight::Matrix(weight),
+            stored: None,
+        }
     }
 
     /// x: [batch, seq, in] → [batch, seq, out]. A step of one token per row is a decode step.
@@ -33,22 +57,27 @@ impl Linear {
     /// multiplies straight from the stored matrix; other steps (pre-fill, scoring) materialize
     /// it, where the GEMM's speed pays for the conversion.
     pub fn forward_rows(&self, x: Tensor<2>, decode_step: bool) -> Tensor<2> {
-        match &self.stored {
-            Some(stored) if decode_step => {
-                let device = x.device();
-                let [rows, _] = x.dims();
-                // `--weights direct` is f32 on a CPU backend (LoadOptions::new, MemoryPlan::new),
-                // so reading the activations back is a copy in memory.
-                let x = x
-                    .try_into_vec_as::<f32>()
-                    .expect("activations on a CPU backend read back");
-                let y = stored.apply_to_rows(&x);
-                Tensor::from_data(TensorData::new(y, [rows, stored.shape[0]]), &device)
-            }
-            _ if single_thread_product(&x) => columns_in_parallel(x, self.weight.get()),
-            _ => x.matmul(self.weight.get()),
+        if let Some(stored) = self.stored.as_ref().filter(|_| decode_step) {
+            return stored_product(stored, x);
+        }
+        match &self.weight {
+            Weight::Bands(bands) => bands.get().product(x),
+            Weight::Matrix(weight) if single_thread_product(&x) => columns_in_parallel(x, weight.get()),
+            Weight::Matrix(weight) => x.matmul(weight.get()),
         }
     }
+}
+
+/// `x · W` read from W's stored [out, in] form (`--weights direct`, f32 on a CPU backend:
+/// `LoadOptions::new`, `MemoryPlan::new`, so reading the activations back is a copy in memory).
+fn stored_product(stored: &StoredTensor, x: Tensor<2>) -> Tensor<2> {
+    let device = x.device();
+    let [rows, _] = x.dims();
+    let x = x
+        .try_into_vec_as::<f32>()
+        .expect("activations on a CPU backend read back");
+    let y = stored.apply_to_rows(&x);
+    Tensor::from_data(TensorData::new(y, [rows, stored.shape[0]]), &device)
 }
 
 /// Columns of the output per task in [`columns_in_parallel`]: a multiple of every vector
@@ -56,9 +85,9 @@ impl Linear {
 const COLUMNS_PER_TASK_MULTIPLE: usize = 64;
 
 /// Whether `x · W` would run on one thread: on flex in f32, a product with one activation row
-/// goes to the `gemm` crate's matrix-vector kernel, which takes no parallelism (a batch-1
-/// decode step, the last rows of a generation whose batch has drained, the LM head after a
-/// batch-1 pre-fill).
+/// goes to the `gemm` crate's matrix-vector kernel, which takes no parallelism. (Only weights
+/// not held in bands get here: K/V projections converted to another head layout, and a
+/// half-precision model's LM head widened to f32.)
 fn single_thread_product(x: &Tensor<2>) -> bool {
     x.dims()[0] == 1 && on_flex_in_f32(x)
 }

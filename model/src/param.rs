@@ -8,6 +8,9 @@ use std::sync::Arc;
 
 use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
 
+use crate::backend::flex_in_f32;
+use crate::bands::{Bands, BandsParam};
+use crate::linear::Weight;
 use crate::load::stored::StoredTensor;
 
 /// Makes a streamed weight's device tensor from its stored form.
@@ -39,6 +42,9 @@ impl<const D: usize> Param<D> {
 
 /// The token-embedding table ([vocab, hidden] in the checkpoint).
 pub enum Embedding {
+    /// Resident in f32 on flex: the bands of [hidden, vocab] (`bands`), which a tied LM head
+    /// multiplies; a lookup reads one column of a band.
+    Bands { bands: Arc<Bands>, device: Device },
     /// Held transposed, [hidden, vocab]: the layout a tied LM head is multiplied in
     /// (`StoredTensor::to_columns`), so in f32 one copy serves both (a half-precision model
     /// widens its head to f32, a copy either way); a lookup gathers columns.
@@ -56,6 +62,10 @@ impl Embedding {
     /// checks them first).
     pub fn lookup(&self, ids: &[u32]) -> Tensor<2> {
         match self {
+            Embedding::Bands { bands, device } => {
+                let ids: Vec<usize> = ids.iter().map(|&t| t as usize).collect();
+                bands.columns(&ids, device)
+            }
             Embedding::Resident(columns) => {
                 let ids: Vec<i64> = ids.iter().map(|&t| t as i64).collect();
                 let n = ids.len();
@@ -75,22 +85,27 @@ impl Embedding {
     /// tied LM head).
     pub fn stored(&self) -> Option<StoredTensor> {
         match self {
-            Embedding::Resident(_) => None,
+            Embedding::Bands { .. } | Embedding::Resident(_) => None,
             Embedding::Streamed { table, .. } => Some(table.clone()),
         }
     }
 
     /// The table transposed, [hidden, vocab]: the LM head of a model with tied embeddings.
-    pub fn transposed(&self) -> Param<2> {
+    pub fn transposed(&self) -> Weight {
         match self {
-            Embedding::Resident(columns) => Param::Resident(columns.clone()),
+            Embedding::Bands { bands, .. } => Weight::Bands(BandsParam::Resident(bands.clone())),
+            Embedding::Resident(columns) => Weight::Matrix(Param::Resident(columns.clone())),
+            Embedding::Streamed { table, device, dtype } if flex_in_f32(device, *dtype) => {
+                let table = table.clone();
+                Weight::Bands(BandsParam::Streamed(Arc::new(move || Bands::from_stored(&table))))
+            }
             Embedding::Streamed { table, device, dtype } => {
                 let (table, device, dtype) = (table.clone(), device.clone(), *dtype);
                 let shape = [table.shape[0], table.shape[1]];
-                Param::Streamed(Arc::new(move || {
+                Weight::Matrix(Param::Streamed(Arc::new(move || {
                     let columns = TensorData::new(table.to_columns(|value| value), [shape[1], shape[0]]);
                     Tensor::<2>::from_data(columns, &device).cast(dtype)
-                }))
+                })))
             }
         }
     }

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 
 use super::gguf::qk_source_rows;
 use super::quant::{self, GgmlType};
+use crate::bands::BAND_WIDTH;
 use crate::error::{ModelError, Result};
 
 /// Rows decoded per parallel task: large enough that the scheduling cost vanishes.
@@ -210,6 +211,40 @@ impl StoredTensor {
         out
     }
 
+    /// The [cols, rows] transpose of [`Self::to_f32`] in f32, held in bands of
+    /// `bands::BAND_WIDTH` columns (`bands::Bands`): how a weight is kept for the CPU in f32.
+    /// Each task decodes a band's stored rows whole, `LINE_ROWS` at a time through a scratch,
+    /// and writes them as the band's columns (16 values per write: a cache line).
+    pub fn to_bands(&self) -> Vec<f32> {
+        let (rows, cols) = (self.row_count(), self.row_len());
+        let mut out = vec![0.0f32; rows * cols];
+        if out.is_empty() {
+            return out;
+        }
+        let (bytes, row_bytes) = (self.bytes.as_slice(), self.row_bytes());
+        let decode = quant::decoder_for(self.encoding);
+        out.par_chunks_mut(BAND_WIDTH * cols)
+            .enumerate()
+            .for_each(|(band, out_band)| {
+                let first_row = band * BAND_WIDTH;
+                let width = out_band.len() / cols;
+                let mut scratch = vec![0.0f32; LINE_ROWS * cols];
+                for line_start in (0..width).step_by(LINE_ROWS) {
+                    let line = (width - line_start).min(LINE_ROWS);
+                    for (k, decoded) in scratch.chunks_exact_mut(cols).take(line).enumerate() {
+                        let from = self.source_row(first_row + line_start + k) * row_bytes;
+                        decode(&bytes[from..][..row_bytes], decoded);
+                    }
+                    for (i, out_row) in out_band.chunks_exact_mut(width).enumerate() {
+                        for (k, value) in out_row[line_start..line_start + line].iter_mut().enumerate() {
+                            *value = scratch[k * cols + i];
+                        }
+                    }
+                }
+            });
+        out
+    }
+
     /// `decode(stored row, output row)` for every row of HF's order, in bands of
     /// `ROWS_PER_TASK` rows on all cores.
     fn rows_in_parallel(&self, out: &mut [f32], decode: impl Fn(&[u8], &mut [f32]) + Sync) {
@@ -393,6 +428,41 @@ mod tests {
                     for c in 0..cols {
                         assert_eq!(
                             columns[c * rows + r],
+                            decoded[r * cols + c],
+                            "{} {rows} × {cols} at ({r}, {c})",
+                            ty.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bands of `BAND_WIDTH` stored rows, the last narrower (300 = 2 × 128 + 44; 20 and 37 rows
+    /// in one band that is not whole lines of 16), each band the [cols, width] transpose of its
+    /// rows, GGUF's permuted q/k rows included: each value at its place, with `to_f32`'s bits.
+    #[test]
+    fn bands_hold_the_decoded_rows_transposed() {
+        let cases = [
+            (GgmlType::F32, 300, 64),
+            (GgmlType::BF16, 37, 576),
+            (GgmlType::Q8_0, 260, 96),
+            (GgmlType::Q4_K, 20, 512),
+            (GgmlType::F16, 1, 64),
+        ];
+        for (ty, rows, cols) in cases {
+            let tensor = stored(ty, rows, cols);
+            let permuted = stored(ty, (rows / 4).max(1) * 4, cols).unpermuting_qk_rows(2).unwrap();
+            for tensor in [tensor, permuted] {
+                let rows = tensor.shape[0];
+                let decoded = bits(&tensor.to_f32(), f32::to_bits);
+                let bands = bits(&tensor.to_bands(), f32::to_bits);
+                for r in 0..rows {
+                    let (band, j) = (r / BAND_WIDTH, r % BAND_WIDTH);
+                    let width = BAND_WIDTH.min(rows - band * BAND_WIDTH);
+                    for c in 0..cols {
+                        assert_eq!(
+                            bands[band * BAND_WIDTH * cols + c * width + j],
                             decoded[r * cols + c],
                             "{} {rows} × {cols} at ({r}, {c})",
                             ty.name()

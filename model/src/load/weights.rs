@@ -9,10 +9,12 @@ use burn::tensor::{Device, FloatDType, Tensor, TensorData};
 use half::{bf16, f16};
 
 use crate::attention_spec::AttentionSpec;
+use crate::backend::flex_in_f32;
+use crate::bands::{Bands, BandsParam};
 use crate::config::ModelConfig;
 use crate::decoder::Decoder;
 use crate::error::{ModelError, Result};
-use crate::linear::Linear;
+use crate::linear::{Linear, Weight};
 use crate::load::memory::Residency;
 use crate::load::stored::StoredTensor;
 use crate::param::{Embedding, Param};
@@ -133,12 +135,28 @@ impl<'a> Weights<'a> {
         let stored = self.stored(&format!("{name}.weight"), &[out, inputs])?;
         let direct = (self.target.residency == Residency::Direct).then(|| stored.clone());
         let dtype = self.target.dtype;
-        Ok(Linear {
-            weight: self.param(stored, move |stored, device| {
+        let weight = if flex_in_f32(&self.target.device, dtype) {
+            Weight::Bands(self.bands(stored))
+        } else {
+            Weight::Matrix(self.param(stored, move |stored, device| {
                 in_out(stored, [inputs, out], dtype, device)
-            }),
-            stored: direct,
-        })
+            }))
+        };
+        Ok(Linear { weight, stored: direct })
+    }
+
+    /// A stored [out, in] matrix in f32 bands (`bands`), resident or streamed as `param`.
+    fn bands(&self, stored: StoredTensor) -> BandsParam {
+        match self.target.residency {
+            Residency::Resident => {
+                let bands = Bands::from_stored(&stored);
+                stored.release_pages();
+                BandsParam::Resident(Arc::new(bands))
+            }
+            Residency::Streamed | Residency::Direct => {
+                BandsParam::Streamed(Arc::new(move || Bands::from_stored(&stored)))
+            }
+        }
     }
 
     /// [`Self::linear`] with `convert` applied to the f32 [in, out] weight before it is cast to
@@ -170,6 +188,14 @@ impl<'a> Weights<'a> {
         let table = self.stored(&format!("{name}.weight"), &[rows, cols])?;
         let Target { device, dtype, .. } = self.target.clone();
         Ok(match self.target.residency {
+            Residency::Resident if flex_in_f32(&device, dtype) => {
+                let bands = Bands::from_stored(&table);
+                table.release_pages();
+                Embedding::Bands {
+                    bands: Arc::new(bands),
+                    device,
+                }
+            }
             Residency::Resident => {
                 let columns = TensorData::new(table.to_columns(|value| value), [cols, rows]);
                 table.release_pages();

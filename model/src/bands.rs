@@ -1,0 +1,267 @@
+//! f32 weights on the CPU held in bands of output columns, each band an [in, width] matrix
+//! contiguous in memory, and multiplied by the `gemm` crate band by band.
+//!
+//! Why: the crate computes `x · W` as `(Wᵀ · xᵀ)ᵀ`, reading W in column panels of 64 outputs.
+//! From one [in, out] matrix, a panel's successive inputs lie `out` floats apart, so at a decode
+//! step (a few activation rows, where reading the weights is the work) every input is a jump
+//! to another page; from a band, a panel is one contiguous run. Measured on this project's
+//! 2-core machine for a [576, 1536] weight: 1.5× faster at one row, 1.5–2.4× at 2–64 rows, equal
+//! at 256 and more (BENCHMARKS, "Weights in bands").
+//!
+//! Every band's product is the crate's own kernel on that band's columns: the matrix-vector
+//! kernel for one row (each output summed over the inputs in order, as in the whole product),
+//! the panel kernel otherwise.
+
+use std::sync::Arc;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use rayon::prelude::*;
+
+use crate::load::stored::StoredTensor;
+
+/// Output columns per band: two of the crate's 64-output panels. (A band of one panel takes
+/// the crate's small-matrix path, whose input blocking changes with the number of rows, so
+/// a row's bits would depend on what shares its step; 128 keeps the blocking of the larger
+/// matrices.)
+pub const BAND_WIDTH: usize = 128;
+
+/// Activation rows up to which a product runs its bands in parallel (each band reads its
+/// weights once for all rows); above it, each core takes a share of the rows through every band.
+const ROWS_FOR_BANDS_IN_PARALLEL: usize = 64;
+
+/// A [inputs, outputs] matrix in bands: band `b` holds outputs `b·BAND_WIDTH..` (the last one
+/// narrower when `outputs` is not a multiple), as an [inputs, width] row-major matrix, the bands
+/// one after another.
+pub struct Bands {
+    pub values: Vec<f32>,
+    pub inputs: usize,
+    pub outputs: usize,
+}
+
+/// Bands resident (converted once at load) or streamed (made from the stored form at each use).
+#[derive(Clone)]
+pub enum BandsParam {
+    Resident(Arc<Bands>),
+    Streamed(Arc<dyn Fn() -> Bands + Send + Sync>),
+}
+
+impl BandsParam {
+    pub fn get(&self) -> Arc<Bands> {
+        match self {
+            BandsParam::Resident(bands) => bands.clone(),
+            BandsParam::Streamed(make) => Arc::new(make()),
+        }
+    }
+}
+
+impl Bands {
+    /// A stored [out, in] matrix as the bands of its [in, out] transpose, in f32.
+    pub fn from_stored(stored: &StoredTensor) -> Self {
+        Self {
+            values: stored.to_bands(),
+            inputs: stored.shape[1],
+            outputs: stored.shape[0],
+        }
+    }
+
+    /// Where band `band` starts in `values`, and its width.
+    fn band(&self, band: usize) -> (usize, usize) {
+        let first = band * BAND_WIDTH;
+        (first * self.inputs, BAND_WIDTH.min(self.outputs - first))
+    }
+
+    fn band_count(&self) -> usize {
+        self.outputs.div_ceil(BAND_WIDTH)
+    }
+
+    /// `x · W` for `x` [rows, inputs] on the flex device, in f32.
+    pub fn product(&self, x: Tensor<2>) -> Tensor<2> {
+        let device = x.device();
+        let [rows, inputs] = x.dims();
+        assert_eq!(inputs, self.inputs, "activations' width against the weight's inputs");
+        // On flex an activation tensor no other operation holds is handed over without a copy.
+        let x = x.try_into_vec_as::<f32>().expect("activations on the CPU read back");
+        let y = self.product_of_rows(&x, rows);
+        Tensor::from_data(TensorData::new(y, [rows, self.outputs]), &device)
+    }
+
+    /// `x · W`, x [rows, inputs] row-major, y [rows, outputs] row-major.
+    pub fn product_of_rows(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        let mut y = vec![0.0f32; rows * self.outputs];
+        if rows == 0 || self.outputs == 0 {
+            return y;
+        }
+        let out = SharedOut(y.as_mut_ptr());
+        let threads = rayon::current_num_threads();
+        if rows <= ROWS_FOR_BANDS_IN_PARALLEL || threads < 2 {
+            (0..self.band_count()).into_par_iter().for_each(|band| {
+                // SAFETY: bands write disjoint columns of `y`.
+                unsafe { self.band_product(band, x, 0..rows, &out) }
+            });
+        } else {
+            let share = rows.div_ceil(threads);
+            (0..rows).into_par_iter().step_by(share).for_each(|first| {
+                for band in 0..self.band_count() {
+                    // SAFETY: shares write disjoint rows of `y`.
+                    unsafe { self.band_product(band, x, first..rows.min(first + share), &out) }
+                }
+            });
+        }
+        y
+    }
+
+    /// Rows `rows` of `x` times band `band`, into the same rows and the band's columns of `out`.
+    ///
+    /// # Safety
+    /// `out` points at a [x rows, outputs] buffer no other task writes these cells of.
+    unsafe fn band_product(&self, band: usize, x: &[f32], rows: std::ops::Range<usize>, out: &SharedOut) {
+        let (start, width) = self.band(band);
+        let (inputs, outputs) = (self.inputs, self.outputs);
+        let weight = &self.values[start..start + inputs * width];
+        let x = &x[rows.start * inputs..rows.end * inputs];
+        unsafe {
+            gemm::gemm(
+                rows.len(),
+                width,
+                inputs,
+                out.0.add(rows.start * outputs + band * BAND_WIDTH),
+                1,
+                outputs as isize,
+                false,
+                x.as_ptr(),
+                1,
+                inputs as isize,
+                weight.as_ptr(),
+                1,
+                width as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    }
+
+    /// Rows `ids` of Wᵀ, [ids.len(), inputs]: an embedding lookup on a table held as the bands
+    /// of its transpose (the tied LM head).
+    pub fn columns(&self, ids: &[usize], device: &Device) -> Tensor<2> {
+        let mut values = Vec::with_capacity(ids.len() * self.inputs);
+        for &id in ids {
+            let (start, width) = self.band(id / BAND_WIDTH);
+            let at = start + id % BAND_WIDTH;
+            values.extend((0..self.inputs).map(|i| self.values[at + i * width]));
+        }
+        Tensor::from_data(TensorData::new(values, [ids.len(), self.inputs]), device)
+    }
+}
+
+/// The output buffer, shared by the tasks that write disjoint parts of it.
+struct SharedOut(*mut f32);
+// SAFETY: tasks write disjoint cells (see `band_product`).
+unsafe impl Sync for SharedOut {}
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use super::*;
+
+    /// A [inputs, outputs] matrix of varied values and its bands.
+    fn matrix(inputs: usize, outputs: usize) -> (Vec<f32>, Bands) {
+        let value = |i: usize| (((i * 7919 + 13) % 1009) as f32 - 504.0) / 251.0;
+        let whole: Vec<f32> = (0..inputs * outputs).map(value).collect();
+        let mut values = Vec::with_capacity(whole.len());
+        for first in (0..outputs).step_by(BAND_WIDTH) {
+            let width = BAND_WIDTH.min(outputs - first);
+            for i in 0..inputs {
+                values.extend_from_slice(&whole[i * outputs + first..][..width]);
+            }
+        }
+        (
+            whole,
+            Bands {
+                values,
+                inputs,
+                outputs,
+            },
+        )
+    }
+
+    fn bits(values: &[f32]) -> Vec<u32> {
+        values.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// One row against bands (a narrower last band included) has the bits of the whole
+    /// [inputs, outputs] product, on one thread and on three: each output is the crate's
+    /// matrix-vector sum over the inputs in order either way.
+    #[test]
+    fn one_row_through_bands_has_the_bits_of_the_whole_product() {
+        let (inputs, outputs) = (576, 1600);
+        let (whole, bands) = matrix(inputs, outputs);
+        let x: Vec<f32> = (0..inputs).map(|i| ((i * 31 % 97) as f32 - 48.0) / 17.0).collect();
+        let device = Device::flex();
+        let expected = Tensor::<2>::from_data(TensorData::new(x.clone(), [1, inputs]), &device)
+            .matmul(Tensor::from_data(TensorData::new(whole, [inputs, outputs]), &device))
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let y = pool.install(|| bands.product_of_rows(&x, 1));
+            assert_eq!(bits(&y), bits(&expected), "{threads} threads");
+        }
+    }
+
+    /// Many rows: bands in parallel (≤ 64 rows) and rows shared out (more) give each row the
+    /// value of the exact product within f32 summation error, and the two schedules agree on a
+    /// row's bits whatever the thread count.
+    #[test]
+    fn rows_through_bands_are_the_product_whatever_the_schedule() {
+        let (inputs, outputs) = (96, 200);
+        let (whole, bands) = matrix(inputs, outputs);
+        for rows in [3, 64, 65, 130] {
+            let x: Vec<f32> = (0..rows * inputs)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 23.0)
+                .collect();
+            let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+            let three = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+            let y1 = one.install(|| bands.product_of_rows(&x, rows));
+            let y3 = three.install(|| bands.product_of_rows(&x, rows));
+            assert_eq!(bits(&y1), bits(&y3), "{rows} rows");
+            for r in 0..rows {
+                for o in 0..outputs {
+                    let exact: f64 = (0..inputs)
+                        .map(|i| x[r * inputs + i] as f64 * whole[i * outputs + o] as f64)
+                        .sum();
+                    let scale: f64 = (0..inputs)
+                        .map(|i| (x[r * inputs + i] as f64 * whole[i * outputs + o] as f64).abs())
+                        .sum();
+                    let got = y1[r * outputs + o] as f64;
+                    assert!(
+                        (got - exact).abs() <= 1e-6 * scale.max(1.0),
+                        "row {r} output {o}: {got} against {exact}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A lookup of rows of Wᵀ reads each band's column.
+    #[test]
+    fn columns_of_bands_are_the_rows_of_the_transpose() {
+        let (inputs, outputs) = (40, 300);
+        let (whole, bands) = matrix(inputs, outputs);
+        let ids = [0, 127, 128, 299, 5];
+        let got = bands
+            .columns(&ids, &Device::flex())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let expected: Vec<f32> = ids
+            .iter()
+            .flat_map(|&id| (0..inputs).map(move |i| (i, id)))
+            .map(|(i, id)| whole[i * outputs + id])
+            .collect();
+        assert_eq!(bits(&got), bits(&expected));
+    }
+}
