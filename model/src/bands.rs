@@ -12,46 +12,46 @@
 //! kernel for one row (each output summed over the inputs in order, as in the whole product),
 //! the panel kernel otherwise.
 
-use std::sync::Arc;
+use std::ops::Range;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
 use crate::load::stored::StoredTensor;
 
-/// Output columns per band: two of the crate's 64-output panels. (A band of one panel takes
-/// the crate's small-matrix path, whose input blocking changes with the number of rows, so
-/// a row's bits would depend on what shares its step; 128 keeps the blocking of the larger
-/// matrices.)
+/// Output columns per band; the remainder of the outputs joins the last band (128–255 wide), and
+/// a matrix of fewer outputs is one band. No band is 64 columns or narrower: the crate takes a
+/// small-matrix path for ≤ 64 columns and ≤ 64 rows that blocks the inputs differently, so a
+/// row's bits would depend on how many rows share its step. Wider bands block the inputs by
+/// their count alone, as the whole product does: a row gets the same bits whatever the rows
+/// beside it (from two on; one row takes the matrix-vector kernel) and whatever the schedule.
 pub const BAND_WIDTH: usize = 128;
+
+/// How many bands a matrix of `outputs` columns is held in.
+pub fn band_count(outputs: usize) -> usize {
+    (outputs / BAND_WIDTH).max(1)
+}
+
+/// The output columns of band `band` of a matrix of `outputs` columns.
+pub fn band_columns(outputs: usize, band: usize) -> Range<usize> {
+    let first = band * BAND_WIDTH;
+    first..if band + 1 == band_count(outputs) {
+        outputs
+    } else {
+        first + BAND_WIDTH
+    }
+}
 
 /// Activation rows up to which a product runs its bands in parallel (each band reads its
 /// weights once for all rows); above it, each core takes a share of the rows through every band.
 const ROWS_FOR_BANDS_IN_PARALLEL: usize = 64;
 
-/// A [inputs, outputs] matrix in bands: band `b` holds outputs `b·BAND_WIDTH..` (the last one
-/// narrower when `outputs` is not a multiple), as an [inputs, width] row-major matrix, the bands
-/// one after another.
+/// A [inputs, outputs] matrix in bands: band `b` holds the outputs `band_columns` gives it, as
+/// an [inputs, width] row-major matrix, the bands one after another.
 pub struct Bands {
-    pub values: Vec<f32>,
-    pub inputs: usize,
-    pub outputs: usize,
-}
-
-/// Bands resident (converted once at load) or streamed (made from the stored form at each use).
-#[derive(Clone)]
-pub enum BandsParam {
-    Resident(Arc<Bands>),
-    Streamed(Arc<dyn Fn() -> Bands + Send + Sync>),
-}
-
-impl BandsParam {
-    pub fn get(&self) -> Arc<Bands> {
-        match self {
-            BandsParam::Resident(bands) => bands.clone(),
-            BandsParam::Streamed(make) => Arc::new(make()),
-        }
-    }
+    values: Vec<f32>,
+    inputs: usize,
+    outputs: usize,
 }
 
 impl Bands {
@@ -64,14 +64,10 @@ impl Bands {
         }
     }
 
-    /// Where band `band` starts in `values`, and its width.
-    fn band(&self, band: usize) -> (usize, usize) {
-        let first = band * BAND_WIDTH;
-        (first * self.inputs, BAND_WIDTH.min(self.outputs - first))
-    }
-
-    fn band_count(&self) -> usize {
-        self.outputs.div_ceil(BAND_WIDTH)
+    /// The columns of the band holding output `column`.
+    fn band_holding(&self, column: usize) -> Range<usize> {
+        let last = band_count(self.outputs) - 1;
+        band_columns(self.outputs, (column / BAND_WIDTH).min(last))
     }
 
     /// `x · W` for `x` [rows, inputs] on the flex device, in f32.
@@ -87,6 +83,12 @@ impl Bands {
 
     /// `x · W`, x [rows, inputs] row-major, y [rows, outputs] row-major.
     pub fn product_of_rows(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        assert_eq!(
+            x.len(),
+            rows * self.inputs,
+            "activations: {rows} rows of {}",
+            self.inputs
+        );
         let mut y = vec![0.0f32; rows * self.outputs];
         if rows == 0 || self.outputs == 0 {
             return y;
@@ -94,37 +96,38 @@ impl Bands {
         let out = SharedOut(y.as_mut_ptr());
         let threads = rayon::current_num_threads();
         if rows <= ROWS_FOR_BANDS_IN_PARALLEL || threads < 2 {
-            (0..self.band_count()).into_par_iter().for_each(|band| {
+            (0..band_count(self.outputs)).into_par_iter().for_each(|band| {
                 // SAFETY: bands write disjoint columns of `y`.
-                unsafe { self.band_product(band, x, 0..rows, &out) }
+                unsafe { self.band_product(band_columns(self.outputs, band), x, 0..rows, &out) }
             });
         } else {
             let share = rows.div_ceil(threads);
             (0..rows).into_par_iter().step_by(share).for_each(|first| {
-                for band in 0..self.band_count() {
+                for band in 0..band_count(self.outputs) {
+                    let columns = band_columns(self.outputs, band);
                     // SAFETY: shares write disjoint rows of `y`.
-                    unsafe { self.band_product(band, x, first..rows.min(first + share), &out) }
+                    unsafe { self.band_product(columns, x, first..rows.min(first + share), &out) }
                 }
             });
         }
         y
     }
 
-    /// Rows `rows` of `x` times band `band`, into the same rows and the band's columns of `out`.
+    /// Rows `rows` of `x` times the band of output `columns`, into the same rows and columns of
+    /// `out`.
     ///
     /// # Safety
     /// `out` points at a [x rows, outputs] buffer no other task writes these cells of.
-    unsafe fn band_product(&self, band: usize, x: &[f32], rows: std::ops::Range<usize>, out: &SharedOut) {
-        let (start, width) = self.band(band);
-        let (inputs, outputs) = (self.inputs, self.outputs);
-        let weight = &self.values[start..start + inputs * width];
+    unsafe fn band_product(&self, columns: Range<usize>, x: &[f32], rows: Range<usize>, out: &SharedOut) {
+        let (inputs, outputs, width) = (self.inputs, self.outputs, columns.len());
+        let weight = &self.values[columns.start * inputs..][..inputs * width];
         let x = &x[rows.start * inputs..rows.end * inputs];
         unsafe {
             gemm::gemm(
                 rows.len(),
                 width,
                 inputs,
-                out.0.add(rows.start * outputs + band * BAND_WIDTH),
+                out.0.add(rows.start * outputs + columns.start),
                 1,
                 outputs as isize,
                 false,
@@ -149,9 +152,9 @@ impl Bands {
     pub fn columns(&self, ids: &[usize], device: &Device) -> Tensor<2> {
         let mut values = Vec::with_capacity(ids.len() * self.inputs);
         for &id in ids {
-            let (start, width) = self.band(id / BAND_WIDTH);
-            let at = start + id % BAND_WIDTH;
-            values.extend((0..self.inputs).map(|i| self.values[at + i * width]));
+            let columns = self.band_holding(id);
+            let at = columns.start * self.inputs + id - columns.start;
+            values.extend((0..self.inputs).map(|i| self.values[at + i * columns.len()]));
         }
         Tensor::from_data(TensorData::new(values, [ids.len(), self.inputs]), device)
     }
@@ -171,10 +174,10 @@ mod tests {
         let value = |i: usize| (((i * 7919 + 13) % 1009) as f32 - 504.0) / 251.0;
         let whole: Vec<f32> = (0..inputs * outputs).map(value).collect();
         let mut values = Vec::with_capacity(whole.len());
-        for first in (0..outputs).step_by(BAND_WIDTH) {
-            let width = BAND_WIDTH.min(outputs - first);
+        for band in 0..band_count(outputs) {
+            let columns = band_columns(outputs, band);
             for i in 0..inputs {
-                values.extend_from_slice(&whole[i * outputs + first..][..width]);
+                values.extend_from_slice(&whole[i * outputs..][columns.clone()]);
             }
         }
         (
@@ -191,7 +194,7 @@ mod tests {
         values.iter().map(|v| v.to_bits()).collect()
     }
 
-    /// One row against bands (a narrower last band included) has the bits of the whole
+    /// One row against bands (a wider last band included) has the bits of the whole
     /// [inputs, outputs] product, on one thread and on three: each output is the crate's
     /// matrix-vector sum over the inputs in order either way.
     #[test]
@@ -212,46 +215,52 @@ mod tests {
         }
     }
 
-    /// Many rows: bands in parallel (≤ 64 rows) and rows shared out (more) give each row the
-    /// value of the exact product within f32 summation error, and the two schedules agree on a
-    /// row's bits whatever the thread count.
+    /// Many rows, bands in parallel (≤ 64 rows) or rows shared out (more): each row is the exact
+    /// product within f32 summation error, and has the same bits whatever the thread count and
+    /// however many rows (from two) share its step. The shapes include more than 512 inputs
+    /// (which the crate blocks) with a remainder of 64 outputs (SmolLM2's 576 and 192, which
+    /// would take the crate's small-matrix path as bands of their own).
     #[test]
     fn rows_through_bands_are_the_product_whatever_the_schedule() {
-        let (inputs, outputs) = (96, 200);
-        let (whole, bands) = matrix(inputs, outputs);
-        for rows in [3, 64, 65, 130] {
-            let x: Vec<f32> = (0..rows * inputs)
+        for (inputs, outputs) in [(96, 200), (576, 192), (600, 320)] {
+            let (whole, bands) = matrix(inputs, outputs);
+            let x: Vec<f32> = (0..130 * inputs)
                 .map(|i| ((i * 37 % 101) as f32 - 50.0) / 23.0)
                 .collect();
             let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
             let three = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-            let y1 = one.install(|| bands.product_of_rows(&x, rows));
-            let y3 = three.install(|| bands.product_of_rows(&x, rows));
-            assert_eq!(bits(&y1), bits(&y3), "{rows} rows");
-            for r in 0..rows {
-                for o in 0..outputs {
-                    let exact: f64 = (0..inputs)
-                        .map(|i| x[r * inputs + i] as f64 * whole[i * outputs + o] as f64)
-                        .sum();
-                    let scale: f64 = (0..inputs)
-                        .map(|i| (x[r * inputs + i] as f64 * whole[i * outputs + o] as f64).abs())
-                        .sum();
-                    let got = y1[r * outputs + o] as f64;
-                    assert!(
-                        (got - exact).abs() <= 1e-6 * scale.max(1.0),
-                        "row {r} output {o}: {got} against {exact}"
-                    );
+            let first_two = one.install(|| bands.product_of_rows(&x[..2 * inputs], 2));
+            for rows in [2, 3, 64, 65, 130] {
+                let x = &x[..rows * inputs];
+                let y1 = one.install(|| bands.product_of_rows(x, rows));
+                let y3 = three.install(|| bands.product_of_rows(x, rows));
+                let shape = format!("{inputs} × {outputs}, {rows} rows");
+                assert!(bits(&y1) == bits(&y3), "{shape}: 1 and 3 threads differ");
+                assert!(
+                    bits(&y1[..2 * outputs]) == bits(&first_two),
+                    "{shape}: differs from 2 rows"
+                );
+                for r in 0..rows {
+                    for o in 0..outputs {
+                        let terms = (0..inputs).map(|i| x[r * inputs + i] as f64 * whole[i * outputs + o] as f64);
+                        let (exact, scale) = terms.fold((0.0, 0.0), |(sum, abs), t| (sum + t, abs + t.abs()));
+                        let got = y1[r * outputs + o] as f64;
+                        assert!(
+                            (got - exact).abs() <= 1e-6 * scale.max(1.0),
+                            "{shape}: row {r} output {o}: {got} against {exact}"
+                        );
+                    }
                 }
             }
         }
     }
 
-    /// A lookup of rows of Wᵀ reads each band's column.
+    /// A lookup of rows of Wᵀ reads each band's column (300 outputs: bands of 128 and 172).
     #[test]
     fn columns_of_bands_are_the_rows_of_the_transpose() {
         let (inputs, outputs) = (40, 300);
         let (whole, bands) = matrix(inputs, outputs);
-        let ids = [0, 127, 128, 299, 5];
+        let ids = [0, 127, 128, 255, 256, 299, 5];
         let got = bands
             .columns(&ids, &Device::flex())
             .into_data()

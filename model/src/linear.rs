@@ -2,13 +2,12 @@
 //! so `y = x · W`: in f32 on the CPU in bands of output columns (`bands`), otherwise as one
 //! [in, out] tensor laid out so in memory (`load::weights::in_out`).
 
-use burn::tensor::{FloatDType, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use crate::backend::on_flex_in_f32;
-use crate::bands::BandsParam;
 use crate::load::stored::StoredTensor;
-use crate::param::Param;
+use crate::param::{Param, Weight};
 
 pub struct Linear {
     /// [in, out]: the transpose of PyTorch's [out, in].
@@ -17,27 +16,8 @@ pub struct Linear {
     pub stored: Option<StoredTensor>,
 }
 
-/// How a linear layer's [in, out] weight is held.
-#[derive(Clone)]
-pub enum Weight {
-    /// A device tensor (any backend, any precision).
-    Matrix(Param<2>),
-    /// f32 on flex, in bands of output columns.
-    Bands(BandsParam),
-}
-
-impl Weight {
-    /// The weight in f32 (the LM head's precision): bands already are.
-    pub fn in_f32(self) -> Weight {
-        match self {
-            Weight::Matrix(param) => Weight::Matrix(param.map(|weight| weight.cast(FloatDType::F32))),
-            bands => bands,
-        }
-    }
-}
-
 impl Linear {
-    pub fn new(weight: Param<2>) -> Self {
+    pub fn new(weight: Param<Tensor<2>>) -> Self {
         Self {
             weight: Weight::Matrix(weight),
             stored: None,

@@ -9,7 +9,7 @@ use crate::load::weights::Weights;
 use crate::param::Param;
 
 pub struct RmsNorm {
-    pub weight: Param<1>,
+    pub weight: Param<Tensor<1>>,
     pub eps: f64,
 }
 

@@ -9,33 +9,52 @@ use std::sync::Arc;
 use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
 
 use crate::backend::flex_in_f32;
-use crate::bands::{Bands, BandsParam};
-use crate::linear::Weight;
+use crate::bands::Bands;
 use crate::load::stored::StoredTensor;
 
-/// Makes a streamed weight's device tensor from its stored form.
-type Materialize<const D: usize> = Arc<dyn Fn() -> Tensor<D> + Send + Sync>;
+/// Makes a streamed weight from its stored form.
+type Materialize<T> = Arc<dyn Fn() -> T + Send + Sync>;
 
+/// A weight: a device tensor, or f32 bands (`bands`).
 #[derive(Clone)]
-pub enum Param<const D: usize> {
-    Resident(Tensor<D>),
-    Streamed(Materialize<D>),
+pub enum Param<T> {
+    Resident(T),
+    Streamed(Materialize<T>),
 }
 
-impl<const D: usize> Param<D> {
-    /// The weight as a device tensor (in the compute precision unless `map`ped to another).
-    pub fn get(&self) -> Tensor<D> {
+impl<T: Clone + 'static> Param<T> {
+    /// The weight (in the compute precision unless `map`ped to another).
+    pub fn get(&self) -> T {
         match self {
-            Param::Resident(tensor) => tensor.clone(),
+            Param::Resident(held) => held.clone(),
             Param::Streamed(materialize) => materialize(),
         }
     }
 
     /// A weight derived from this one (cast to f32, say), resident or streamed alike.
-    pub fn map<const E: usize>(self, f: impl Fn(Tensor<D>) -> Tensor<E> + Send + Sync + 'static) -> Param<E> {
+    pub fn map<U>(self, f: impl Fn(T) -> U + Send + Sync + 'static) -> Param<U> {
         match self {
-            Param::Resident(tensor) => Param::Resident(f(tensor)),
+            Param::Resident(held) => Param::Resident(f(held)),
             Param::Streamed(materialize) => Param::Streamed(Arc::new(move || f(materialize()))),
+        }
+    }
+}
+
+/// How a linear layer's [in, out] weight is held.
+#[derive(Clone)]
+pub enum Weight {
+    /// A device tensor laid out [in, out] (any backend, any precision).
+    Matrix(Param<Tensor<2>>),
+    /// f32 on flex, in bands of output columns.
+    Bands(Param<Arc<Bands>>),
+}
+
+impl Weight {
+    /// The weight in f32 (the LM head's precision): bands already are.
+    pub fn in_f32(self) -> Weight {
+        match self {
+            Weight::Matrix(param) => Weight::Matrix(param.map(|weight| weight.cast(FloatDType::F32))),
+            bands => bands,
         }
     }
 }
@@ -45,9 +64,9 @@ pub enum Embedding {
     /// Resident in f32 on flex: the bands of [hidden, vocab] (`bands`), which a tied LM head
     /// multiplies; a lookup reads one column of a band.
     Bands { bands: Arc<Bands>, device: Device },
-    /// Held transposed, [hidden, vocab]: the layout a tied LM head is multiplied in
-    /// (`StoredTensor::to_columns`), so in f32 one copy serves both (a half-precision model
-    /// widens its head to f32, a copy either way); a lookup gathers columns.
+    /// Resident otherwise (half precision, or a GPU), held transposed, [hidden, vocab]: the
+    /// layout a tied LM head is multiplied in (`StoredTensor::to_columns`); a half-precision
+    /// model widens its head to f32, a copy; a lookup gathers columns.
     Resident(Tensor<2>),
     /// Streamed: a lookup decodes only the rows it needs.
     Streamed {
@@ -93,11 +112,11 @@ impl Embedding {
     /// The table transposed, [hidden, vocab]: the LM head of a model with tied embeddings.
     pub fn transposed(&self) -> Weight {
         match self {
-            Embedding::Bands { bands, .. } => Weight::Bands(BandsParam::Resident(bands.clone())),
+            Embedding::Bands { bands, .. } => Weight::Bands(Param::Resident(bands.clone())),
             Embedding::Resident(columns) => Weight::Matrix(Param::Resident(columns.clone())),
             Embedding::Streamed { table, device, dtype } if flex_in_f32(device, *dtype) => {
                 let table = table.clone();
-                Weight::Bands(BandsParam::Streamed(Arc::new(move || Bands::from_stored(&table))))
+                Weight::Bands(Param::Streamed(Arc::new(move || Arc::new(Bands::from_stored(&table)))))
             }
             Embedding::Streamed { table, device, dtype } => {
                 let (table, device, dtype) = (table.clone(), device.clone(), *dtype);

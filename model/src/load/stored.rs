@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use super::gguf::qk_source_rows;
 use super::quant::{self, GgmlType};
-use crate::bands::BAND_WIDTH;
+use crate::bands::{BAND_WIDTH, band_columns, band_count};
 use crate::error::{ModelError, Result};
 
 /// Rows decoded per parallel task: large enough that the scheduling cost vanishes.
@@ -211,8 +211,8 @@ impl StoredTensor {
         out
     }
 
-    /// The [cols, rows] transpose of [`Self::to_f32`] in f32, held in bands of
-    /// `bands::BAND_WIDTH` columns (`bands::Bands`): how a weight is kept for the CPU in f32.
+    /// The [cols, rows] transpose of [`Self::to_f32`] in f32, held in the bands of
+    /// `bands::band_columns` (`bands::Bands`): how a weight is kept for the CPU in f32.
     /// Each task decodes a band's stored rows whole, `LINE_ROWS` at a time through a scratch,
     /// and writes them as the band's columns (16 values per write: a cache line).
     pub fn to_bands(&self) -> Vec<f32> {
@@ -223,25 +223,29 @@ impl StoredTensor {
         }
         let (bytes, row_bytes) = (self.bytes.as_slice(), self.row_bytes());
         let decode = quant::decoder_for(self.encoding);
-        out.par_chunks_mut(BAND_WIDTH * cols)
-            .enumerate()
-            .for_each(|(band, out_band)| {
-                let first_row = band * BAND_WIDTH;
-                let width = out_band.len() / cols;
-                let mut scratch = vec![0.0f32; LINE_ROWS * cols];
-                for line_start in (0..width).step_by(LINE_ROWS) {
-                    let line = (width - line_start).min(LINE_ROWS);
-                    for (k, decoded) in scratch.chunks_exact_mut(cols).take(line).enumerate() {
-                        let from = self.source_row(first_row + line_start + k) * row_bytes;
-                        decode(&bytes[from..][..row_bytes], decoded);
-                    }
-                    for (i, out_row) in out_band.chunks_exact_mut(width).enumerate() {
-                        for (k, value) in out_row[line_start..line_start + line].iter_mut().enumerate() {
-                            *value = scratch[k * cols + i];
-                        }
+        let mut bands = Vec::new();
+        let mut rest = out.as_mut_slice();
+        for band in 0..band_count(rows) {
+            let (out_band, tail) = rest.split_at_mut(band_columns(rows, band).len() * cols);
+            bands.push((band * BAND_WIDTH, out_band));
+            rest = tail;
+        }
+        bands.into_par_iter().for_each(|(first_row, out_band)| {
+            let width = out_band.len() / cols;
+            let mut scratch = vec![0.0f32; LINE_ROWS * cols];
+            for line_start in (0..width).step_by(LINE_ROWS) {
+                let line = (width - line_start).min(LINE_ROWS);
+                for (k, decoded) in scratch.chunks_exact_mut(cols).take(line).enumerate() {
+                    let from = self.source_row(first_row + line_start + k) * row_bytes;
+                    decode(&bytes[from..][..row_bytes], decoded);
+                }
+                for (i, out_row) in out_band.chunks_exact_mut(width).enumerate() {
+                    for (k, value) in out_row[line_start..line_start + line].iter_mut().enumerate() {
+                        *value = scratch[k * cols + i];
                     }
                 }
-            });
+            }
+        });
         out
     }
 
@@ -438,9 +442,10 @@ mod tests {
         }
     }
 
-    /// Bands of `BAND_WIDTH` stored rows, the last narrower (300 = 2 × 128 + 44; 20 and 37 rows
-    /// in one band that is not whole lines of 16), each band the [cols, width] transpose of its
-    /// rows, GGUF's permuted q/k rows included: each value at its place, with `to_f32`'s bits.
+    /// Bands of `BAND_WIDTH` stored rows, the remainder in the last (300 = 128 + 172; 260 = 128 +
+    /// 132; 20 and 37 rows in one band, not whole lines of 16), each band the [cols, width]
+    /// transpose of its rows, GGUF's permuted q/k rows included: each value at its place, with
+    /// `to_f32`'s bits.
     #[test]
     fn bands_hold_the_decoded_rows_transposed() {
         let cases = [
@@ -458,11 +463,12 @@ mod tests {
                 let decoded = bits(&tensor.to_f32(), f32::to_bits);
                 let bands = bits(&tensor.to_bands(), f32::to_bits);
                 for r in 0..rows {
-                    let (band, j) = (r / BAND_WIDTH, r % BAND_WIDTH);
-                    let width = BAND_WIDTH.min(rows - band * BAND_WIDTH);
+                    let band = (r / BAND_WIDTH).min(band_count(rows) - 1);
+                    let columns = band_columns(rows, band);
+                    let (j, width) = (r - columns.start, columns.len());
                     for c in 0..cols {
                         assert_eq!(
-                            bands[band * BAND_WIDTH * cols + c * width + j],
+                            bands[columns.start * cols + c * width + j],
                             decoded[r * cols + c],
                             "{} {rows} × {cols} at ({r}, {c})",
                             ty.name()

@@ -10,14 +10,14 @@ use half::{bf16, f16};
 
 use crate::attention_spec::AttentionSpec;
 use crate::backend::flex_in_f32;
-use crate::bands::{Bands, BandsParam};
+use crate::bands::Bands;
 use crate::config::ModelConfig;
 use crate::decoder::Decoder;
 use crate::error::{ModelError, Result};
-use crate::linear::{Linear, Weight};
+use crate::linear::Linear;
 use crate::load::memory::Residency;
 use crate::load::stored::StoredTensor;
-use crate::param::{Embedding, Param};
+use crate::param::{Embedding, Param, Weight};
 
 /// A checkpoint seen through HF parameter names (`model.layers.0.self_attn.q_proj.weight`),
 /// in HF's layout (rotate-half q/k rows, [out, in] matrices), each tensor still as stored.
@@ -136,27 +136,13 @@ impl<'a> Weights<'a> {
         let direct = (self.target.residency == Residency::Direct).then(|| stored.clone());
         let dtype = self.target.dtype;
         let weight = if flex_in_f32(&self.target.device, dtype) {
-            Weight::Bands(self.bands(stored))
+            Weight::Bands(self.held(stored, |stored| Arc::new(Bands::from_stored(stored))))
         } else {
             Weight::Matrix(self.param(stored, move |stored, device| {
                 in_out(stored, [inputs, out], dtype, device)
             }))
         };
         Ok(Linear { weight, stored: direct })
-    }
-
-    /// A stored [out, in] matrix in f32 bands (`bands`), resident or streamed as `param`.
-    fn bands(&self, stored: StoredTensor) -> BandsParam {
-        match self.target.residency {
-            Residency::Resident => {
-                let bands = Bands::from_stored(&stored);
-                stored.release_pages();
-                BandsParam::Resident(Arc::new(bands))
-            }
-            Residency::Streamed | Residency::Direct => {
-                BandsParam::Streamed(Arc::new(move || Bands::from_stored(&stored)))
-            }
-        }
     }
 
     /// [`Self::linear`] with `convert` applied to the f32 [in, out] weight before it is cast to
@@ -176,7 +162,7 @@ impl<'a> Weights<'a> {
     }
 
     /// `<name>.weight`, a vector of `len`.
-    pub fn vector(&self, name: &str, len: usize) -> Result<Param<1>> {
+    pub fn vector(&self, name: &str, len: usize) -> Result<Param<Tensor<1>>> {
         let stored = self.stored(&format!("{name}.weight"), &[len])?;
         Ok(self.param(stored, move |stored, device| {
             Tensor::from_data(TensorData::new(stored.to_f32(), [len]), device)
@@ -206,23 +192,30 @@ impl<'a> Weights<'a> {
     }
 
     /// Resident: `make` runs now and the stored pages are let go. Streamed: `make` runs at
-    /// every use. Either way the result is cast to the compute precision.
+    /// every use.
+    fn held<T: Clone + 'static>(
+        &self,
+        stored: StoredTensor,
+        make: impl Fn(&StoredTensor) -> T + Send + Sync + 'static,
+    ) -> Param<T> {
+        match self.target.residency {
+            Residency::Resident => {
+                let held = make(&stored);
+                stored.release_pages();
+                Param::Resident(held)
+            }
+            Residency::Streamed | Residency::Direct => Param::Streamed(Arc::new(move || make(&stored))),
+        }
+    }
+
+    /// [`Self::held`] as a device tensor cast to the compute precision.
     fn param<const D: usize>(
         &self,
         stored: StoredTensor,
         make: impl Fn(&StoredTensor, &Device) -> Tensor<D> + Send + Sync + 'static,
-    ) -> Param<D> {
+    ) -> Param<Tensor<D>> {
         let Target { device, dtype, .. } = self.target.clone();
-        match self.target.residency {
-            Residency::Resident => {
-                let tensor = make(&stored, &device).cast(dtype);
-                stored.release_pages();
-                Param::Resident(tensor)
-            }
-            Residency::Streamed | Residency::Direct => {
-                Param::Streamed(Arc::new(move || make(&stored, &device).cast(dtype)))
-            }
-        }
+        self.held(stored, move |stored| make(stored, &device).cast(dtype))
     }
 }
 
