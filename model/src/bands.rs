@@ -1,12 +1,12 @@
 //! f32 weights on the CPU held in bands of output columns, each band an [in, width] matrix
 //! contiguous in memory, and multiplied by the `gemm` crate band by band.
 //!
-//! Why: the crate computes `x · W` as `(Wᵀ · xᵀ)ᵀ`, reading W in column panels of 64 outputs.
-//! From one [in, out] matrix, a panel's successive inputs lie `out` floats apart, so at a decode
-//! step (a few activation rows, where reading the weights is the work) every input is a jump
-//! to another page; from a band, a panel is one contiguous run. Measured on this project's
-//! 2-core machine for a [576, 1536] weight: 1.5× faster at one row, 1.5–2.4× at 2–64 rows, equal
-//! at 256 and more (BENCHMARKS, "Weights in bands").
+//! Why: the crate computes `x · W` as `(Wᵀ · xᵀ)ᵀ`, reading W in column panels of a few outputs
+//! (64 for its AVX-512 kernel). From one [in, out] matrix, a panel's successive inputs lie `out`
+//! floats apart, so at a decode step (a few activation rows, where reading the weights is the
+//! work) every input is a jump to another page; from a band, a panel is one contiguous run.
+//! Measured on this project's 2-core machine for a [576, 1536] weight: 1.5× faster at one row,
+//! 1.5–2× at 4–64 rows, equal at 1,024 (BENCHMARKS, "Weights in bands").
 //!
 //! Every band's product is the crate's own kernel on that band's columns: the matrix-vector
 //! kernel for one row (each output summed over the inputs in order, as in the whole product),
@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use crate::load::stored::StoredTensor;
 
-/// Output columns per band; the remainder of the outputs joins the last band (128–255 wide), and
+/// Output columns per band (two AVX-512 panels); the remainder of the outputs joins the last band (128–255 wide), and
 /// a matrix of fewer outputs is one band. No band is 64 columns or narrower: the crate takes a
 /// small-matrix path for ≤ 64 columns and ≤ 64 rows that blocks the inputs differently, so a
 /// row's bits would depend on how many rows share its step. Wider bands block the inputs by

@@ -172,7 +172,8 @@ impl StoredTensor {
 
     /// [`Self::to_f32`] transposed, the [cols, rows] matrix contiguous, each value converted as
     /// it is written (to f16 or bf16 for a half-precision model: one pass, one buffer): how a weight
-    /// is kept, so that the matrix product reads it in place. Read through a transposed view,
+    /// is kept in half precision or off flex (f32 on flex: [`Self::to_bands`]), so that the matrix
+    /// product reads it in place. Read through a transposed view,
     /// the product copies the weight into panels at every call: at a decode step of a few rows
     /// that copy was the step's largest cost. Decoded straight into the one buffer it returns:
     /// a band of `COLUMNS_PER_TASK` stored columns per task, `LINE_ROWS` rows at a time through

@@ -219,7 +219,8 @@ impl<'a> Weights<'a> {
     }
 }
 
-/// A stored [out, in] matrix as the [in, out] tensor the model multiplies by, laid out [in, out]
+/// A stored [out, in] matrix as the [in, out] tensor the model multiplies by in half precision
+/// or off flex (f32 on flex holds bands: `Weights::linear`), laid out [in, out]
 /// (`StoredTensor::to_columns`), which the matrix product reads in place, resident or streamed
 /// alike (the same layout takes the same kernels: the two give the same bits). In `dtype` when
 /// it is a half type (each value rounded to nearest-even from its f32 decoding, as flex's cast
