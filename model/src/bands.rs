@@ -42,8 +42,8 @@ pub fn band_columns(outputs: usize, band: usize) -> Range<usize> {
     }
 }
 
-/// Activation rows up to which a product runs its bands in parallel (each band reads its
-/// weights once for all rows); above it, each core takes a share of the rows through every band.
+/// Activation rows up to which a product's tasks are its bands (each reads its weights once for
+/// all rows); above it, each core takes a share of the rows through every band.
 const ROWS_FOR_BANDS_IN_PARALLEL: usize = 64;
 
 /// A [inputs, outputs] matrix in bands: band `b` holds the outputs `band_columns` gives it, as
@@ -94,22 +94,27 @@ impl Bands {
             return y;
         }
         let out = SharedOut(y.as_mut_ptr());
-        let threads = rayon::current_num_threads();
-        if rows <= ROWS_FOR_BANDS_IN_PARALLEL || threads < 2 {
-            (0..band_count(self.outputs)).into_par_iter().for_each(|band| {
-                // SAFETY: bands write disjoint columns of `y`.
-                unsafe { self.band_product(band_columns(self.outputs, band), x, 0..rows, &out) }
-            });
+        let (bands, threads) = (band_count(self.outputs), rayon::current_num_threads());
+        // Up to 64 rows a task is one band (its weights read once for all rows), and the rows are
+        // shared out too where there are fewer bands than cores; above, a task is a share of the
+        // rows through every band.
+        let (share, bands_per_task) = if rows <= ROWS_FOR_BANDS_IN_PARALLEL {
+            (rows_per_share(rows, threads.div_ceil(bands)), 1)
         } else {
-            let share = rows.div_ceil(threads);
-            (0..rows).into_par_iter().step_by(share).for_each(|first| {
-                for band in 0..band_count(self.outputs) {
+            (rows_per_share(rows, threads), bands)
+        };
+        let band_groups = bands / bands_per_task;
+        (0..rows.div_ceil(share) * band_groups)
+            .into_par_iter()
+            .for_each(|task| {
+                let first_row = task / band_groups * share;
+                let first_band = task % band_groups * bands_per_task;
+                for band in first_band..first_band + bands_per_task {
                     let columns = band_columns(self.outputs, band);
-                    // SAFETY: shares write disjoint rows of `y`.
-                    unsafe { self.band_product(columns, x, first..rows.min(first + share), &out) }
+                    // SAFETY: tasks write disjoint rows or columns of `y`.
+                    unsafe { self.band_product(columns, x, first_row..rows.min(first_row + share), &out) }
                 }
             });
-        }
         y
     }
 
@@ -158,6 +163,16 @@ impl Bands {
         }
         Tensor::from_data(TensorData::new(values, [ids.len(), self.inputs]), device)
     }
+}
+
+/// Rows per share when `rows` are split into about `shares` parts, so that no part is one row
+/// (unless `rows` is 1): one row takes the matrix-vector kernel, which sums in another order.
+fn rows_per_share(rows: usize, shares: usize) -> usize {
+    let mut share = rows.div_ceil(shares.max(1)).max(2);
+    while share < rows && rows % share == 1 {
+        share += 1;
+    }
+    share
 }
 
 /// The output buffer, shared by the tasks that write disjoint parts of it.
@@ -251,6 +266,22 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// Row shares are never one row, from two rows on (a one-row share would take the
+    /// matrix-vector kernel and sum in another order than its neighbours).
+    #[test]
+    fn no_row_share_is_a_single_row() {
+        for rows in 1..200 {
+            for shares in 1..20 {
+                let share = rows_per_share(rows, shares);
+                let last = rows - (rows.div_ceil(share) - 1) * share;
+                assert!(
+                    rows == 1 || (share >= 2 && last >= 2),
+                    "{rows} rows in {shares}: {share}"
+                );
             }
         }
     }
