@@ -407,10 +407,37 @@ mod tests {
         );
     }
 
+    /// For each case and its twin with GGUF's permuted q/k rows: `held(tensor)` has each value
+    /// of `to_f32` (its bits) at `place(rows, cols, r, c)`.
+    fn each_value_in_place(
+        cases: &[(GgmlType, usize, usize)],
+        held: impl Fn(&StoredTensor) -> Vec<f32>,
+        place: impl Fn(usize, usize, usize, usize) -> usize,
+    ) {
+        for &(ty, rows, cols) in cases {
+            let tensor = stored(ty, rows, cols);
+            let permuted = stored(ty, (rows / 4).max(1) * 4, cols).unpermuting_qk_rows(2).unwrap();
+            for tensor in [tensor, permuted] {
+                let rows = tensor.shape[0];
+                let decoded = bits(&tensor.to_f32(), f32::to_bits);
+                let held = bits(&held(&tensor), f32::to_bits);
+                for r in 0..rows {
+                    for c in 0..cols {
+                        assert_eq!(
+                            held[place(rows, cols, r, c)],
+                            decoded[r * cols + c],
+                            "{} {rows} × {cols} at ({r}, {c})",
+                            ty.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     /// Last bands narrower than `COLUMNS_PER_TASK` (300 = 4 × 64 + 44 columns; Q8_0's 96 = 64 +
-    /// 32), row counts that are not whole lines, K-quant super-blocks (one block per band), and
-    /// GGUF's permuted q/k rows:
-    /// each value at its transposed place, with the bits of `to_f32`.
+    /// 32), row counts that are not whole lines, K-quant super-blocks (one block per band): each
+    /// value at its transposed place.
     #[test]
     fn columns_hold_the_decoded_rows_transposed() {
         let cases = [
@@ -422,31 +449,12 @@ mod tests {
             (GgmlType::Q4_K, 20, 512),
             (GgmlType::Q4_K, 3, 768),
         ];
-        for (ty, rows, cols) in cases {
-            let tensor = stored(ty, rows, cols);
-            let permuted = stored(ty, (rows / 4).max(1) * 4, cols).unpermuting_qk_rows(2).unwrap();
-            for tensor in [tensor, permuted] {
-                let rows = tensor.shape[0];
-                let decoded = bits(&tensor.to_f32(), f32::to_bits);
-                let columns = bits(&tensor.to_columns(|v| v), f32::to_bits);
-                for r in 0..rows {
-                    for c in 0..cols {
-                        assert_eq!(
-                            columns[c * rows + r],
-                            decoded[r * cols + c],
-                            "{} {rows} × {cols} at ({r}, {c})",
-                            ty.name()
-                        );
-                    }
-                }
-            }
-        }
+        each_value_in_place(&cases, |t| t.to_columns(|v| v), |rows, _, r, c| c * rows + r);
     }
 
     /// Bands of `BAND_WIDTH` stored rows, the remainder in the last (300 = 128 + 172; 260 = 128 +
     /// 132; 20 and 37 rows in one band, not whole lines of 16), each band the [cols, width]
-    /// transpose of its rows, GGUF's permuted q/k rows included: each value at its place, with
-    /// `to_f32`'s bits.
+    /// transpose of its rows: each value at its place.
     #[test]
     fn bands_hold_the_decoded_rows_transposed() {
         let cases = [
@@ -456,27 +464,9 @@ mod tests {
             (GgmlType::Q4_K, 20, 512),
             (GgmlType::F16, 1, 64),
         ];
-        for (ty, rows, cols) in cases {
-            let tensor = stored(ty, rows, cols);
-            let permuted = stored(ty, (rows / 4).max(1) * 4, cols).unpermuting_qk_rows(2).unwrap();
-            for tensor in [tensor, permuted] {
-                let rows = tensor.shape[0];
-                let decoded = bits(&tensor.to_f32(), f32::to_bits);
-                let bands = bits(&tensor.to_bands(), f32::to_bits);
-                for r in 0..rows {
-                    let band = (r / BAND_WIDTH).min(band_count(rows) - 1);
-                    let columns = band_columns(rows, band);
-                    let (j, width) = (r - columns.start, columns.len());
-                    for c in 0..cols {
-                        assert_eq!(
-                            bands[columns.start * cols + c * width + j],
-                            decoded[r * cols + c],
-                            "{} {rows} × {cols} at ({r}, {c})",
-                            ty.name()
-                        );
-                    }
-                }
-            }
-        }
+        each_value_in_place(&cases, StoredTensor::to_bands, |rows, cols, r, c| {
+            let band = band_columns(rows, (r / BAND_WIDTH).min(band_count(rows) - 1));
+            band.start * cols + c * band.len() + r - band.start
+        });
     }
 }
