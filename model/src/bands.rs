@@ -20,8 +20,8 @@ use rayon::prelude::*;
 use crate::load::stored::StoredTensor;
 
 /// Output columns per band (two AVX-512 panels); the remainder of the outputs joins the last
-/// band (128–255 wide), and a matrix of fewer outputs is one band. No band is 64 columns or
-/// narrower: the crate takes a small-matrix path for ≤ 64 columns and ≤ 64 rows that blocks the
+/// band (128–255 wide), and a matrix of fewer outputs is one band. So no band of a matrix of
+/// more than 64 outputs is 64 columns or narrower: the crate takes a small-matrix path for ≤ 64 columns and ≤ 64 rows that blocks the
 /// inputs differently, so a row's bits would depend on how many rows share its step. Wider
 /// bands block the inputs by their count alone, as the whole product does: a row gets the same
 /// bits whatever the rows beside it (from two on; one row takes the matrix-vector kernel) and
