@@ -19,8 +19,7 @@ pub enum BackendKind {
 }
 
 /// Whether `tensor` is f32 on the flex CPU backend, where the model takes flex's own fast paths
-/// (its fused attention kernel, one-row products split across cores); false on a build without
-/// flex.
+/// (its fused attention kernel); false on a build without flex.
 pub(crate) fn on_flex_in_f32<const D: usize>(tensor: &Tensor<D>) -> bool {
     flex_in_f32(&tensor.device(), tensor.dtype())
 }

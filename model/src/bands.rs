@@ -65,6 +65,30 @@ impl Bands {
         }
     }
 
+    /// An [inputs, outputs] f32 tensor on the CPU (a weight converted after decoding: K/V
+    /// projections in another head layout, a half-precision model's LM head widened) in bands.
+    pub fn from_matrix(matrix: Tensor<2>) -> Self {
+        let [inputs, outputs] = matrix.dims();
+        let whole = matrix.try_into_vec_as::<f32>().expect("a weight on the CPU reads back");
+        Self::from_row_major(&whole, inputs, outputs)
+    }
+
+    /// `whole`, an [inputs, outputs] row-major matrix, in bands.
+    fn from_row_major(whole: &[f32], inputs: usize, outputs: usize) -> Self {
+        let mut values = Vec::with_capacity(whole.len());
+        for band in 0..band_count(outputs) {
+            let columns = band_columns(outputs, band);
+            for row in whole.chunks_exact(outputs.max(1)) {
+                values.extend_from_slice(&row[columns.clone()]);
+            }
+        }
+        Self {
+            values,
+            inputs,
+            outputs,
+        }
+    }
+
     /// The columns of the band holding output `column`.
     fn band_holding(&self, column: usize) -> Range<usize> {
         let last = band_count(self.outputs) - 1;
@@ -189,21 +213,8 @@ mod tests {
     fn matrix(inputs: usize, outputs: usize) -> (Vec<f32>, Bands) {
         let value = |i: usize| (((i * 7919 + 13) % 1009) as f32 - 504.0) / 251.0;
         let whole: Vec<f32> = (0..inputs * outputs).map(value).collect();
-        let mut values = Vec::with_capacity(whole.len());
-        for band in 0..band_count(outputs) {
-            let columns = band_columns(outputs, band);
-            for i in 0..inputs {
-                values.extend_from_slice(&whole[i * outputs..][columns.clone()]);
-            }
-        }
-        (
-            whole,
-            Bands {
-                values,
-                inputs,
-                outputs,
-            },
-        )
+        let bands = Bands::from_row_major(&whole, inputs, outputs);
+        (whole, bands)
     }
 
     fn bits(values: &[f32]) -> Vec<u32> {

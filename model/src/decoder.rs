@@ -88,7 +88,7 @@ impl Decoder {
         // `logits` multiplies in f32: a resident head is converted once here, not at every step;
         // a streamed one is materialized in the compute precision, then cast, at every pass
         // (the same values: the half type's rounding, then an exact widening).
-        lm_head.weight = lm_head.weight.in_f32();
+        lm_head.weight = lm_head.weight.in_f32(&target.device);
         let blocks = (0..config.num_layers)
             .map(|i| Block::load(&model.at(&format!("layers.{i}")), config, attention))
             .collect::<Result<Vec<_>>>()?;

@@ -50,10 +50,23 @@ pub enum Weight {
 }
 
 impl Weight {
+    /// An [in, out] device tensor in `dtype` as a layer holds it: in bands when that is f32 on
+    /// flex (converted once when resident, at each use when streamed).
+    pub fn from_matrix(param: Param<Tensor<2>>, device: &Device, dtype: FloatDType) -> Weight {
+        if flex_in_f32(device, dtype) {
+            Weight::Bands(param.map(|matrix| Arc::new(Bands::from_matrix(matrix))))
+        } else {
+            Weight::Matrix(param)
+        }
+    }
+
     /// The weight in f32 (the LM head's precision): bands already are.
-    pub fn in_f32(self) -> Weight {
+    pub fn in_f32(self, device: &Device) -> Weight {
         match self {
-            Weight::Matrix(param) => Weight::Matrix(param.map(|weight| weight.cast(FloatDType::F32))),
+            Weight::Matrix(param) => {
+                let param = param.map(|weight| weight.cast(FloatDType::F32));
+                Weight::from_matrix(param, device, FloatDType::F32)
+            }
             bands => bands,
         }
     }

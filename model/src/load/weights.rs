@@ -156,9 +156,11 @@ impl<'a> Weights<'a> {
         convert: impl Fn(Tensor<2>) -> Tensor<2> + Send + Sync + 'static,
     ) -> Result<Linear> {
         let stored = self.stored(&format!("{name}.weight"), &[out, inputs])?;
-        Ok(Linear::new(self.param(stored, move |stored, device| {
+        let param = self.param(stored, move |stored, device| {
             convert(in_out(stored, [inputs, out], FloatDType::F32, device))
-        })))
+        });
+        let weight = Weight::from_matrix(param, &self.target.device, self.target.dtype);
+        Ok(Linear { weight, stored: None })
     }
 
     /// `<name>.weight`, a vector of `len`.
