@@ -11,6 +11,7 @@ use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
 use crate::backend::flex_in_f32;
 use crate::bands::Bands;
 use crate::load::stored::StoredTensor;
+use crate::load::weights::in_out;
 
 /// Makes a streamed weight from its stored form.
 type Materialize<T> = Arc<dyn Fn() -> T + Send + Sync>;
@@ -133,10 +134,9 @@ impl Embedding {
             }
             Embedding::Streamed { table, device, dtype } => {
                 let (table, device, dtype) = (table.clone(), device.clone(), *dtype);
-                let shape = [table.shape[0], table.shape[1]];
+                let [rows, cols] = [table.shape[0], table.shape[1]];
                 Weight::Matrix(Param::Streamed(Arc::new(move || {
-                    let columns = TensorData::new(table.to_columns(|value| value), [shape[1], shape[0]]);
-                    Tensor::<2>::from_data(columns, &device).cast(dtype)
+                    in_out(&table, [cols, rows], FloatDType::F32, &device).cast(dtype)
                 })))
             }
         }

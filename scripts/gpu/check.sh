@@ -28,6 +28,8 @@ stash=${GPU_CHECK_STASH:-/tmp/gpu-stash}
 unpacked=${GPU_CHECK_UNPACKED:-/tmp/gpu-bundle}
 mkdir -p "$out" "$stash"
 
+[[ -f $part_dir/bundle.meta && -f $part_dir/bundle.part ]] ||
+    { echo "$part_dir: no bundle part (run scripts/gpu/prepare.sh here, carry .gpu/N there)"; exit 1; }
 read -r sha index count <"$part_dir/bundle.meta"
 cp "$part_dir/bundle.part" "$stash/part$index"
 if ((index < count)); then

@@ -24,7 +24,7 @@ cargo build --release -p harness --bins --features model/wgpu
 test_args=()
 for t in "${tests[@]}"; do test_args+=(--test "$t"); done
 executables=$(cargo test --release -p model -p harness --features model/wgpu "${test_args[@]}" \
-    --no-run --message-format=json 2>/dev/null |
+    --no-run --message-format=json |
     python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)

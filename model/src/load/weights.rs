@@ -185,9 +185,9 @@ impl<'a> Weights<'a> {
                 }
             }
             Residency::Resident => {
-                let columns = TensorData::new(table.to_columns(|value| value), [cols, rows]);
+                let columns = in_out(&table, [cols, rows], FloatDType::F32, &device).cast(dtype);
                 table.release_pages();
-                Embedding::Resident(Tensor::<2>::from_data(columns, &device).cast(dtype))
+                Embedding::Resident(columns)
             }
             Residency::Streamed | Residency::Direct => Embedding::Streamed { table, device, dtype },
         })
@@ -227,7 +227,12 @@ impl<'a> Weights<'a> {
 /// alike (the same layout takes the same kernels: the two give the same bits). In `dtype` when
 /// it is a half type (each value rounded to nearest-even from its f32 decoding, as flex's cast
 /// rounds it), else in f32.
-fn in_out(stored: &StoredTensor, [inputs, out]: [usize; 2], dtype: FloatDType, device: &Device) -> Tensor<2> {
+pub(crate) fn in_out(
+    stored: &StoredTensor,
+    [inputs, out]: [usize; 2],
+    dtype: FloatDType,
+    device: &Device,
+) -> Tensor<2> {
     let shape = [inputs, out];
     let data = match dtype {
         FloatDType::F16 => TensorData::new(stored.to_columns(f16::from_f32), shape),
