@@ -66,6 +66,38 @@ pub struct Decoder {
     pub device: Device,
     /// The compute precision; logits come back in f32 whatever it is.
     pub dtype: FloatDType,
+    /// Scored positions whose logits `score_tokens` computes at once (`logits_chunk_rows`).
+    pub logits_chunk_rows: usize,
+}
+
+/// The most bytes of f32 logits `score_tokens` holds at once. Scoring 8 × 512 positions of a
+/// 32,000-token vocabulary at once is a 523 MB buffer, which lavapipe's Vulkan driver refuses,
+/// and with its log-softmax about three times that in RAM (a 128k vocabulary at 8 × 2,048:
+/// 8.4 GB each).
+pub const LOGITS_CHUNK_BYTES: usize = 64 << 20;
+
+/// Positions per chunk of the LM head under `LOGITS_CHUNK_BYTES`, at least 2.
+pub fn logits_chunk_rows(vocab: usize) -> usize {
+    (LOGITS_CHUNK_BYTES / (vocab.max(1) * 4)).max(2)
+}
+
+/// `n` scored positions in chunks of `rows` (≥ 2), a last chunk of one folded into the one
+/// before: on flex an f32 product gives a row the same bits whatever the rows beside it from
+/// two on, but one row alone takes the matrix-vector kernel (`bands`), so chunking never
+/// changes a score.
+pub fn query_chunks(n: usize, rows: usize) -> Vec<std::ops::Range<usize>> {
+    let rows = rows.max(2);
+    let mut chunks = Vec::with_capacity(n.div_ceil(rows));
+    let mut start = 0;
+    while start < n {
+        let end = match (start + rows).min(n) {
+            end if n - end == 1 => n,
+            end => end,
+        };
+        chunks.push(start..end);
+        start = end;
+    }
+    chunks
 }
 
 impl Decoder {
@@ -102,6 +134,7 @@ impl Decoder {
             rotary: Rotary::new(config.head_dim, config.rope_theta),
             device: target.device.clone(),
             dtype: target.dtype,
+            logits_chunk_rows: logits_chunk_rows(vocab),
         })
     }
 
@@ -128,7 +161,8 @@ impl Decoder {
     }
 
     /// Scores only the requested (position, next token) pairs: the LM head runs on those
-    /// positions alone and only two numbers per query come back from the device.
+    /// positions alone, `logits_chunk_rows` at a time, and only two numbers per query come back
+    /// from the device.
     pub fn score_tokens(&self, input: &StepInput, queries: &[TokenQuery]) -> Result<Vec<TokenScore>> {
         self.score_tokens_in(input, None, queries)
     }
@@ -166,10 +200,26 @@ impl Decoder {
         let h = self.config.hidden_size;
         let n = queries.len();
         let rows: Vec<i64> = queries.iter().map(|q| (q.row * s + q.pos) as i64).collect();
-        let targets: Vec<i64> = queries.iter().map(|q| q.target as i64).collect();
         let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [n]), &self.device);
-        let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [n, 1]), &self.device);
-        let logits = self.logits(hidden.reshape([b * s, h]).select(0, rows), s == 1);
+        let hidden = hidden.reshape([b * s, h]).select(0, rows).cast(FloatDType::F32);
+        // See `logits`; a streamed head is materialized once for all chunks.
+        let head = self.lm_head.product(s == 1);
+        let chunks = query_chunks(n, self.logits_chunk_rows);
+        if chunks.len() == 1 {
+            return self.score_positions(head.apply(hidden), queries);
+        }
+        let mut scores = Vec::with_capacity(n);
+        for chunk in chunks {
+            let logits = head.apply(hidden.clone().narrow(0, chunk.start, chunk.len()));
+            scores.extend(self.score_positions(logits, &queries[chunk])?);
+        }
+        Ok(scores)
+    }
+
+    /// Each query's log-probability and whether it is the argmax, from its row of `logits`.
+    fn score_positions(&self, logits: Tensor<2>, queries: &[TokenQuery]) -> Result<Vec<TokenScore>> {
+        let targets: Vec<i64> = queries.iter().map(|q| q.target as i64).collect();
+        let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [queries.len(), 1]), &self.device);
         let best = logits.clone().argmax(1);
         let logprobs = log_softmax(logits, 1).gather(1, targets);
         let read = |what: &str, e| ModelError::Invalid(format!("reading {what} back from the device: {e:?}"));
@@ -267,5 +317,34 @@ impl Decoder {
             )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{logits_chunk_rows, query_chunks};
+
+    #[test]
+    fn query_chunks_cover_every_position_once_and_never_leave_one_alone() {
+        for n in 0..40 {
+            for rows in 0..10 {
+                let chunks = query_chunks(n, rows);
+                let covered: Vec<usize> = chunks.iter().flat_map(|c| c.clone()).collect();
+                assert_eq!(covered, (0..n).collect::<Vec<_>>(), "n {n}, rows {rows}");
+                let most = rows.max(2);
+                for (i, c) in chunks.iter().enumerate() {
+                    assert!(n < 2 || c.len() >= 2, "n {n}, rows {rows}: {chunks:?}");
+                    let last = i + 1 == chunks.len();
+                    assert!(
+                        c.len() <= most || (last && c.len() == most + 1),
+                        "n {n}, rows {rows}: {chunks:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(query_chunks(5, 2), [0..2, 2..5]);
+        // Mistral's 32,000-token vocabulary: 524 positions (64 MiB of f32 logits) at once.
+        assert_eq!(logits_chunk_rows(32_000), 524);
+        assert_eq!(logits_chunk_rows(usize::MAX / 8), 2);
     }
 }

@@ -2,8 +2,11 @@
 //! so `y = x · W`: in f32 on the CPU in bands of output columns (`bands`), otherwise as one
 //! [in, out] tensor laid out so in memory (`load::weights::in_out`).
 
+use std::sync::Arc;
+
 use burn::tensor::{Tensor, TensorData};
 
+use crate::bands::Bands;
 use crate::load::stored::StoredTensor;
 use crate::param::Weight;
 
@@ -28,12 +31,36 @@ impl Linear {
     /// multiplies straight from the stored matrix; other steps (pre-fill, scoring) materialize
     /// it, where the GEMM's speed pays for the conversion.
     pub fn forward_rows(&self, x: Tensor<2>, decode_step: bool) -> Tensor<2> {
+        self.product(decode_step).apply(x)
+    }
+
+    /// The weight as a step of this kind multiplies it, materialized once (a streamed weight)
+    /// for any number of products: the LM head over the scored positions in chunks.
+    pub fn product(&self, decode_step: bool) -> Product<'_> {
         if let Some(stored) = self.stored.as_ref().filter(|_| decode_step) {
-            return stored_product(stored, x);
+            return Product::Stored(stored);
         }
         match &self.weight {
-            Weight::Bands(bands) => bands.get().product(x),
-            Weight::Matrix(weight) => x.matmul(weight.get()),
+            Weight::Bands(bands) => Product::Bands(bands.get()),
+            Weight::Matrix(weight) => Product::Matrix(weight.get()),
+        }
+    }
+}
+
+/// A `Linear`'s weight ready to multiply (`Linear::product`).
+pub enum Product<'a> {
+    Stored(&'a StoredTensor),
+    Bands(Arc<Bands>),
+    Matrix(Tensor<2>),
+}
+
+impl Product<'_> {
+    /// x: [rows, in] → [rows, out].
+    pub fn apply(&self, x: Tensor<2>) -> Tensor<2> {
+        match self {
+            Product::Stored(stored) => stored_product(stored, x),
+            Product::Bands(bands) => bands.product(x),
+            Product::Matrix(weight) => x.matmul(weight.clone()),
         }
     }
 }

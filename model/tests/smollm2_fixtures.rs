@@ -128,3 +128,47 @@ fn greedy_decoding_matches_exactly() {
         assert_eq!(generated, expected, "prompt {:?}", item["prompt"].as_str());
     }
 }
+
+/// The LM head over the scored positions in chunks (`logits_chunk_rows`, which bounds the
+/// logits buffer: 64 MiB of f32) scores as one pass over all of them: on flex to the bit,
+/// chunks of 2 included and a last chunk of one folded into the one before (alone, one row
+/// would take the matrix-vector kernel); on another backend within the fixtures' tolerance.
+#[test]
+fn chunked_scoring_gives_the_scores_of_one_pass() {
+    use model::TokenQuery;
+    let mut model = load_model(&smollm2_gguf(), &AttentionSpec::default(), &device()).unwrap();
+    let rows: [Vec<u32>; 2] = [(1..41).collect(), (700..723).collect()];
+    let input = StepInput::left_padded(&rows, 0);
+    let seq = input.seq;
+    let queries: Vec<TokenQuery> = rows
+        .iter()
+        .enumerate()
+        .flat_map(|(row, ids)| {
+            (seq - ids.len()..seq).map(move |pos| TokenQuery {
+                row,
+                pos,
+                target: ((pos * 7919 + row * 104_729) % VOCAB) as u32,
+            })
+        })
+        .collect();
+    assert_eq!(queries.len(), 63);
+    let chunks = |rows| model::decoder::query_chunks(queries.len(), rows).len();
+    assert_eq!(chunks(model.decoder.logits_chunk_rows), 1);
+    let one_pass = model.decoder.score_tokens(&input, &queries).unwrap();
+    // Elsewhere (lavapipe in CI takes minutes per pass) one chunking shows the chunks' slicing.
+    let chunkings: &[usize] = if common::backend_is_flex() { &[2, 5, 31] } else { &[5] };
+    for &rows in chunkings {
+        model.decoder.logits_chunk_rows = rows;
+        let chunked = model.decoder.score_tokens(&input, &queries).unwrap();
+        if common::backend_is_flex() {
+            assert_eq!(chunked, one_pass, "{rows} positions per chunk");
+        } else {
+            for (c, o) in chunked.iter().zip(&one_pass) {
+                assert!(
+                    ((c.logprob - o.logprob) as f64).abs() < LOGPROB_ATOL,
+                    "{rows}: {c:?} vs {o:?}"
+                );
+            }
+        }
+    }
+}

@@ -136,8 +136,9 @@ score() {
         step "write the $shape checkpoint" 150 "$B" checkpoint --shape "$shape" --formats q8_0 --out "$ckpt" ||
             { note "- the $shape checkpoint was not written (status $?): the log says why"; return; }
     fi
-    # Batch 8 × 512 scores 4,088 positions at once: a [4088, vocab] f32 log-softmax (523 MB at
-    # 32,000 pieces), over some drivers' buffer limit (lavapipe's), hence the batch-1 fallback.
+    # Batch 8 × 512 scores 4,088 positions; the LM head takes them in chunks of 64 MiB of
+    # logits (model/src/decoder.rs), which lavapipe allows (one [4088, 32000] buffer, 523 MB,
+    # it refused). Batch 1 stays as the fallback should a driver refuse another buffer.
     local batch status
     for batch in 8 1; do
         ((deadline - $(date +%s) >= 10)) || { note "- $shape scoring, $backend $dtype: not run, no time left"; return; }

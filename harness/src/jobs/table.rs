@@ -139,20 +139,7 @@ pub fn run(args: &TableArgs) -> anyhow::Result<()> {
     }
     let ours = our_values(&mut plans, &scores);
     let (mut markdown, csv) = render(&table, &plans, &ours);
-    let _ = writeln!(
-        markdown,
-        "\nOur run: {}, {}, {}; run folders in {}/runs/.",
-        args.model.display(),
-        args.limit.map_or("all items".into(), |l| format!(
-            "--limit {l} (the first {l} items of each task and subject)"
-        )),
-        if args.greedy {
-            "--greedy (maj@1)".to_string()
-        } else {
-            format!("maj@k sampled at temperature {}", args.temperature)
-        },
-        out.display()
-    );
+    let _ = writeln!(markdown, "\n{}", our_run(args, &out));
     std::fs::create_dir_all(&out).with_context(|| format!("{}: cannot create", out.display()))?;
     reports::run_dir::write_atomic(&out.join("table.md"), markdown.as_bytes())?;
     reports::run_dir::write_atomic(&out.join("table.csv"), csv.as_bytes())?;
@@ -165,6 +152,32 @@ pub fn run(args: &TableArgs) -> anyhow::Result<()> {
 }
 
 /// A name in configs/papers/ (from the working folder, else this source tree's), or a path.
+/// The line under the table: our model and every setting of ours that moves the scores.
+fn our_run(args: &TableArgs, out: &Path) -> String {
+    let mut settings = vec![args.limit.map_or("all items".into(), |l| {
+        format!("--limit {l} (the first {l} items of each task and subject)")
+    })];
+    settings.push(if args.greedy {
+        "--greedy (maj@1)".to_string()
+    } else {
+        format!("maj@k sampled at temperature {}", args.temperature)
+    });
+    if let Some(cap) = args.max_gen_toks {
+        settings.push(format!(
+            "--max-gen-toks {cap} (every generation cut at {cap} new tokens, not each task's own cap)"
+        ));
+    }
+    if let Some(dtype) = args.dtype {
+        settings.push(format!("--dtype {dtype}"));
+    }
+    format!(
+        "Our run: {}, {}; run folders in {}/runs/.",
+        args.model.display(),
+        settings.join(", "),
+        out.display()
+    )
+}
+
 fn paper_path(paper: &str) -> anyhow::Result<PathBuf> {
     if paper.ends_with(".json") || paper.contains('/') {
         return Ok(PathBuf::from(paper));
@@ -203,4 +216,44 @@ fn default_out(args: &TableArgs, paper: &Path, model_folder: &str) -> PathBuf {
         name.push_str("-direct");
     }
     PathBuf::from("results/runs").join(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clap::Parser;
+
+    use super::{TableArgs, our_run};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        table: TableArgs,
+    }
+
+    fn line(flags: &[&str]) -> String {
+        let args = ["table", "--paper", "mistral-7b", "--model", "m.gguf"]
+            .iter()
+            .chain(flags);
+        our_run(&Cli::parse_from(args).table, Path::new("out"))
+    }
+
+    #[test]
+    fn the_line_under_the_table_names_every_setting_that_moves_the_scores() {
+        assert_eq!(
+            line(&["--limit", "5", "--greedy"]),
+            "Our run: m.gguf, --limit 5 (the first 5 items of each task and subject), --greedy (maj@1); run folders in out/runs/."
+        );
+        let capped = line(&["--max-gen-toks", "32", "--dtype", "f16"]);
+        assert!(
+            capped.contains("all items, maj@k sampled at temperature 0.6"),
+            "{capped}"
+        );
+        assert!(
+            capped.contains("--max-gen-toks 32 (every generation cut at 32"),
+            "{capped}"
+        );
+        assert!(capped.contains("--dtype f16"), "{capped}");
+    }
 }

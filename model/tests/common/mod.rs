@@ -114,3 +114,8 @@ pub fn cached_logits(model: &model::LoadedModel, ids: &[u32], chunks: &[usize]) 
     assert_eq!(start, ids.len());
     out
 }
+
+/// Whether the backend under test is flex, whose f32 products the tests may hold to the bit.
+pub fn backend_is_flex() -> bool {
+    std::env::var("MODEL_TEST_BACKEND").map_or(true, |name| name == "flex")
+}
