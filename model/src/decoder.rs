@@ -9,7 +9,7 @@ use crate::cache::{KvCache, blocked_mask};
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 use crate::input::StepInput;
-use crate::linear::Linear;
+use crate::linear::{Linear, Product};
 use crate::load::memory::Residency;
 use crate::load::weights::Weights;
 use crate::mlp::Mlp;
@@ -70,10 +70,11 @@ pub struct Decoder {
     pub logits_chunk_rows: usize,
 }
 
-/// The most bytes of f32 logits `score_tokens` holds at once. Scoring 8 × 512 positions of a
-/// 32,000-token vocabulary at once is a 523 MB buffer, which lavapipe's Vulkan driver refuses,
-/// and with its log-softmax about three times that in RAM (a 128k vocabulary at 8 × 2,048:
-/// 8.4 GB each).
+/// About the most bytes of f32 logits `score_tokens` holds at once (a chunk may take one
+/// position more, see `query_chunks`). The 4,088 positions scored at batch 8 × 512 with a
+/// 32,000-token vocabulary were one 523 MB buffer, which lavapipe's Vulkan driver refuses, and
+/// with its log-softmax about three times that in RAM (a 128k vocabulary at 8 × 2,048: 8.4 GB
+/// each).
 pub const LOGITS_CHUNK_BYTES: usize = 64 << 20;
 
 /// Positions per chunk of the LM head under `LOGITS_CHUNK_BYTES`, at least 2.
@@ -149,7 +150,8 @@ impl Decoder {
         let hidden = self.hidden_states(input, cache)?;
         let [b, s, h] = hidden.dims();
         let vocab = self.config.vocab_size;
-        Ok(self.logits(hidden.reshape([b * s, h]), s == 1).reshape([b, s, vocab]))
+        let head = self.lm_head.product(s == 1);
+        Ok(self.logits(&head, hidden.reshape([b * s, h])).reshape([b, s, vocab]))
     }
 
     /// Logits [batch, vocab] at the last position of each row (left-padded rows all end there):
@@ -157,7 +159,8 @@ impl Decoder {
     pub fn last_logits(&self, input: &StepInput, cache: Option<&mut KvCache>) -> Result<Tensor<2>> {
         let hidden = self.hidden_states(input, cache)?;
         let [b, s, h] = hidden.dims();
-        Ok(self.logits(hidden.narrow(1, s - 1, 1).reshape([b, h]), s == 1))
+        let head = self.lm_head.product(s == 1);
+        Ok(self.logits(&head, hidden.narrow(1, s - 1, 1).reshape([b, h])))
     }
 
     /// Scores only the requested (position, next token) pairs: the LM head runs on those
@@ -201,16 +204,16 @@ impl Decoder {
         let n = queries.len();
         let rows: Vec<i64> = queries.iter().map(|q| (q.row * s + q.pos) as i64).collect();
         let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [n]), &self.device);
-        let hidden = hidden.reshape([b * s, h]).select(0, rows).cast(FloatDType::F32);
-        // See `logits`; a streamed head is materialized once for all chunks.
+        let hidden = hidden.reshape([b * s, h]).select(0, rows);
+        // A streamed head is materialized once for all chunks.
         let head = self.lm_head.product(s == 1);
         let chunks = query_chunks(n, self.logits_chunk_rows);
         if chunks.len() == 1 {
-            return self.score_positions(head.apply(hidden), queries);
+            return self.score_positions(self.logits(&head, hidden), queries);
         }
         let mut scores = Vec::with_capacity(n);
         for chunk in chunks {
-            let logits = head.apply(hidden.clone().narrow(0, chunk.start, chunk.len()));
+            let logits = self.logits(&head, hidden.clone().narrow(0, chunk.start, chunk.len()));
             scores.extend(self.score_positions(logits, &queries[chunk])?);
         }
         Ok(scores)
@@ -275,9 +278,9 @@ impl Decoder {
     /// hidden [rows, hidden] → logits [rows, vocab], multiplied in f32 whatever the compute
     /// precision. transformers in half precision rounds every logit to the half type before its
     /// f32 log-softmax (bf16's step is 0.125 between 16 and 32); the f32 product does not.
-    /// `decode_step`: the input was one token per row (`Linear::forward_rows`).
-    fn logits(&self, hidden: Tensor<2>, decode_step: bool) -> Tensor<2> {
-        self.lm_head.forward_rows(hidden.cast(FloatDType::F32), decode_step)
+    /// `head`: `lm_head.product(decode_step)`, the input having been one token per row or not.
+    fn logits(&self, head: &Product, hidden: Tensor<2>) -> Tensor<2> {
+        head.apply(hidden.cast(FloatDType::F32))
     }
 
     /// Per layer, the mask of `input` alone (no cache): one per distinct window, shared.

@@ -35,7 +35,9 @@ impl Linear {
     }
 
     /// The weight as a step of this kind multiplies it, materialized once (a streamed weight)
-    /// for any number of products: the LM head over the scored positions in chunks.
+    /// for any number of products: the LM head over the scored positions in chunks. (A decode
+    /// step's stored weight is read again by each product; such a step scores one position
+    /// per row.)
     pub fn product(&self, decode_step: bool) -> Product<'_> {
         if let Some(stored) = self.stored.as_ref().filter(|_| decode_step) {
             return Product::Stored(stored);

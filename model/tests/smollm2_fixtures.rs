@@ -130,14 +130,14 @@ fn greedy_decoding_matches_exactly() {
 }
 
 /// The LM head over the scored positions in chunks (`logits_chunk_rows`, which bounds the
-/// logits buffer: 64 MiB of f32) scores as one pass over all of them: on flex to the bit,
-/// chunks of 2 included and a last chunk of one folded into the one before (alone, one row
-/// would take the matrix-vector kernel); on another backend within the fixtures' tolerance.
+/// logits buffer to about 64 MiB of f32) scores as one pass over all of them: on flex to the
+/// bit, for resident and streamed weights, chunks of 2 included and a last chunk of one folded
+/// into the one before (alone, one row would take the matrix-vector kernel); on another backend
+/// within the fixtures' tolerance.
 #[test]
 fn chunked_scoring_gives_the_scores_of_one_pass() {
-    use model::TokenQuery;
-    let mut model = load_model(&smollm2_gguf(), &AttentionSpec::default(), &device()).unwrap();
-    let rows: [Vec<u32>; 2] = [(1..41).collect(), (700..723).collect()];
+    use model::{LoadOptions, TokenQuery, WeightsPolicy, load_model_with};
+    let rows: [Vec<u32>; 2] = [(1..51).collect(), (700..733).collect()];
     let input = StepInput::left_padded(&rows, 0);
     let seq = input.seq;
     let queries: Vec<TokenQuery> = rows
@@ -151,23 +151,37 @@ fn chunked_scoring_gives_the_scores_of_one_pass() {
             })
         })
         .collect();
-    assert_eq!(queries.len(), 63);
+    // Over 64 positions: one pass shares its rows between the cores, chunks of 31 do not.
+    assert_eq!(queries.len(), 83);
     let chunks = |rows| model::decoder::query_chunks(queries.len(), rows).len();
-    assert_eq!(chunks(model.decoder.logits_chunk_rows), 1);
-    let one_pass = model.decoder.score_tokens(&input, &queries).unwrap();
-    // Elsewhere (lavapipe in CI takes minutes per pass) one chunking shows the chunks' slicing.
-    let chunkings: &[usize] = if common::backend_is_flex() { &[2, 5, 31] } else { &[5] };
-    for &rows in chunkings {
-        model.decoder.logits_chunk_rows = rows;
-        let chunked = model.decoder.score_tokens(&input, &queries).unwrap();
-        if common::backend_is_flex() {
-            assert_eq!(chunked, one_pass, "{rows} positions per chunk");
-        } else {
-            for (c, o) in chunked.iter().zip(&one_pass) {
-                assert!(
-                    ((c.logprob - o.logprob) as f64).abs() < LOGPROB_ATOL,
-                    "{rows}: {c:?} vs {o:?}"
-                );
+    let one_pass = model().decoder.score_tokens(&input, &queries).unwrap();
+    assert_eq!(chunks(model().decoder.logits_chunk_rows), 1);
+    let flex = common::backend_is_flex();
+    // Off flex (lavapipe in CI takes minutes per pass) one chunking shows the chunks' slicing.
+    let (policies, chunkings): (&[WeightsPolicy], &[usize]) = if flex {
+        (&[WeightsPolicy::Load, WeightsPolicy::Stream], &[2, 5, 31])
+    } else {
+        (&[WeightsPolicy::Load], &[31])
+    };
+    for &weights in policies {
+        let options = LoadOptions {
+            weights,
+            ..LoadOptions::default()
+        };
+        let mut model = load_model_with(&smollm2_gguf(), &AttentionSpec::default(), &device(), &options).unwrap();
+        for &rows in chunkings {
+            assert!(chunks(rows) > 1);
+            model.decoder.logits_chunk_rows = rows;
+            let chunked = model.decoder.score_tokens(&input, &queries).unwrap();
+            if flex {
+                assert_eq!(chunked, one_pass, "{weights:?}, {rows} positions per chunk");
+            } else {
+                for (c, o) in chunked.iter().zip(&one_pass) {
+                    assert!(
+                        ((c.logprob - o.logprob) as f64).abs() < LOGPROB_ATOL && c.is_argmax == o.is_argmax,
+                        "{rows}: {c:?} vs {o:?}"
+                    );
+                }
             }
         }
     }

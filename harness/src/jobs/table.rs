@@ -151,7 +151,6 @@ pub fn run(args: &TableArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A name in configs/papers/ (from the working folder, else this source tree's), or a path.
 /// The line under the table: our model and every setting of ours that moves the scores.
 fn our_run(args: &TableArgs, out: &Path) -> String {
     let mut settings = vec![args.limit.map_or("all items".into(), |l| {
@@ -167,8 +166,17 @@ fn our_run(args: &TableArgs, out: &Path) -> String {
             "--max-gen-toks {cap} (every generation cut at {cap} new tokens, not each task's own cap)"
         ));
     }
+    if let Some(seed) = args.seed.filter(|_| !args.greedy) {
+        settings.push(format!("--seed {seed}"));
+    }
+    if let Some(backend) = args.backend {
+        settings.push(format!("--backend {backend}"));
+    }
     if let Some(dtype) = args.dtype {
         settings.push(format!("--dtype {dtype}"));
+    }
+    if args.weights == Some(WeightsPolicy::Direct) {
+        settings.push("--weights direct (decode steps summed in another order)".into());
     }
     format!(
         "Our run: {}, {}; run folders in {}/runs/.",
@@ -178,6 +186,7 @@ fn our_run(args: &TableArgs, out: &Path) -> String {
     )
 }
 
+/// A name in configs/papers/ (from the working folder, else this source tree's), or a path.
 fn paper_path(paper: &str) -> anyhow::Result<PathBuf> {
     if paper.ends_with(".json") || paper.contains('/') {
         return Ok(PathBuf::from(paper));
@@ -245,7 +254,16 @@ mod tests {
             line(&["--limit", "5", "--greedy"]),
             "Our run: m.gguf, --limit 5 (the first 5 items of each task and subject), --greedy (maj@1); run folders in out/runs/."
         );
-        let capped = line(&["--max-gen-toks", "32", "--dtype", "f16"]);
+        let capped = line(&[
+            "--max-gen-toks",
+            "32",
+            "--dtype",
+            "f16",
+            "--seed",
+            "7",
+            "--weights",
+            "direct",
+        ]);
         assert!(
             capped.contains("all items, maj@k sampled at temperature 0.6"),
             "{capped}"
@@ -255,5 +273,11 @@ mod tests {
             "{capped}"
         );
         assert!(capped.contains("--dtype f16"), "{capped}");
+        assert!(capped.contains("--seed 7"), "{capped}");
+        assert!(capped.contains("--weights direct"), "{capped}");
+        assert!(
+            !line(&["--weights", "stream"]).contains("--weights"),
+            "stream keeps load's bits"
+        );
     }
 }

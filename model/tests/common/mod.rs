@@ -24,7 +24,7 @@ pub fn smollm2_gguf() -> PathBuf {
 /// The backend under test: flex by default, or `MODEL_TEST_BACKEND` (e.g. `ndarray` or `wgpu`,
 /// with the matching cargo feature) to run the fidelity suite on another backend.
 pub fn device() -> Device {
-    let name = std::env::var("MODEL_TEST_BACKEND").unwrap_or_else(|_| "flex".into());
+    let name = backend_name();
     let kind: model::backend::BackendKind = name.parse().expect("MODEL_TEST_BACKEND");
     kind.device()
         .unwrap_or_else(|e| panic!("MODEL_TEST_BACKEND={name}: {e}"))
@@ -115,7 +115,11 @@ pub fn cached_logits(model: &model::LoadedModel, ids: &[u32], chunks: &[usize]) 
     out
 }
 
+fn backend_name() -> String {
+    std::env::var("MODEL_TEST_BACKEND").unwrap_or_else(|_| "flex".into())
+}
+
 /// Whether the backend under test is flex, whose f32 products the tests may hold to the bit.
 pub fn backend_is_flex() -> bool {
-    std::env::var("MODEL_TEST_BACKEND").map_or(true, |name| name == "flex")
+    backend_name() == "flex"
 }
