@@ -136,7 +136,7 @@ impl Embedding {
                 let (table, device, dtype) = (table.clone(), device.clone(), *dtype);
                 let [rows, cols] = [table.shape[0], table.shape[1]];
                 Weight::Matrix(Param::Streamed(Arc::new(move || {
-                    in_out(&table, [cols, rows], FloatDType::F32, &device).cast(dtype)
+                    in_out(&table, [cols, rows], dtype, &device)
                 })))
             }
         }

@@ -185,7 +185,7 @@ impl<'a> Weights<'a> {
                 }
             }
             Residency::Resident => {
-                let columns = in_out(&table, [cols, rows], FloatDType::F32, &device).cast(dtype);
+                let columns = in_out(&table, [cols, rows], dtype, &device);
                 table.release_pages();
                 Embedding::Resident(columns)
             }
