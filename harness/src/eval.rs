@@ -16,7 +16,7 @@ use crate::lm_eval_files::RunFacts;
 use crate::options::RunOptions;
 use crate::out_dir::OutDir;
 use crate::plan::RunPlan;
-use crate::progress::ProgressMode;
+use crate::progress::{ProgressMode, TaskPosition};
 use crate::report::summary_table;
 use crate::run_task::{GenSettings, TaskContext, TaskScores};
 
@@ -58,6 +58,7 @@ pub fn evaluate(options: &RunOptions) -> anyhow::Result<Outcome> {
         lm: &lm,
         out_dir: &out.path,
         progress: ProgressMode::detect(options.quiet()),
+        position: TaskPosition::ALONE,
         chat: chat.as_ref(),
         generation: GenSettings {
             samples: options.samples(),
@@ -66,10 +67,15 @@ pub fn evaluate(options: &RunOptions) -> anyhow::Result<Outcome> {
             max_gen_toks: options.max_gen_toks,
         },
     };
+    let of = plan.tasks.len();
     let scores = plan
         .tasks
         .iter()
-        .map(|task| crate::plan::run_task(&context, task))
+        .enumerate()
+        .map(|(i, task)| {
+            let position = TaskPosition { index: i + 1, of };
+            crate::plan::run_task(&TaskContext { position, ..context }, task)
+        })
         .collect::<anyhow::Result<Vec<TaskScores>>>()?;
     let rows = score_rows(&plan, &scores);
     write_scores_csv(&out.join("scores.csv"), &rows)?;

@@ -13,14 +13,16 @@ use std::time::Instant;
 use crate::chat::ChatPrompt;
 use crate::journal::{Journal, Record};
 use crate::lm::Lm;
-use crate::progress::{Progress, ProgressMode};
+use crate::progress::{Progress, ProgressMode, TaskPosition};
 use crate::sampling::Sampling;
 
-/// What every task of a run shares.
+/// What every task of a run shares, and the task's place in the run.
+#[derive(Clone, Copy)]
 pub struct TaskContext<'a> {
     pub lm: &'a Lm<'a>,
     pub out_dir: &'a Path,
     pub progress: ProgressMode,
+    pub position: TaskPosition,
     /// `--chat`: prompts wrapped in the model's chat template.
     pub chat: Option<&'a ChatPrompt>,
     pub generation: GenSettings,
@@ -108,7 +110,8 @@ pub fn journaled<I, R: Record>(
         .iter()
         .filter(|i| !journal.done().contains_key(&doc_id(i)))
         .collect();
-    let mut progress = Progress::start(context.progress, name, items.len(), items.len() - pending.len());
+    let done = items.len() - pending.len();
+    let mut progress = Progress::start(context.progress, name, context.position, items.len(), done);
     for chunk in pending.chunks(per_chunk.max(1)) {
         let clock = Instant::now();
         let mut samples = score(chunk)?;
