@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use model::LoadedModel;
 use reports::aggregate::{RowLabels, group_rows, task_row};
 use reports::run_dir::{ScoreRow, write_scores_csv};
@@ -37,6 +37,7 @@ pub fn evaluate(options: &RunOptions) -> anyhow::Result<Outcome> {
     let clock = RunClock::start();
     set_threads(options.threads)?;
     let plan = RunPlan::new(options)?;
+    warn_unused_generation_flags(options, &plan);
     // Before the run folder is claimed: a backend that cannot start leaves nothing behind.
     let device = options.backend().device()?;
     let out = OutDir::claim(&plan.out_dir, &plan.identity)?;
@@ -75,6 +76,7 @@ pub fn evaluate(options: &RunOptions) -> anyhow::Result<Outcome> {
         .map(|(i, task)| {
             let position = TaskPosition { index: i + 1, of };
             crate::plan::run_task(&TaskContext { position, ..context }, task)
+                .with_context(|| format!("{} on {}", task.name, plan.checkpoint.location().display()))
         })
         .collect::<anyhow::Result<Vec<TaskScores>>>()?;
     let rows = score_rows(&plan, &scores);
@@ -188,14 +190,37 @@ fn score_rows(plan: &RunPlan, scores: &[TaskScores]) -> Vec<ScoreRow> {
     rows
 }
 
+/// Generation settings for a run whose tasks all score choices would change nothing: said,
+/// not ignored in silence (a warning, as a config file may set them for other runs).
+fn warn_unused_generation_flags(options: &RunOptions, plan: &RunPlan) {
+    let generates = plan
+        .tasks
+        .iter()
+        .any(|t| matches!(t.output_type, tasks::OutputType::GenerateUntil));
+    let given = options.generation_flags();
+    if !generates && !given.is_empty() {
+        eprintln!(
+            "warning: no task of this run generates text; without effect: {}",
+            given.join(", ")
+        );
+    }
+}
+
 /// `--threads N`: the size of the compute thread pool (the whole process has one).
 fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
     let Some(n) = threads else { return Ok(()) };
-    if rayon::ThreadPoolBuilder::new().num_threads(n).build_global().is_err() && rayon::current_num_threads() != n {
-        bail!(
+    match rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
+        Ok(()) => Ok(()),
+        // A thread that could not start: the pool never came up, and asking it its size
+        // would panic.
+        Err(e) if std::error::Error::source(&e).is_some() => {
+            bail!("--threads {n}: cannot start the compute threads: {e}")
+        }
+        // The pool is up already (`table` evaluates several runs in one process).
+        Err(_) if rayon::current_num_threads() == n => Ok(()),
+        Err(_) => bail!(
             "--threads {n}: this process already computes with {} threads",
             rayon::current_num_threads()
-        );
+        ),
     }
-    Ok(())
 }

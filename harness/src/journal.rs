@@ -117,7 +117,15 @@ fn read_records<T: Record>(path: &Path) -> anyhow::Result<(BTreeMap<usize, T>, u
         match serde_json::from_slice::<T>(&line) {
             Ok(sample) => {
                 keep_bytes += line.len() as u64 + 1;
-                done.insert(sample.doc_id(), sample);
+                let doc = sample.doc_id();
+                if done.insert(doc, sample).is_some() {
+                    // Appends never repeat a doc: the file was edited or joined from two runs.
+                    bail!(
+                        "{}: line {}: doc {doc} is recorded a second time; remove the file to score the task again",
+                        path.display(),
+                        number + 1
+                    );
+                }
             }
             // Only a final line may be torn; anything earlier means the file is not ours.
             Err(_) if is_last_line(path, keep_bytes + line.len() as u64)? => break,
@@ -216,5 +224,18 @@ mod tests {
         .unwrap();
         let err = Journal::<Item>::open(&path).err().unwrap().to_string();
         assert!(err.contains("task.jsonl") && err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn a_doc_recorded_twice_is_an_error_naming_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("task.jsonl");
+        let line = |doc| serde_json::to_string(&item(doc)).unwrap();
+        std::fs::write(&path, format!("{}\n{}\n{}\n", line(0), line(1), line(0))).unwrap();
+        let err = Journal::<Item>::open(&path).err().unwrap().to_string();
+        assert!(
+            err.contains("task.jsonl: line 3: doc 0 is recorded a second time"),
+            "{err}"
+        );
     }
 }

@@ -176,6 +176,11 @@ impl RunOptions {
         positive("--samples", self.samples)?;
         positive("--max-gen-toks", self.max_gen_toks)?;
         positive("--threads", self.threads)?;
+        // Far above any machine's cores; a larger value is a typo that would start that many
+        // threads (each with its stack) before any work.
+        if let Some(n) = self.threads.filter(|&n| n > MAX_THREADS) {
+            bail!("--threads {n}: more than {MAX_THREADS} compute threads");
+        }
         let mut seen = BTreeMap::new();
         for (task, n) in self.task_limits.iter().flatten() {
             ensure!(*n > 0, "--task-limits: the limit for {task} must be positive");
@@ -224,6 +229,28 @@ impl RunOptions {
     pub fn seed(&self) -> u64 {
         self.seed.unwrap_or(tasks::DEFAULT_FEWSHOT_SEED)
     }
+    /// The generation settings given that change something, as flags (`--temperature 0.7`):
+    /// what a run without generative tasks would otherwise ignore in silence.
+    pub fn generation_flags(&self) -> Vec<String> {
+        let mut given = Vec::new();
+        if let Some(n) = self.samples.filter(|&n| n > 1) {
+            given.push(format!("--samples {n}"));
+        }
+        if let Some(t) = self.temperature.filter(|&t| t > 0.0) {
+            given.push(format!("--temperature {t}"));
+        }
+        if let Some(p) = self.top_p.filter(|&p| p < 1.0) {
+            given.push(format!("--top-p {p}"));
+        }
+        if let Some(k) = self.top_k.filter(|&k| k > 0) {
+            given.push(format!("--top-k {k}"));
+        }
+        if let Some(n) = self.max_gen_toks {
+            given.push(format!("--max-gen-toks {n}"));
+        }
+        given
+    }
+
     pub fn samples(&self) -> usize {
         self.samples.unwrap_or(1)
     }
@@ -251,6 +278,9 @@ impl RunOptions {
         self.task_limits().get(task).copied().or(self.limit)
     }
 }
+
+/// The most `--threads` accepts.
+const MAX_THREADS: usize = 1024;
 
 fn positive(flag: &str, value: Option<usize>) -> anyhow::Result<()> {
     ensure!(value != Some(0), "{flag} must be at least 1, got 0");

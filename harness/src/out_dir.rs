@@ -27,7 +27,17 @@ impl OutDir {
         std::fs::create_dir_all(path).with_context(|| format!("{}: cannot create output folder", path.display()))?;
         let lock = lock(path)?;
         remove_stale_temporaries(path);
-        if let Some(existing) = RunIdentity::read(path)?
+        let existing = RunIdentity::read(path)?;
+        if existing.is_none() && holds_results(path) {
+            // Without identity.json nothing says which model and settings made these results:
+            // resuming into them could report another run's scores as this one's.
+            bail!(
+                "{} holds results (scores.csv or samples/) but no {}, so which run made them cannot be told; choose another --out or remove it",
+                path.display(),
+                RunIdentity::FILE
+            );
+        }
+        if let Some(existing) = existing
             && &existing != identity
         {
             if holds_results(path) {
@@ -136,6 +146,10 @@ mod tests {
         let err = format!("{:#}", OutDir::claim(dir.path(), &identity(7)).err().unwrap());
         assert!(err.contains("different run") && err.contains("limit"), "{err}");
         drop(OutDir::claim(dir.path(), &identity(6)).unwrap());
+        // Results whose identity.json is gone are nobody's to resume.
+        std::fs::remove_file(dir.path().join(RunIdentity::FILE)).unwrap();
+        let err = format!("{:#}", OutDir::claim(dir.path(), &identity(6)).err().unwrap());
+        assert!(err.contains("no identity.json"), "{err}");
     }
 
     #[test]

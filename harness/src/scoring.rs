@@ -5,10 +5,12 @@ use burn::tensor::{Tensor, activation::log_softmax};
 /// Row-wise log-softmax of [batch, seq, vocab] logits, copied to the host (f32, as lm-eval
 /// takes log_softmax in the logits dtype).
 pub fn log_probs(logits: Tensor<3>) -> anyhow::Result<Vec<f32>> {
-    log_softmax(logits, 2)
+    let values = log_softmax(logits, 2)
         .into_data()
         .try_to_vec::<f32>()
-        .map_err(|e| anyhow::anyhow!("reading log-probabilities back from the device: {e:?}"))
+        .map_err(|e| anyhow::anyhow!("reading log-probabilities back from the device: {e:?}"))?;
+    model::ensure_finite(&values, "log-probabilities")?;
+    Ok(values)
 }
 
 /// The `k` best (id, log-prob) pairs of one distribution, best first; ties keep the lower id.

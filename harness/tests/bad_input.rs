@@ -188,3 +188,44 @@ fn bad_configs_and_unfinished_shards_are_named() {
         &["shard0", "shard 0/2", "did not finish"],
     );
 }
+
+#[test]
+fn an_edited_journal_or_a_run_folder_without_identity_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let model = gguf();
+    let args = [
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--tasks",
+        "arc_easy",
+        "--limit",
+        "2",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let first = harness(&args);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    // A doc the run's items do not include (its identity fixes them) was written by hand.
+    let journal = out.join("samples/arc_easy.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let mut lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    lines[1]["doc_id"] = serde_json::json!(7);
+    let edited: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&journal, edited).unwrap();
+    refused(
+        &args,
+        1,
+        &["arc_easy.jsonl", "holds doc 7, which is not among this run's 2 items"],
+    );
+    // The same doc twice.
+    lines[1]["doc_id"] = lines[0]["doc_id"].clone();
+    let edited: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&journal, edited).unwrap();
+    refused(&args, 1, &["arc_easy.jsonl: line 2: doc 0 is recorded a second time"]);
+    // Results without the identity that says whose they are are nobody's to resume.
+    std::fs::remove_file(out.join("identity.json")).unwrap();
+    refused(&args, 1, &["holds results", "no identity.json"]);
+}

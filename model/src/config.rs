@@ -54,6 +54,7 @@ impl ModelConfig {
             }
         }
         reject_rope_scaling(json, path)?;
+        reject_unimplemented(&cfg)?;
         let hidden_size = cfg.usize("hidden_size")?;
         let num_heads = cfg.usize("num_attention_heads")?;
         let num_kv_heads = cfg.opt_usize("num_key_value_heads")?.unwrap_or(num_heads);
@@ -67,12 +68,16 @@ impl ModelConfig {
                 ));
             }
         };
-        let rope_theta = json
-            .get("rope_parameters")
-            .and_then(|p| p.get("rope_theta"))
-            .or_else(|| json.get("rope_theta"))
-            .and_then(Value::as_f64)
-            .unwrap_or(10_000.0);
+        let rope_theta = match json.get("rope_parameters").and_then(|p| p.get("rope_theta")) {
+            Some(theta) => Some(theta.as_f64().ok_or_else(|| {
+                ModelError::config(
+                    path,
+                    format!("field `rope_parameters.rope_theta` must be a number, found {theta}"),
+                )
+            })?),
+            None => cfg.opt_f64("rope_theta")?,
+        }
+        .unwrap_or(10_000.0);
         let sliding_window = if model_type == "mistral" {
             cfg.opt_usize("sliding_window")?
         } else {
@@ -82,12 +87,9 @@ impl ModelConfig {
             vocab_size: cfg.usize("vocab_size")?,
             intermediate_size: cfg.usize("intermediate_size")?,
             num_layers: cfg.usize("num_hidden_layers")?,
-            rms_norm_eps: json.get("rms_norm_eps").and_then(Value::as_f64).unwrap_or(1e-6),
+            rms_norm_eps: cfg.opt_f64("rms_norm_eps")?.unwrap_or(1e-6),
             max_position_embeddings: cfg.opt_usize("max_position_embeddings")?.unwrap_or(4096),
-            tie_word_embeddings: json
-                .get("tie_word_embeddings")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            tie_word_embeddings: cfg.opt_bool("tie_word_embeddings")?.unwrap_or(false),
             bos_token_id: cfg.opt_usize("bos_token_id")?.map(|v| v as u32),
             eos_token_ids: ids_of(json.get("eos_token_id")),
             model_type,
@@ -125,7 +127,14 @@ impl ModelConfig {
                     ModelError::config(path, format!("metadata key `{}` is missing or not an integer", key(k)))
                 })
         };
-        let opt_f = |k: &str| gguf.get(&key(k)).and_then(|v| v.as_f64());
+        let opt_f = |k: &str| -> Result<Option<f64>> {
+            gguf.get(&key(k))
+                .map(|v| {
+                    v.as_f64()
+                        .ok_or_else(|| ModelError::config(path, format!("metadata key `{}` is not a number", key(k))))
+                })
+                .transpose()
+        };
         let hidden_size = req("embedding_length")?;
         let num_heads = req("attention.head_count")?;
         let num_kv_heads = gguf
@@ -176,8 +185,8 @@ impl ModelConfig {
             num_kv_heads,
             head_dim,
             // transformers widens the stored f32 epsilon to f64.
-            rms_norm_eps: opt_f("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
-            rope_theta: opt_f("rope.freq_base").unwrap_or(10_000.0),
+            rms_norm_eps: opt_f("attention.layer_norm_rms_epsilon")?.unwrap_or(1e-5),
+            rope_theta: opt_f("rope.freq_base")?.unwrap_or(10_000.0),
             max_position_embeddings: gguf
                 .get(&key("context_length"))
                 .and_then(|v| v.as_u64())
@@ -195,19 +204,27 @@ impl ModelConfig {
     /// The checks every layer relies on; run once at load time.
     pub fn validate(&self, path: &Path) -> Result<()> {
         let fail = |m: String| Err(ModelError::config(path, m));
-        for (name, v) in [
-            ("vocab_size", self.vocab_size),
-            ("hidden_size", self.hidden_size),
-            ("intermediate_size", self.intermediate_size),
-            ("num_hidden_layers", self.num_layers),
-            ("num_attention_heads", self.num_heads),
-            ("num_key_value_heads", self.num_kv_heads),
-            ("head_dim", self.head_dim),
+        // Upper bounds far above any published model (Llama 3.1 405B: 126 layers, hidden
+        // 16,384; Gemma: vocabulary 256,000), so that a corrupt value is an error here, not an
+        // allocation of its size before any tensor is checked.
+        for (name, v, most) in [
+            ("vocab_size", self.vocab_size, 1 << 22),
+            ("hidden_size", self.hidden_size, 1 << 17),
+            ("intermediate_size", self.intermediate_size, 1 << 20),
+            ("num_hidden_layers", self.num_layers, 1 << 12),
+            ("num_attention_heads", self.num_heads, 1 << 12),
+            ("num_key_value_heads", self.num_kv_heads, 1 << 12),
+            ("head_dim", self.head_dim, 1 << 12),
             // GGUF `<arch>.context_length`; 0 would leave no room for any request.
-            ("max_position_embeddings", self.max_position_embeddings),
+            ("max_position_embeddings", self.max_position_embeddings, usize::MAX),
         ] {
             if v == 0 {
                 return fail(format!("{name} must be positive"));
+            }
+            if v > most {
+                return fail(format!(
+                    "{name} {v} is beyond any model this harness runs (at most {most})"
+                ));
             }
         }
         if !self.num_heads.is_multiple_of(self.num_kv_heads) {
@@ -254,6 +271,25 @@ impl HfFields<'_> {
         self.opt_usize(key)?
             .ok_or_else(|| ModelError::config(self.path, format!("missing field `{key}`")))
     }
+    fn opt_f64(&self, key: &str) -> Result<Option<f64>> {
+        self.opt_typed(key, "a number", Value::as_f64)
+    }
+    fn opt_bool(&self, key: &str) -> Result<Option<bool>> {
+        self.opt_typed(key, "true or false", Value::as_bool)
+    }
+    fn opt_str(&self, key: &str) -> Result<Option<&str>> {
+        self.opt_typed(key, "a string", Value::as_str)
+    }
+    /// A field that may be absent or null, and is otherwise of one JSON type: a value of
+    /// another type is an error, never the default.
+    fn opt_typed<'v, T>(&'v self, key: &str, kind: &str, read: impl Fn(&'v Value) -> Option<T>) -> Result<Option<T>> {
+        match self.json.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => read(v)
+                .map(Some)
+                .ok_or_else(|| ModelError::config(self.path, format!("field `{key}` must be {kind}, found {v}"))),
+        }
+    }
     fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
         match self.json.get(key) {
             None | Some(Value::Null) => Ok(None),
@@ -268,19 +304,58 @@ impl HfFields<'_> {
 }
 
 /// Only the default RoPE is implemented: scaled variants would silently give wrong logits.
+/// Both spellings are checked, since a config may carry both (transformers 5.x
+/// `rope_parameters`, 4.x `rope_scaling`).
 fn reject_rope_scaling(json: &Value, path: &Path) -> Result<()> {
-    let kind = json
-        .get("rope_parameters")
-        .and_then(|p| p.get("rope_type"))
-        .or_else(|| {
-            json.get("rope_scaling")
-                .and_then(|s| s.get("rope_type").or_else(|| s.get("type")))
-        })
-        .and_then(Value::as_str);
-    match kind {
-        None | Some("default") => Ok(()),
-        Some(other) => Err(ModelError::unsupported(path, format!("rope scaling `{other}`"))),
+    let kinds = [
+        json.get("rope_parameters").and_then(|p| p.get("rope_type")),
+        json.get("rope_scaling")
+            .and_then(|s| s.get("rope_type").or_else(|| s.get("type"))),
+    ];
+    for kind in kinds.into_iter().flatten() {
+        match kind.as_str() {
+            Some("default") => {}
+            Some(other) => return Err(ModelError::unsupported(path, format!("rope scaling `{other}`"))),
+            None => {
+                return Err(ModelError::config(
+                    path,
+                    format!("rope type must be a string, found {kind}"),
+                ));
+            }
+        }
     }
+    Ok(())
+}
+
+/// Settings of transformers' Llama/Mistral that this decoder does not implement: each would be
+/// ignored, giving other logits than the checkpoint's, so each is an error.
+fn reject_unimplemented(cfg: &HfFields) -> Result<()> {
+    if let Some(act) = cfg.opt_str("hidden_act")?
+        && act != "silu"
+    {
+        return Err(ModelError::unsupported(
+            cfg.path,
+            format!("hidden_act `{act}` (supported: silu)"),
+        ));
+    }
+    if let Some(quant) = cfg.json.get("quantization_config").filter(|q| !q.is_null()) {
+        let method = quant.get("quant_method").and_then(Value::as_str).unwrap_or("unnamed");
+        return Err(ModelError::unsupported(
+            cfg.path,
+            format!(
+                "quantization_config `{method}` (quantized HF checkpoints are not read; a GGUF file of the model is)"
+            ),
+        ));
+    }
+    for bias in ["attention_bias", "mlp_bias"] {
+        if cfg.opt_bool(bias)? == Some(true) {
+            return Err(ModelError::unsupported(
+                cfg.path,
+                format!("`{bias}: true` (biases are not implemented)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn ids_of(value: Option<&Value>) -> Vec<u32> {

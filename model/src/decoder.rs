@@ -45,6 +45,20 @@ pub struct TokenQuery {
     pub target: u32,
 }
 
+/// Values a forward pass gives back (logits, log-probabilities) are finite, or the model is
+/// broken: weights holding NaN or infinity, or a half precision that overflowed. Scores or
+/// tokens drawn from them would be written as results, so they are an error instead.
+pub fn ensure_finite(values: &[f32], what: &str) -> Result<()> {
+    let bad = values.iter().filter(|v| !v.is_finite()).count();
+    if bad == 0 {
+        return Ok(());
+    }
+    Err(ModelError::Invalid(format!(
+        "{bad} of {} {what} the model computed are not finite (NaN or infinity): the checkpoint's weights hold non-finite values, or the compute precision overflowed (--dtype f32 shows which)",
+        values.len()
+    )))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TokenScore {
     /// log p(target | the row up to pos), from an f32 log-softmax.
@@ -230,6 +244,7 @@ impl Decoder {
             .try_into_vec_as::<f32>()
             .map_err(|e| read("log-probabilities", e))?;
         let best = best.try_into_vec_as::<i64>().map_err(|e| read("argmax", e))?;
+        ensure_finite(&logprobs, "log-probabilities")?;
         Ok(queries
             .iter()
             .zip(logprobs.into_iter().zip(best))
@@ -325,7 +340,18 @@ impl Decoder {
 
 #[cfg(test)]
 mod tests {
-    use super::{logits_chunk_rows, query_chunks};
+    use super::{ensure_finite, logits_chunk_rows, query_chunks};
+
+    #[test]
+    fn values_that_are_not_finite_are_counted_in_an_error() {
+        assert!(ensure_finite(&[0.0, -1e30, f32::MIN], "logits").is_ok());
+        let err = ensure_finite(&[0.0, f32::NAN, f32::NEG_INFINITY], "logits").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("2 of 3 logits the model computed are not finite"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn query_chunks_cover_every_position_once_and_never_leave_one_alone() {

@@ -24,7 +24,7 @@ pub mod synthetic;
 pub use attention_spec::AttentionSpec;
 pub use cache::KvCache;
 pub use config::ModelConfig;
-pub use decoder::{Decoder, TokenQuery, TokenScore};
+pub use decoder::{Decoder, TokenQuery, TokenScore, ensure_finite};
 pub use error::{ModelError, Result};
 pub use input::StepInput;
 pub use load::memory::{MemoryPlan, Residency, WeightsPolicy};

@@ -172,6 +172,49 @@ fn config_problems_are_named() {
             Box::new(|c| c["max_position_embeddings"] = json!(0)),
             "max_position_embeddings must be positive",
         ),
+        (
+            "rope scaling in the 4.x spelling beside a default 5.x one",
+            Box::new(|c| c["rope_scaling"] = json!({"type": "linear", "factor": 2.0})),
+            "rope scaling `linear`",
+        ),
+        // A value of the wrong type is an error, never the default.
+        (
+            "rope_theta not a number",
+            Box::new(|c| c["rope_parameters"]["rope_theta"] = json!("big")),
+            "`rope_parameters.rope_theta` must be a number",
+        ),
+        (
+            "rms_norm_eps not a number",
+            Box::new(|c| c["rms_norm_eps"] = json!("tiny")),
+            "`rms_norm_eps` must be a number",
+        ),
+        (
+            "tie_word_embeddings not a boolean",
+            Box::new(|c| c["tie_word_embeddings"] = json!("yes")),
+            "`tie_word_embeddings` must be true or false",
+        ),
+        // Settings this decoder does not implement, which would otherwise be ignored.
+        (
+            "another activation",
+            Box::new(|c| c["hidden_act"] = json!("gelu")),
+            "hidden_act `gelu`",
+        ),
+        (
+            "attention biases",
+            Box::new(|c| c["attention_bias"] = json!(true)),
+            "attention_bias: true",
+        ),
+        (
+            "a quantized HF checkpoint",
+            Box::new(|c| c["quantization_config"] = json!({"quant_method": "gptq", "bits": 4})),
+            "quantization_config `gptq`",
+        ),
+        // Sizes far beyond any model are errors before anything of their size is allocated.
+        (
+            "a corrupt layer count",
+            Box::new(|c| c["num_hidden_layers"] = json!(1_000_000_000u64)),
+            "num_hidden_layers 1000000000 is beyond any model",
+        ),
     ];
     for (what, edit, expected) in cases {
         let mut config = config_json();

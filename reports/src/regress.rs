@@ -167,6 +167,18 @@ pub fn compare_runs(baseline: &Path, candidate: &Path, options: &RegressOptions)
     );
     let base = RunDir::load(baseline)?;
     let cand = RunDir::load(candidate)?;
+    // A misspelt metric would leave its direction reversed in silence.
+    if let Some(unknown) = options
+        .lower_is_better
+        .iter()
+        .find(|m| !base.rows.iter().chain(&cand.rows).any(|r| &r.metric == *m))
+    {
+        anyhow::bail!(
+            "lower_is_better names `{unknown}`, a metric neither {} nor {} reports",
+            baseline.join("scores.csv").display(),
+            candidate.join("scores.csv").display()
+        );
+    }
     let mut report = RegressReport {
         baseline: baseline.to_path_buf(),
         candidate: candidate.to_path_buf(),

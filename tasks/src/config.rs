@@ -214,7 +214,10 @@ fn group(keys: &mut Keys, files: Vec<PathBuf>) -> Result<GroupDef, TaskError> {
     let alias = keys.take("group_alias").map(|n| string(&n)).transpose()?;
     let members = match keys.take("task") {
         None => return Err(keys.file_loc.error("a group needs a `task` list")),
-        Some(n) => string_list(&n)?,
+        Some(n) => match string_list(&n)? {
+            members if members.is_empty() => return Err(n.loc.error("a group's `task` list is empty")),
+            members => members,
+        },
     };
     let aggregate = match keys.take("aggregate_metric_list") {
         None => Vec::new(),
@@ -688,7 +691,11 @@ fn generation_kwargs(
     let mut max = None;
     for key in ["max_completion_tokens", "max_tokens", "max_new_tokens", "max_gen_toks"] {
         if let Some(n) = k.take(key) {
-            max = Some(count(&n)?);
+            let tokens = count(&n)?;
+            if tokens == 0 {
+                return Err(n.loc.error(format!("`{key}` must be at least 1, got 0")));
+            }
+            max = Some(tokens);
         }
     }
     kw.max_gen_toks = max.unwrap_or(DEFAULT_MAX_GEN_TOKS);
@@ -697,6 +704,11 @@ fn generation_kwargs(
     }
     if let Some(n) = k.take("temperature") {
         kw.temperature = number(&n)?;
+        if !(kw.temperature >= 0.0 && kw.temperature.is_finite()) {
+            return Err(n
+                .loc
+                .error(format!("`temperature` must be ≥ 0, got {}", kw.temperature)));
+        }
     }
     // normalize_gen_kwargs: greedy decoding has temperature 0.
     if !kw.do_sample {

@@ -111,6 +111,7 @@ pub(crate) fn parse(text: &str, file: &Arc<Path>) -> Result<Node, TaskError> {
         file: file.clone(),
         stack: Vec::new(),
         anchors: Vec::new(),
+        aliased_nodes: 0,
         root: None,
         error: None,
     };
@@ -215,6 +216,8 @@ struct Builder {
     file: Arc<Path>,
     stack: Vec<Open>,
     anchors: Vec<(usize, Node)>,
+    /// Nodes copied in by aliases so far (bounded: see `MAX_ALIASED_NODES`).
+    aliased_nodes: usize,
     root: Option<Node>,
     error: Option<TaskError>,
 }
@@ -310,6 +313,12 @@ impl MarkedEventReceiver for Builder {
             }
             Event::Alias(id) => match self.anchors.iter().rev().find(|(a, _)| *a == id) {
                 Some((_, node)) => {
+                    // Aliases of aliases grow exponentially (a "billion laughs" file): the
+                    // copies are counted, and too many is an error, not all of memory.
+                    self.aliased_nodes += node_count(node, MAX_ALIASED_NODES + 1);
+                    if self.aliased_nodes > MAX_ALIASED_NODES {
+                        return self.fail(&loc, format!("aliases expand to more than {MAX_ALIASED_NODES} values"));
+                    }
                     let node = node.clone();
                     self.push(node, 0);
                 }
@@ -318,6 +327,27 @@ impl MarkedEventReceiver for Builder {
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd => {}
         }
     }
+}
+
+/// The most values aliases may copy into one file: far more than any task file's few-shot
+/// lists, far less than a machine's memory.
+const MAX_ALIASED_NODES: usize = 1_000_000;
+
+/// The values in `node`'s tree, counted up to `limit`.
+fn node_count(node: &Node, limit: usize) -> usize {
+    let mut count = 1;
+    let children: Box<dyn Iterator<Item = &Node>> = match &node.value {
+        Yaml::Seq(items) => Box::new(items.iter()),
+        Yaml::Map(entries) => Box::new(entries.iter().map(|e| &e.value)),
+        _ => Box::new(std::iter::empty()),
+    };
+    for child in children {
+        if count >= limit {
+            break;
+        }
+        count += node_count(child, limit - count);
+    }
+    count
 }
 
 /// PyYAML's implicit typing of a plain scalar (YAML 1.1 resolver: `yaml/resolver.py`).
@@ -409,6 +439,24 @@ mod tests {
         assert_eq!(m[1].loc.line, 3);
         let Yaml::Seq(items) = &m[2].value.value else { panic!() };
         assert_eq!(items[1].loc.line, 6);
+    }
+
+    #[test]
+    fn aliases_copy_their_anchor_and_an_alias_bomb_is_an_error_naming_the_line() {
+        let root = doc("a: &x [1, 2]\nb: *x\n");
+        assert_eq!(
+            root.as_map().unwrap()[1].value.value,
+            root.as_map().unwrap()[0].value.value
+        );
+        // Each level lists the one before ten times: 10^9 values at the last.
+        let mut bomb = String::from("l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for level in 1..=9 {
+            let prior = format!("*l{}", level - 1);
+            bomb.push_str(&format!("l{level}: &l{level} [{}]\n", vec![prior; 10].join(", ")));
+        }
+        let err = parse(&bomb, &Arc::from(Path::new("t.yaml"))).unwrap_err().to_string();
+        assert!(err.contains("aliases expand to more than 1000000 values"), "{err}");
+        assert!(err.starts_with("t.yaml:6"), "{err}");
     }
 
     #[test]

@@ -240,3 +240,24 @@ fn shots_beyond_the_pool_and_unknown_names_are_clear() {
         "{err}"
     );
 }
+
+#[test]
+fn generation_settings_out_of_range_and_empty_groups_are_refused_with_the_line() {
+    let generative = GOOD
+        .replace("output_type: multiple_choice", "output_type: generate_until")
+        .replace("doc_to_choice: \"{{choices}}\"\n", "");
+    let cases = [
+        ("generation_kwargs:\n  do_sample: true\n  temperature: -3\n", 12, "`temperature` must be ≥ 0, got -3"),
+        ("generation_kwargs:\n  max_gen_toks: 0\n", 11, "`max_gen_toks` must be at least 1, got 0"),
+    ];
+    for (kwargs, line, expected) in cases {
+        let dir = folder("genkw", &[("t.yaml", &format!("{generative}{kwargs}"))]);
+        let msg = registry_err(&dir);
+        starts(&msg, &dir.join("t.yaml"), line);
+        assert!(msg.contains(expected), "{msg}");
+    }
+    let dir = folder("emptygroup", &[("t.yaml", GOOD), ("g.yaml", "group: g\ntask: []\n")]);
+    let msg = registry_err(&dir);
+    starts(&msg, &dir.join("g.yaml"), 2);
+    assert!(msg.contains("a group's `task` list is empty"), "{msg}");
+}

@@ -44,11 +44,11 @@ enum Bench {
     Decode {
         #[arg(long, default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf")]
         model: PathBuf,
-        #[arg(long, value_delimiter = ',', default_value = "1,16")]
+        #[arg(long, value_delimiter = ',', default_value = "1,16", value_parser = at_least(1))]
         batch_sizes: Vec<usize>,
-        #[arg(long, default_value_t = 128)]
+        #[arg(long, default_value_t = 128, value_parser = at_least(1))]
         prompt_tokens: usize,
-        #[arg(long, default_value_t = 128)]
+        #[arg(long, default_value_t = 128, value_parser = at_least(1))]
         new_tokens: usize,
         #[arg(long, default_value = "flex")]
         backend: BackendKind,
@@ -131,6 +131,24 @@ impl Shape {
     }
 }
 
+/// A count flag's parser: a whole number of at least `least`.
+pub fn at_least(least: usize) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
+    move |text| match text.parse::<usize>() {
+        Ok(n) if n >= least => Ok(n),
+        _ => Err(format!("expected a whole number of at least {least}")),
+    }
+}
+
+/// Work that the model's context cannot hold is refused before loading it.
+pub fn within_context(tokens: usize, what: &str, config: &ModelConfig) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        tokens <= config.max_position_embeddings,
+        "{what}: {tokens} tokens, more than the model's context of {}",
+        config.max_position_embeddings
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().bench {
         Bench::Decode {
@@ -184,6 +202,8 @@ fn decode(
     attention: &AttentionSpec,
     options: &LoadOptions,
 ) -> anyhow::Result<()> {
+    let config = model::Checkpoint::open(model)?.config().clone();
+    within_context(prompt_tokens + new_tokens, "--prompt-tokens + --new-tokens", &config)?;
     let loaded = load_model_with(model, attention, &backend.device()?, options)?;
     let tokenizer = loaded
         .tokenizer

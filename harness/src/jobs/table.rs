@@ -47,7 +47,7 @@ pub struct TableArgs {
     #[arg(long, value_delimiter = ',')]
     pub tasks: Option<Vec<String>>,
     /// maj@1 with greedy decoding for the maj@k columns (GSM8K, MATH): a quick, deterministic run.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "temperature")]
     pub greedy: bool,
     /// Sampling temperature of the maj@k columns.
     #[arg(long, default_value_t = DEFAULT_TEMPERATURE)]
@@ -97,7 +97,9 @@ pub fn run(args: &TableArgs) -> anyhow::Result<()> {
     };
     let mut scores: BTreeMap<(String, String), f64> = BTreeMap::new();
     let mut failures = Vec::new();
-    for (settings, run_tasks) in runs(&plans) {
+    let planned = runs(&plans);
+    let of = planned.len();
+    for (i, (settings, run_tasks)) in planned.into_iter().enumerate() {
         let options = RunOptions {
             model: Some(args.model.clone()),
             tasks: Some(run_tasks.clone()),
@@ -118,7 +120,12 @@ pub fn run(args: &TableArgs) -> anyhow::Result<()> {
             ..RunOptions::default()
         };
         options.validate()?;
-        eprintln!("== {} ({})", settings.label(), run_tasks.join(", "));
+        eprintln!(
+            "== run {} of {of}: {} ({})",
+            i + 1,
+            settings.label(),
+            run_tasks.join(", ")
+        );
         match crate::eval::evaluate(&options) {
             Ok(outcome) => {
                 for row in outcome.rows {

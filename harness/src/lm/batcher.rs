@@ -14,7 +14,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use anyhow::Context as _;
-use model::{KvCache, StepInput};
+use model::{KvCache, StepInput, ensure_finite};
 
 use super::Lm;
 use super::generate::{Generation, StopReason, TokenGenRequest, cut_at_stops};
@@ -160,10 +160,7 @@ impl<'l, 'r> Batcher<'l, 'r> {
             let part = input.columns(start, PREFILL_CHUNK.min(input.seq - start));
             logits = Some(self.lm.decoder.last_logits(&part, Some(&mut cache))?);
         }
-        let logits = logits
-            .context("an empty prompt")?
-            .try_into_vec_as::<f32>()
-            .map_err(|e| anyhow::anyhow!("reading logits back from the device: {e:?}"))?;
+        let logits = read_logits(logits.context("an empty prompt")?)?;
         let vocab = self.lm.decoder.config.vocab_size;
         for (row, (&g, logits)) in groups.iter().zip(logits.chunks(vocab)).enumerate() {
             let prefilled = Prefilled {
@@ -222,12 +219,7 @@ impl<'l, 'r> Batcher<'l, 'r> {
             valid.push(row.is_some());
         }
         let input = StepInput::from_parts(b, 1, ids, positions, valid)?;
-        let logits = self
-            .lm
-            .decoder
-            .last_logits(&input, Some(&mut self.cache))?
-            .try_into_vec_as::<f32>()
-            .map_err(|e| anyhow::anyhow!("reading logits back from the device: {e:?}"))?;
+        let logits = read_logits(self.lm.decoder.last_logits(&input, Some(&mut self.cache))?)?;
         let vocab = self.lm.decoder.config.vocab_size;
         for row in 0..b {
             let Some(active) = self.rows[row].as_mut() else {
@@ -269,6 +261,16 @@ impl<'l, 'r> Batcher<'l, 'r> {
 /// The prefix all `prompts` share, with its cache, when it is long enough to share. It stops
 /// one token short of the shortest prompt, so every prompt has a token left to pre-fill (whose
 /// logits give the first generated token).
+/// The logits of a step, [rows, vocabulary] row-major, read back for sampling; non-finite ones
+/// are an error (`ensure_finite`), not a token drawn from garbage.
+fn read_logits(logits: burn::tensor::Tensor<2>) -> anyhow::Result<Vec<f32>> {
+    let values = logits
+        .try_into_vec_as::<f32>()
+        .map_err(|e| anyhow::anyhow!("reading logits back from the device: {e:?}"))?;
+    ensure_finite(&values, "logits")?;
+    Ok(values)
+}
+
 fn shared_prefix<'p>(
     lm: &Lm,
     prompts: impl Iterator<Item = &'p [u32]> + Clone,

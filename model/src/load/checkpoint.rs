@@ -1,6 +1,7 @@
 //! A checkpoint as the harness sees it: opened from a path or a hub id, with its config, weights,
 //! tokenizer, files and a display name. Everything that depends on the format is here, so the
-//! harness never looks at file extensions and a new format is one match arm.
+//! harness never looks at file extensions: a new format is a `Format` variant, its detection in
+//! `open_path`/`open_folder`, and an arm in `config`, `weights`, `tokenizer` and `files`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

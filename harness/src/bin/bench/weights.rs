@@ -75,9 +75,10 @@ pub struct ScoreArgs {
     weights: WeightsPolicy,
     #[arg(long, default_value = "flex")]
     backend: BackendKind,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::at_least(1))]
     batch: usize,
-    #[arg(long, default_value_t = 64)]
+    /// Tokens per row, every position after the first scored.
+    #[arg(long, default_value_t = 64, value_parser = crate::at_least(2))]
     seq: usize,
     /// Timed scoring passes after one warm-up pass (0: time loading only).
     #[arg(long, default_value_t = 1)]
@@ -89,6 +90,8 @@ pub struct ScoreArgs {
 pub fn score(args: &ScoreArgs) -> anyhow::Result<()> {
     let device = args.backend.device()?;
     let options = LoadOptions::new(args.dtype, args.weights, args.backend)?;
+    let config = model::Checkpoint::open(&args.model)?.config().clone();
+    crate::within_context(args.seq, "--seq", &config)?;
     let start = Instant::now();
     let loaded = load_model_with(&args.model, &AttentionSpec::default(), &device, &options)?;
     let load_s = start.elapsed().as_secs_f64();
