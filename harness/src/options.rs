@@ -139,7 +139,13 @@ impl RunOptions {
         if self.log_samples == Some(true) {
             eprintln!("note: --log_samples is implied: per-sample results are always written");
         }
-        merged.validate()?;
+        match &self.config {
+            // The value may have come from the file: name it beside the flag.
+            Some(path) => merged
+                .validate()
+                .with_context(|| format!("{} with the flags given", path.display()))?,
+            None => merged.validate()?,
+        }
         Ok(merged)
     }
 

@@ -205,13 +205,14 @@ impl Decoder {
             return Ok(Vec::new());
         }
         let (b, s, vocab) = (input.batch, input.seq, self.config.vocab_size);
-        if let Some(q) = queries
-            .iter()
-            .find(|q| q.row >= b || q.pos >= s || q.target as usize >= vocab)
-        {
+        if let Some(q) = queries.iter().find(|q| q.target as usize >= vocab) {
             return Err(ModelError::Invalid(format!(
-                "query {q:?} is outside the {b}×{s} batch or the vocabulary"
+                "token id {} is beyond the model's vocabulary of {vocab} (is the tokenizer the model's?)",
+                q.target
             )));
+        }
+        if let Some(q) = queries.iter().find(|q| q.row >= b || q.pos >= s) {
+            return Err(ModelError::Invalid(format!("query {q:?} is outside the {b}×{s} batch")));
         }
         let hidden = self.hidden_states(input, cache)?;
         let h = self.config.hidden_size;

@@ -597,6 +597,19 @@ fn bad_tensor_records() {
     patch(&mut b, built.type_at[0], &99u32.to_le_bytes());
     expect_open_err("unknown-type", &b, &["`f32`", "unknown ggml type id 99"]);
 
+    // Tensors sharing bytes, and a tensor relabelled with another type (Q8_0 as Q4_0: its
+    // blocks would be read as garbage); llama.cpp refuses both by the same rule.
+    let mut b = built.bytes.clone();
+    patch(&mut b, built.offset_at[1], &0u64.to_le_bytes());
+    expect_open_err(
+        "shared-bytes",
+        &b,
+        &["`scalar`", "data offset 0 where the tensors before it end at 32"],
+    );
+    let mut b = built.bytes.clone();
+    patch(&mut b, built.type_at[6], &2u32.to_le_bytes());
+    expect_open_err("relabelled", &b, &["`q4_k`", "must follow the one before it"]);
+
     let bytes = Writer::new()
         .tensor("a", &[4], 0, vec![0; 16])
         .tensor("a", &[4], 0, vec![0; 16])

@@ -403,15 +403,17 @@ fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, TaskError> {
             source,
         })?;
         for entry in entries {
-            let path = entry
-                .map_err(|source| TaskError::Io {
-                    path: d.clone(),
-                    source,
-                })?
-                .path();
+            let entry = entry.map_err(|source| TaskError::Io {
+                path: d.clone(),
+                source,
+            })?;
+            let path = entry.path();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             if path.is_dir() {
-                if name != "__pycache__" && name != ".ipynb_checkpoints" {
+                // As os.walk (followlinks=False): a link to a folder is not entered, so a link
+                // back up the tree cannot loop.
+                let linked = entry.file_type().is_ok_and(|t| t.is_symlink());
+                if !linked && name != "__pycache__" && name != ".ipynb_checkpoints" {
                     stack.push(path);
                 }
             } else if indexed(name) {

@@ -247,8 +247,16 @@ fn generation_settings_out_of_range_and_empty_groups_are_refused_with_the_line()
         .replace("output_type: multiple_choice", "output_type: generate_until")
         .replace("doc_to_choice: \"{{choices}}\"\n", "");
     let cases = [
-        ("generation_kwargs:\n  do_sample: true\n  temperature: -3\n", 12, "`temperature` must be ≥ 0, got -3"),
-        ("generation_kwargs:\n  max_gen_toks: 0\n", 11, "`max_gen_toks` must be at least 1, got 0"),
+        (
+            "generation_kwargs:\n  do_sample: true\n  temperature: -3\n",
+            12,
+            "`temperature` must be ≥ 0, got -3",
+        ),
+        (
+            "generation_kwargs:\n  max_gen_toks: 0\n",
+            11,
+            "`max_gen_toks` must be at least 1, got 0",
+        ),
     ];
     for (kwargs, line, expected) in cases {
         let dir = folder("genkw", &[("t.yaml", &format!("{generative}{kwargs}"))]);
@@ -260,4 +268,13 @@ fn generation_settings_out_of_range_and_empty_groups_are_refused_with_the_line()
     let msg = registry_err(&dir);
     starts(&msg, &dir.join("g.yaml"), 2);
     assert!(msg.contains("a group's `task` list is empty"), "{msg}");
+}
+
+#[test]
+fn a_link_back_up_the_folder_is_not_followed() {
+    let dir = folder("linkloop", &[("t.yaml", GOOD)]);
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::os::unix::fs::symlink(dir.to_path_buf(), dir.join("sub/up")).unwrap();
+    let registry = Registry::new(&[dir.to_path_buf()]).unwrap();
+    assert_eq!(registry.load("good", &LoadOptions::default()).unwrap().items.len(), 2);
 }

@@ -55,7 +55,9 @@ impl<'a> Lm<'a> {
         let prefix_token = tokenizer
             .bos_id()
             .or(tokenizer.eos_id())
-            .context("the tokenizer has neither a BOS nor an EOS token (lm-eval's prefix token)")?;
+            .context(
+                "the model's tokenizer has neither a BOS nor an EOS token (lm-eval's prefix token): an HF folder names them in tokenizer_config.json, a GGUF file in tokenizer.ggml.bos_token_id / eos_token_id",
+            )?;
         let bos_text = match tokenizer.bos_id() {
             Some(id) => Some(tokenizer.decode(&[id], false)?),
             None => None,

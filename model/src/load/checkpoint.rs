@@ -154,13 +154,28 @@ impl Checkpoint {
 
     /// The tokenizer the checkpoint ships, if any (an HF folder may have no tokenizer.json).
     pub fn tokenizer(&self) -> Result<Option<TextTokenizer>> {
-        match &self.format {
+        let (path, tokenizer) = match &self.format {
             Format::HfFolder { .. } => {
                 let file = self.location.join("tokenizer.json");
-                file.is_file().then(|| TextTokenizer::from_file(&file)).transpose()
+                let tokenizer = file.is_file().then(|| TextTokenizer::from_file(&file)).transpose()?;
+                (file, tokenizer)
             }
-            Format::Gguf { file, .. } => TextTokenizer::from_gguf(file).map(Some),
+            Format::Gguf { file, .. } => (file.path.clone(), Some(TextTokenizer::from_gguf(file)?)),
+        };
+        // Ids past the embedding table would fail at the first such token, deep in a run.
+        if let Some(t) = &tokenizer
+            && t.vocab_size() > self.config().vocab_size
+        {
+            return Err(ModelError::config(
+                &path,
+                format!(
+                    "the tokenizer has {} tokens, more than the model's vocabulary of {}: they are not one model's",
+                    t.vocab_size(),
+                    self.config().vocab_size
+                ),
+            ));
         }
+        Ok(tokenizer)
     }
 
     /// The decoder, converted to the attention variant `spec`, in f32, and the tokenizer.
@@ -172,6 +187,7 @@ impl Checkpoint {
     /// says; the plan is made, and a model that cannot fit refused, before any weight is read.
     pub fn load_with(&self, spec: &AttentionSpec, device: &Device, options: &LoadOptions) -> Result<LoadedModel> {
         let config = self.config();
+        let tokenizer = self.tokenizer()?;
         let weights = self.weights()?;
         let memory = MemoryPlan::new(
             &self.location,
@@ -190,7 +206,7 @@ impl Checkpoint {
         Ok(LoadedModel {
             path: self.location.clone(),
             decoder: build_decoder(config, weights.as_ref(), spec, &target)?,
-            tokenizer: self.tokenizer()?,
+            tokenizer,
             memory,
         })
     }

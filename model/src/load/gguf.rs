@@ -270,11 +270,26 @@ impl GgufFile {
 
     fn check_tensors(&self) -> Result<()> {
         let mut seen = HashSet::new();
+        let mut sizes = Vec::with_capacity(self.tensors.len());
         for info in &self.tensors {
             if !seen.insert(info.name.as_str()) {
                 return Err(self.err(format!("tensor `{}` is listed twice", info.name)));
             }
-            self.tensor_range(info)?;
+            sizes.push(self.tensor_range(info)?.len() as u64);
+        }
+        // llama.cpp's rule (gguf.cpp): each tensor's data starts where the one before it ends,
+        // padded to the alignment. A file that breaks it has tensors sharing bytes, or a type
+        // that does not match its data (a relabelled tensor): either would be read as garbage.
+        let mut expected = 0u64;
+        for (info, size) in self.tensors.iter().zip(sizes) {
+            if info.offset != expected {
+                return Err(self.err(format!(
+                    "tensor `{}`: data offset {} where the tensors before it end at {expected} \
+                     (each tensor's data must follow the one before it, as llama.cpp requires)",
+                    info.name, info.offset
+                )));
+            }
+            expected = (expected + size).div_ceil(self.alignment) * self.alignment;
         }
         Ok(())
     }
