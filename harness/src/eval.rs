@@ -34,10 +34,22 @@ pub struct Outcome {
 
 /// Runs resolved `options` (see `RunOptions::resolve`).
 pub fn evaluate(options: &RunOptions) -> anyhow::Result<Outcome> {
+    evaluate_with(options, true)
+}
+
+/// `evaluate` for a job that gives its generation settings to runs of every kind (`table`'s
+/// `--max-gen-toks` reaches its multiple-choice runs too): no warning that they go unused.
+pub fn evaluate_in_job(options: &RunOptions) -> anyhow::Result<Outcome> {
+    evaluate_with(options, false)
+}
+
+fn evaluate_with(options: &RunOptions, warn_unused_generation: bool) -> anyhow::Result<Outcome> {
     let clock = RunClock::start();
     set_threads(options.threads)?;
     let plan = RunPlan::new(options)?;
-    warn_unused_generation_flags(options, &plan);
+    if warn_unused_generation {
+        warn_unused_generation_flags(options, &plan);
+    }
     // Before the run folder is claimed: a backend that cannot start leaves nothing behind.
     let device = options.backend().device()?;
     let out = OutDir::claim(&plan.out_dir, &plan.identity)?;
@@ -208,19 +220,20 @@ fn warn_unused_generation_flags(options: &RunOptions, plan: &RunPlan) {
 
 /// `--threads N`: the size of the compute thread pool (the whole process has one).
 fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    // The global pool is built once per process (`table` evaluates several runs in one); its
+    // outcome is kept, because after a failed start rayon has no pool to ask its size.
+    static POOL: std::sync::OnceLock<Result<usize, String>> = std::sync::OnceLock::new();
     let Some(n) = threads else { return Ok(()) };
-    match rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
-        Ok(()) => Ok(()),
-        // A thread that could not start: the pool never came up, and asking it its size
-        // would panic.
-        Err(e) if std::error::Error::source(&e).is_some() => {
-            bail!("--threads {n}: cannot start the compute threads: {e}")
-        }
-        // The pool is up already (`table` evaluates several runs in one process).
-        Err(_) if rayon::current_num_threads() == n => Ok(()),
-        Err(_) => bail!(
-            "--threads {n}: this process already computes with {} threads",
-            rayon::current_num_threads()
-        ),
+    let pool = POOL.get_or_init(|| match rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
+        Ok(()) => Ok(n),
+        // A thread that could not start.
+        Err(e) if std::error::Error::source(&e).is_some() => Err(e.to_string()),
+        // A pool started earlier by other work, with the default size.
+        Err(_) => Ok(rayon::current_num_threads()),
+    });
+    match pool {
+        Ok(m) if *m == n => Ok(()),
+        Ok(m) => bail!("--threads {n}: this process already computes with {m} threads"),
+        Err(e) => bail!("--threads {n}: cannot start the compute threads: {e}"),
     }
 }

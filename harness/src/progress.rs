@@ -110,6 +110,10 @@ impl Progress {
                 1 => String::new(),
                 of => format!(", task {} of {of}", position.index),
             };
+            if total == 0 {
+                write_line(&sink, &format!("{name} has no items{place}"));
+                return (sink, Heartbeat::none());
+            }
             if done == total {
                 write_line(&sink, &format!("{name} {done}/{total} done earlier{place}"));
                 return (sink, Heartbeat::none());
@@ -308,6 +312,9 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         });
         assert_eq!(lines, ["mmlu_anatomy 5/5 done earlier, task 3 of 57"]);
+        // A shard may leave a task no items at all.
+        let lines = logged(place, 0, 0, Duration::from_millis(1), |_, _| {});
+        assert_eq!(lines, ["mmlu_anatomy has no items, task 3 of 57"]);
     }
 
     #[test]

@@ -330,8 +330,10 @@ fn reject_rope_scaling(json: &Value, path: &Path) -> Result<()> {
 /// Settings of transformers' Llama/Mistral that this decoder does not implement: each would be
 /// ignored, giving other logits than the checkpoint's, so each is an error.
 fn reject_unimplemented(cfg: &HfFields) -> Result<()> {
+    // transformers' ACT2FN: "swish" is SiLU under its other name.
     if let Some(act) = cfg.opt_str("hidden_act")?
         && act != "silu"
+        && act != "swish"
     {
         return Err(ModelError::unsupported(
             cfg.path,

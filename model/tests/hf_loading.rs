@@ -231,7 +231,7 @@ fn config_problems_are_named() {
 
 #[test]
 fn a_tokenizer_larger_than_the_vocabulary_is_refused_at_load() {
-    // SmolLM2's 49,152-token tokenizer beside a model of 512: ids past the embedding table.
+    // SmolLM2's 49,152-piece tokenizer beside a model of 512: ids past the embedding table.
     let dir = folder_with(&config_json(), &tiny_tensors());
     std::fs::copy(
         fixtures().join("smollm2/tokenizer.json"),
@@ -241,7 +241,7 @@ fn a_tokenizer_larger_than_the_vocabulary_is_refused_at_load() {
     let err = load_error(dir.path());
     assert!(
         err.contains("tokenizer.json")
-            && err.contains("the tokenizer has 49152 tokens, more than the model's vocabulary of 512"),
+            && err.contains("the tokenizer's vocabulary has 49152 pieces, more than the model's 512"),
         "{err}"
     );
 }

@@ -167,18 +167,7 @@ pub fn compare_runs(baseline: &Path, candidate: &Path, options: &RegressOptions)
     );
     let base = RunDir::load(baseline)?;
     let cand = RunDir::load(candidate)?;
-    // A misspelt metric would leave its direction reversed in silence.
-    if let Some(unknown) = options
-        .lower_is_better
-        .iter()
-        .find(|m| !base.rows.iter().chain(&cand.rows).any(|r| &r.metric == *m))
-    {
-        anyhow::bail!(
-            "lower_is_better names `{unknown}`, a metric neither {} nor {} reports",
-            baseline.join("scores.csv").display(),
-            candidate.join("scores.csv").display()
-        );
-    }
+    check_lower_is_better(&options.lower_is_better, &base)?;
     let mut report = RegressReport {
         baseline: baseline.to_path_buf(),
         candidate: candidate.to_path_buf(),
@@ -347,6 +336,18 @@ impl RegressReport {
 }
 
 /// A run's identity; the error says why there is none.
+/// Every metric `lower_is_better` names is one the baseline reports: a misspelt one would leave
+/// its direction reversed in silence. (A candidate that can be compared has the same tasks.)
+pub fn check_lower_is_better(names: &[String], baseline: &RunDir) -> Result<()> {
+    match names.iter().find(|m| !baseline.rows.iter().any(|r| &r.metric == *m)) {
+        Some(unknown) => anyhow::bail!(
+            "lower_is_better names `{unknown}`, a metric {} does not report",
+            baseline.path.join("scores.csv").display()
+        ),
+        None => Ok(()),
+    }
+}
+
 fn identity_of(run: &RunDir) -> std::result::Result<RunIdentity, String> {
     match RunIdentity::read(&run.path) {
         Ok(Some(identity)) => Ok(identity),

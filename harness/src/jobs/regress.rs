@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 use reports::regress::{RegressOptions, compare_runs};
+use reports::run_dir::RunDir;
 
 use crate::options::RunOptions;
 
@@ -89,6 +90,8 @@ fn compare(args: &RegressArgs) -> anyhow::Result<i32> {
             baseline_scores.display()
         );
     }
+    // Before a --config run spends its time: a metric name the baseline does not have.
+    reports::regress::check_lower_is_better(&args.lower_is_better, &RunDir::load(&args.baseline)?)?;
     let candidate = match (&args.run, &args.config) {
         (Some(dir), _) => dir.clone(),
         (None, Some(file)) => run_config(file, args)?,

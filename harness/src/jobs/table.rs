@@ -126,7 +126,7 @@ pub fn run(args: &TableArgs) -> anyhow::Result<()> {
             settings.label(),
             run_tasks.join(", ")
         );
-        match crate::eval::evaluate(&options) {
+        match crate::eval::evaluate_in_job(&options) {
             Ok(outcome) => {
                 for row in outcome.rows {
                     scores.insert((row.task, row.metric), row.value);

@@ -162,18 +162,31 @@ impl Checkpoint {
             }
             Format::Gguf { file, .. } => (file.path.clone(), Some(TextTokenizer::from_gguf(file)?)),
         };
-        // Ids past the embedding table would fail at the first such token, deep in a run.
-        if let Some(t) = &tokenizer
-            && t.vocab_size() > self.config().vocab_size
-        {
-            return Err(ModelError::config(
-                &path,
-                format!(
-                    "the tokenizer has {} tokens, more than the model's vocabulary of {}: they are not one model's",
-                    t.vocab_size(),
-                    self.config().vocab_size
-                ),
-            ));
+        // A vocabulary larger than the embedding table, or BOS/EOS past it, is another model's
+        // tokenizer; it would fail at the first such token, deep in a run. Added tokens past it
+        // are left alone: real checkpoints have them (CodeLlama-34b: 32,004 against 32,000),
+        // text never produces them, and transformers runs such models.
+        let vocab = self.config().vocab_size;
+        if let Some(t) = &tokenizer {
+            let special = [("BOS", t.bos_id()), ("EOS", t.eos_id())];
+            let past = special
+                .iter()
+                .find_map(|(name, id)| id.filter(|&id| id as usize >= vocab).map(|id| (name, id)));
+            if t.base_vocab_size() > vocab {
+                return Err(ModelError::config(
+                    &path,
+                    format!(
+                        "the tokenizer's vocabulary has {} pieces, more than the model's {vocab}: they are not one model's",
+                        t.base_vocab_size()
+                    ),
+                ));
+            }
+            if let Some((name, id)) = past {
+                return Err(ModelError::config(
+                    &path,
+                    format!("the tokenizer's {name} token is id {id}, past the model's vocabulary of {vocab}"),
+                ));
+            }
         }
         Ok(tokenizer)
     }

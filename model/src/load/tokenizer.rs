@@ -42,6 +42,8 @@ pub struct TextTokenizer {
     prefix_id: Option<u32>,
     suffix_id: Option<u32>,
     vocab_size: usize,
+    /// The model's own pieces, added tokens left out.
+    base_vocab_size: usize,
     chat_template: Option<String>,
     /// transformers' `clean_up_tokenization_spaces` (" ." -> ".", ...), applied after decoding.
     clean_up_spaces: bool,
@@ -96,6 +98,7 @@ impl TextTokenizer {
         };
         Ok(Self {
             vocab_size: inner.get_vocab_size(true),
+            base_vocab_size: inner.get_vocab_size(false),
             inner,
             source: path.to_path_buf(),
             bos_id,
@@ -138,6 +141,7 @@ impl TextTokenizer {
         let add_eos = vocab.add_eos.unwrap_or(false);
         Ok(Self {
             vocab_size: inner.get_vocab_size(true),
+            base_vocab_size: inner.get_vocab_size(false),
             inner,
             source: path.to_path_buf(),
             bos_id: vocab.bos_id,
@@ -204,6 +208,11 @@ impl TextTokenizer {
     /// Number of distinct tokens, added tokens included (transformers' `len(tokenizer)`).
     pub fn vocab_size(&self) -> usize {
         self.vocab_size
+    }
+
+    /// Number of the vocabulary's own pieces, added tokens left out.
+    pub fn base_vocab_size(&self) -> usize {
+        self.base_vocab_size
     }
 
     pub fn chat_template(&self) -> Option<&str> {
