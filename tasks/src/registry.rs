@@ -490,5 +490,39 @@ fn check_members(inner: &Inner) -> Result<(), TaskError> {
             )));
         }
     }
+    // A group that contains itself would have no tasks at all.
+    for (g, _) in &inner.groups {
+        if let Some(path) = cycle_through(inner, &g.name, &mut vec![g.name.as_str()]) {
+            return Err(g
+                .loc
+                .error(format!("group `{}` contains itself: {}", g.name, path.join(" → "))));
+        }
+    }
     Ok(())
+}
+
+/// A path of member groups from the last of `path` back to its first, if there is one.
+fn cycle_through<'i>(inner: &'i Inner, name: &str, path: &mut Vec<&'i str>) -> Option<Vec<String>> {
+    let (group, _) = inner.groups.iter().find(|(g, _)| g.name == name)?;
+    for member in &group.members {
+        let member = ALIASES
+            .iter()
+            .find(|(a, _)| *a == member)
+            .map_or(member.as_str(), |(_, c)| c);
+        if member == path[0] {
+            return Some(path.iter().map(|p| p.to_string()).chain([member.to_string()]).collect());
+        }
+        let Some((next, _)) = inner.groups.iter().find(|(g, _)| g.name == member) else {
+            continue;
+        };
+        if path.contains(&next.name.as_str()) {
+            continue; // a cycle that does not pass through path[0]; found from its own start
+        }
+        path.push(&next.name);
+        if let Some(cycle) = cycle_through(inner, member, path) {
+            return Some(cycle);
+        }
+        path.pop();
+    }
+    None
 }

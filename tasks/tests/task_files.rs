@@ -278,3 +278,18 @@ fn a_link_back_up_the_folder_is_not_followed() {
     let registry = Registry::new(&[dir.to_path_buf()]).unwrap();
     assert_eq!(registry.load("good", &LoadOptions::default()).unwrap().items.len(), 2);
 }
+
+#[test]
+fn a_group_that_contains_itself_points_at_its_file() {
+    let dir = folder(
+        "groupcycle",
+        &[
+            ("t.yaml", GOOD),
+            ("h.yaml", "group: h\ntask:\n  - good\n  - k\n"),
+            ("k.yaml", "group: k\ntask: [h]\n"),
+        ],
+    );
+    let msg = registry_err(&dir);
+    starts(&msg, &dir.join("h.yaml"), 1);
+    assert!(msg.contains("group `h` contains itself: h → k → h"), "{msg}");
+}
