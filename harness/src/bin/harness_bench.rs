@@ -20,10 +20,7 @@ use harness::sampling::Sampling;
 use model::backend::BackendKind;
 use model::cache::kv_cache_bytes;
 use model::load::weights::random_decoder;
-use model::{
-    AttentionSpec, ComputeDtype, Decoder, LoadOptions, ModelConfig, StepInput, WeightsPolicy, load_model,
-    load_model_with,
-};
+use model::{AttentionSpec, ComputeDtype, Decoder, LoadOptions, ModelConfig, StepInput, WeightsPolicy, load_model};
 use reports::run_record::Machine;
 
 #[path = "bench/decoders.rs"]
@@ -202,9 +199,13 @@ fn decode(
     attention: &AttentionSpec,
     options: &LoadOptions,
 ) -> anyhow::Result<()> {
-    let config = model::Checkpoint::open(model)?.config().clone();
-    within_context(prompt_tokens + new_tokens, "--prompt-tokens + --new-tokens", &config)?;
-    let loaded = load_model_with(model, attention, &backend.device()?, options)?;
+    let checkpoint = model::Checkpoint::open(model)?;
+    within_context(
+        prompt_tokens + new_tokens,
+        "--prompt-tokens + --new-tokens",
+        checkpoint.config(),
+    )?;
+    let loaded = checkpoint.load_with(attention, &backend.device()?, options)?;
     let tokenizer = loaded
         .tokenizer
         .as_ref()

@@ -258,9 +258,6 @@ impl<'l, 'r> Batcher<'l, 'r> {
     }
 }
 
-/// The prefix all `prompts` share, with its cache, when it is long enough to share. It stops
-/// one token short of the shortest prompt, so every prompt has a token left to pre-fill (whose
-/// logits give the first generated token).
 /// The logits of a step, [rows, vocabulary] row-major, read back for sampling; non-finite ones
 /// are an error (`ensure_finite`), not a token drawn from garbage.
 fn read_logits(logits: burn::tensor::Tensor<2>) -> anyhow::Result<Vec<f32>> {
@@ -271,6 +268,9 @@ fn read_logits(logits: burn::tensor::Tensor<2>) -> anyhow::Result<Vec<f32>> {
     Ok(values)
 }
 
+/// The prefix all `prompts` share, with its cache, when it is long enough to share. It stops
+/// one token short of the shortest prompt, so every prompt has a token left to pre-fill (whose
+/// logits give the first generated token).
 fn shared_prefix<'p>(
     lm: &Lm,
     prompts: impl Iterator<Item = &'p [u32]> + Clone,

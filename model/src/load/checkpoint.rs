@@ -154,39 +154,15 @@ impl Checkpoint {
 
     /// The tokenizer the checkpoint ships, if any (an HF folder may have no tokenizer.json).
     pub fn tokenizer(&self) -> Result<Option<TextTokenizer>> {
-        let (path, tokenizer) = match &self.format {
+        let tokenizer = match &self.format {
             Format::HfFolder { .. } => {
                 let file = self.location.join("tokenizer.json");
-                let tokenizer = file.is_file().then(|| TextTokenizer::from_file(&file)).transpose()?;
-                (file, tokenizer)
+                file.is_file().then(|| TextTokenizer::from_file(&file)).transpose()?
             }
-            Format::Gguf { file, .. } => (file.path.clone(), Some(TextTokenizer::from_gguf(file)?)),
+            Format::Gguf { file, .. } => Some(TextTokenizer::from_gguf(file)?),
         };
-        // A vocabulary larger than the embedding table, or BOS/EOS past it, is another model's
-        // tokenizer; it would fail at the first such token, deep in a run. Added tokens past it
-        // are left alone: real checkpoints have them (CodeLlama-34b: 32,004 against 32,000),
-        // text never produces them, and transformers runs such models.
-        let vocab = self.config().vocab_size;
         if let Some(t) = &tokenizer {
-            let special = [("BOS", t.bos_id()), ("EOS", t.eos_id())];
-            let past = special
-                .iter()
-                .find_map(|(name, id)| id.filter(|&id| id as usize >= vocab).map(|id| (name, id)));
-            if t.base_vocab_size() > vocab {
-                return Err(ModelError::config(
-                    &path,
-                    format!(
-                        "the tokenizer's vocabulary has {} pieces, more than the model's {vocab}: they are not one model's",
-                        t.base_vocab_size()
-                    ),
-                ));
-            }
-            if let Some((name, id)) = past {
-                return Err(ModelError::config(
-                    &path,
-                    format!("the tokenizer's {name} token is id {id}, past the model's vocabulary of {vocab}"),
-                ));
-            }
+            t.check_fits(self.config().vocab_size)?;
         }
         Ok(tokenizer)
     }

@@ -42,8 +42,6 @@ pub struct TextTokenizer {
     prefix_id: Option<u32>,
     suffix_id: Option<u32>,
     vocab_size: usize,
-    /// The model's own pieces, added tokens left out.
-    base_vocab_size: usize,
     chat_template: Option<String>,
     /// transformers' `clean_up_tokenization_spaces` (" ." -> ".", ...), applied after decoding.
     clean_up_spaces: bool,
@@ -98,7 +96,6 @@ impl TextTokenizer {
         };
         Ok(Self {
             vocab_size: inner.get_vocab_size(true),
-            base_vocab_size: inner.get_vocab_size(false),
             inner,
             source: path.to_path_buf(),
             bos_id,
@@ -141,7 +138,6 @@ impl TextTokenizer {
         let add_eos = vocab.add_eos.unwrap_or(false);
         Ok(Self {
             vocab_size: inner.get_vocab_size(true),
-            base_vocab_size: inner.get_vocab_size(false),
             inner,
             source: path.to_path_buf(),
             bos_id: vocab.bos_id,
@@ -210,9 +206,29 @@ impl TextTokenizer {
         self.vocab_size
     }
 
-    /// Number of the vocabulary's own pieces, added tokens left out.
-    pub fn base_vocab_size(&self) -> usize {
-        self.base_vocab_size
+    /// Refuses a tokenizer whose own vocabulary, or BOS/EOS, reaches past a model's `vocab`
+    /// embedding rows: another model's tokenizer, which would fail at the first such token deep
+    /// in a run. Added tokens past it are left alone: real checkpoints have them (CodeLlama-34b:
+    /// 32,004 against 32,000), text never produces them, and transformers runs such models.
+    pub fn check_fits(&self, vocab: usize) -> Result<()> {
+        let own = self.inner.get_vocab_size(false);
+        if own > vocab {
+            return Err(ModelError::config(
+                &self.source,
+                format!(
+                    "the tokenizer's vocabulary has {own} pieces, more than the model's {vocab}: they are not one model's"
+                ),
+            ));
+        }
+        for (name, id) in [("BOS", self.bos_id), ("EOS", self.eos_id)] {
+            if let Some(id) = id.filter(|&id| id as usize >= vocab) {
+                return Err(ModelError::config(
+                    &self.source,
+                    format!("the tokenizer's {name} token is id {id}, past the model's vocabulary of {vocab}"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub fn chat_template(&self) -> Option<&str> {

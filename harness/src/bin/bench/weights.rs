@@ -13,7 +13,7 @@ use model::backend::BackendKind;
 use model::load::memory::gib;
 use model::load::quant::GgmlType;
 use model::synthetic::{DEFAULT_SHARD_BYTES, SyntheticShape, write_gguf, write_hf_folder};
-use model::{AttentionSpec, ComputeDtype, LoadOptions, StepInput, TokenQuery, WeightsPolicy, load_model_with};
+use model::{AttentionSpec, ComputeDtype, LoadOptions, StepInput, TokenQuery, WeightsPolicy};
 use reports::run_record::{Machine, peak_rss_bytes};
 
 #[derive(Args)]
@@ -90,10 +90,10 @@ pub struct ScoreArgs {
 pub fn score(args: &ScoreArgs) -> anyhow::Result<()> {
     let device = args.backend.device()?;
     let options = LoadOptions::new(args.dtype, args.weights, args.backend)?;
-    let config = model::Checkpoint::open(&args.model)?.config().clone();
-    crate::within_context(args.seq, "--seq", &config)?;
+    let checkpoint = model::Checkpoint::open(&args.model)?;
+    crate::within_context(args.seq, "--seq", checkpoint.config())?;
     let start = Instant::now();
-    let loaded = load_model_with(&args.model, &AttentionSpec::default(), &device, &options)?;
+    let loaded = checkpoint.load_with(&AttentionSpec::default(), &device, &options)?;
     let load_s = start.elapsed().as_secs_f64();
     let stored = loaded.memory.stored_bytes;
     println!(
