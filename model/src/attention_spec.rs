@@ -261,6 +261,7 @@ mod tests {
             head_dim: 4,
             rms_norm_eps: 1e-5,
             rope_theta: 10000.0,
+            rope_scaling: crate::rope::RopeScaling::None,
             max_position_embeddings: 64,
             tie_word_embeddings: false,
             sliding_window: None,

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::error::{ModelError, Result};
 use crate::load::gguf::GgufFile;
+use crate::rope::{Llama3Scaling, RopeScaling};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelConfig {
@@ -21,6 +22,7 @@ pub struct ModelConfig {
     pub head_dim: usize,
     pub rms_norm_eps: f64,
     pub rope_theta: f64,
+    pub rope_scaling: RopeScaling,
     pub max_position_embeddings: usize,
     pub tie_word_embeddings: bool,
     /// Mistral's native sliding window (W keys per query, the query included).
@@ -39,7 +41,7 @@ impl ModelConfig {
     }
 
     pub fn from_hf_json(json: &Value, path: &Path) -> Result<Self> {
-        let cfg = HfFields { json, path };
+        let cfg = HfFields::top(json, path);
         let model_type = cfg.string("model_type")?;
         if model_type != "llama" && model_type != "mistral" {
             return Err(ModelError::unsupported(
@@ -53,7 +55,6 @@ impl ModelConfig {
                 return Err(ModelError::unsupported(path, format!("architecture `{other}`")));
             }
         }
-        reject_rope_scaling(json, path)?;
         reject_unimplemented(&cfg)?;
         let hidden_size = cfg.usize("hidden_size")?;
         let num_heads = cfg.usize("num_attention_heads")?;
@@ -68,16 +69,15 @@ impl ModelConfig {
                 ));
             }
         };
-        let rope_theta = match json.get("rope_parameters").and_then(|p| p.get("rope_theta")) {
-            Some(theta) => Some(theta.as_f64().ok_or_else(|| {
-                ModelError::config(
-                    path,
-                    format!("field `rope_parameters.rope_theta` must be a number, found {theta}"),
-                )
-            })?),
-            None => cfg.opt_f64("rope_theta")?,
-        }
-        .unwrap_or(10_000.0);
+        // transformers 5.x nests the base in `rope_parameters`; 4.x has it at the top level.
+        let nested_theta = match cfg.nested("rope_parameters")? {
+            Some(params) => params.opt_f64("rope_theta")?,
+            None => None,
+        };
+        let rope_theta = match nested_theta {
+            Some(theta) => theta,
+            None => cfg.opt_f64("rope_theta")?.unwrap_or(10_000.0),
+        };
         let sliding_window = if model_type == "mistral" {
             cfg.opt_usize("sliding_window")?
         } else {
@@ -98,6 +98,7 @@ impl ModelConfig {
             num_kv_heads,
             head_dim,
             rope_theta,
+            rope_scaling: rope_scaling(&cfg)?,
             sliding_window,
         };
         config.validate(path)?;
@@ -119,6 +120,16 @@ impl ModelConfig {
             ));
         }
         let key = |k: &str| format!("{arch}.{k}");
+        if let Some(experts) = gguf
+            .get(&key("expert_count"))
+            .and_then(|v| v.as_u64())
+            .filter(|&n| n > 0)
+        {
+            return Err(ModelError::unsupported(
+                path,
+                format!("a mixture of experts (`{}` {experts})", key("expert_count")),
+            ));
+        }
         let req = |k: &str| -> Result<usize> {
             gguf.get(&key(k))
                 .and_then(|v| v.as_u64())
@@ -187,6 +198,7 @@ impl ModelConfig {
             // transformers widens the stored f32 epsilon to f64.
             rms_norm_eps: opt_f("attention.layer_norm_rms_epsilon")?.unwrap_or(1e-5),
             rope_theta: opt_f("rope.freq_base")?.unwrap_or(10_000.0),
+            rope_scaling: gguf_rope_scaling(gguf, &arch)?,
             max_position_embeddings: gguf
                 .get(&key("context_length"))
                 .and_then(|v| v.as_u64())
@@ -242,7 +254,9 @@ impl ModelConfig {
         if !(self.rms_norm_eps > 0.0 && self.rope_theta > 0.0) {
             return fail("rms_norm_eps and rope_theta must be positive".into());
         }
-        Ok(())
+        self.rope_scaling
+            .check(self.head_dim)
+            .map_err(|m| ModelError::config(path, m))
     }
 
     pub fn q_dim(&self) -> usize {
@@ -253,23 +267,53 @@ impl ModelConfig {
     }
 }
 
-/// Typed access to the fields of one config.json, with errors naming the field.
+/// Typed access to the fields of one config.json (or of an object in it), with errors naming
+/// the field by its whole path (`rope_scaling.factor`).
 struct HfFields<'a> {
     json: &'a Value,
     path: &'a Path,
+    /// "" at the top level, "key." inside the object under `key`.
+    prefix: String,
 }
 
-impl HfFields<'_> {
+impl<'a> HfFields<'a> {
+    fn top(json: &'a Value, path: &'a Path) -> Self {
+        Self {
+            json,
+            path,
+            prefix: String::new(),
+        }
+    }
+    /// The object under `key`, or None where it is absent or null.
+    fn nested(&self, key: &str) -> Result<Option<HfFields<'a>>> {
+        let prefix = format!("{}{key}.", self.prefix);
+        match self.json.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v @ Value::Object(_)) => Ok(Some(HfFields {
+                json: v,
+                path: self.path,
+                prefix,
+            })),
+            Some(v) => Err(ModelError::config(
+                self.path,
+                format!("field `{}{key}` must be an object, found {v}", self.prefix),
+            )),
+        }
+    }
     fn string(&self, key: &str) -> Result<String> {
         self.json
             .get(key)
             .and_then(Value::as_str)
             .map(str::to_string)
-            .ok_or_else(|| ModelError::config(self.path, format!("missing string field `{key}`")))
+            .ok_or_else(|| ModelError::config(self.path, format!("missing string field `{}{key}`", self.prefix)))
     }
     fn usize(&self, key: &str) -> Result<usize> {
         self.opt_usize(key)?
-            .ok_or_else(|| ModelError::config(self.path, format!("missing field `{key}`")))
+            .ok_or_else(|| ModelError::config(self.path, format!("missing field `{}{key}`", self.prefix)))
+    }
+    fn f64(&self, key: &str) -> Result<f64> {
+        self.opt_f64(key)?
+            .ok_or_else(|| ModelError::config(self.path, format!("missing field `{}{key}`", self.prefix)))
     }
     fn opt_f64(&self, key: &str) -> Result<Option<f64>> {
         self.opt_typed(key, "a number", Value::as_f64)
@@ -285,9 +329,12 @@ impl HfFields<'_> {
     fn opt_typed<'v, T>(&'v self, key: &str, kind: &str, read: impl Fn(&'v Value) -> Option<T>) -> Result<Option<T>> {
         match self.json.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => read(v)
-                .map(Some)
-                .ok_or_else(|| ModelError::config(self.path, format!("field `{key}` must be {kind}, found {v}"))),
+            Some(v) => read(v).map(Some).ok_or_else(|| {
+                ModelError::config(
+                    self.path,
+                    format!("field `{}{key}` must be {kind}, found {v}", self.prefix),
+                )
+            }),
         }
     }
     fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
@@ -296,35 +343,114 @@ impl HfFields<'_> {
             Some(v) => v.as_u64().map(|n| Some(n as usize)).ok_or_else(|| {
                 ModelError::config(
                     self.path,
-                    format!("field `{key}` must be a non-negative integer, found {v}"),
+                    format!("field `{}{key}` must be a non-negative integer, found {v}", self.prefix),
                 )
             }),
         }
     }
 }
 
-/// Only the default RoPE is implemented: scaled variants would silently give wrong logits.
-/// Both spellings are checked, since a config may carry both (transformers 5.x
-/// `rope_parameters`, 4.x `rope_scaling`).
-fn reject_rope_scaling(json: &Value, path: &Path) -> Result<()> {
-    let kinds = [
-        json.get("rope_parameters").and_then(|p| p.get("rope_type")),
-        json.get("rope_scaling")
-            .and_then(|s| s.get("rope_type").or_else(|| s.get("type"))),
-    ];
-    for kind in kinds.into_iter().flatten() {
-        match kind.as_str() {
-            Some("default") => {}
-            Some(other) => return Err(ModelError::unsupported(path, format!("rope scaling `{other}`"))),
-            None => {
-                return Err(ModelError::config(
-                    path,
-                    format!("rope type must be a string, found {kind}"),
+/// RoPE scaling as transformers reads it: 5.x `rope_parameters` or 4.x `rope_scaling` (its kind
+/// under `rope_type`, or the older `type`). A config may carry both spellings; they must agree.
+fn rope_scaling(cfg: &HfFields) -> Result<RopeScaling> {
+    let mut found = RopeScaling::None;
+    for key in ["rope_parameters", "rope_scaling"] {
+        let Some(params) = cfg.nested(key)? else { continue };
+        let scaling = params.rope_scaling()?;
+        if scaling == RopeScaling::None {
+            continue;
+        }
+        if found != RopeScaling::None && found != scaling {
+            return Err(ModelError::config(
+                cfg.path,
+                "`rope_parameters` and `rope_scaling` give different RoPE scalings",
+            ));
+        }
+        found = scaling;
+    }
+    Ok(found)
+}
+
+impl HfFields<'_> {
+    /// The scaling one RoPE parameter object names (transformers `ROPE_INIT_FUNCTIONS`). The
+    /// others (`dynamic`, `yarn`, `longrope`) change the frequencies with the batch's length or
+    /// scale the tables: not implemented, so refused rather than computed as unscaled.
+    fn rope_scaling(&self) -> Result<RopeScaling> {
+        let kind = match self.opt_str("rope_type")? {
+            Some(kind) => Some(kind),
+            None => self.opt_str("type")?,
+        };
+        Ok(match kind.unwrap_or("default") {
+            "default" => RopeScaling::None,
+            "linear" => RopeScaling::Linear {
+                factor: self.f64("factor")?,
+            },
+            "llama3" => RopeScaling::Llama3(Llama3Scaling {
+                factor: self.f64("factor")?,
+                low_freq_factor: self.f64("low_freq_factor")?,
+                high_freq_factor: self.f64("high_freq_factor")?,
+                original_max_position_embeddings: self.usize("original_max_position_embeddings")?,
+            }),
+            other => {
+                return Err(ModelError::unsupported(
+                    self.path,
+                    format!("rope scaling `{other}` (supported: default, linear, llama3)"),
                 ));
             }
-        }
+        })
     }
-    Ok(())
+}
+
+/// RoPE scaling as llama.cpp reads a llama GGUF: the `rope_freqs.weight` tensor (how
+/// convert_hf_to_gguf.py writes `llama3` scaling), or `<arch>.rope.scaling.type` `linear` with
+/// its factor (older files: `<arch>.rope.scale_linear`). transformers' GGUF loader reads
+/// neither; the HF checkpoint a file was converted from does, and this matches that.
+fn gguf_rope_scaling(gguf: &GgufFile, arch: &str) -> Result<RopeScaling> {
+    let path = gguf.path.as_path();
+    let number = |key: String| -> Result<Option<f64>> {
+        gguf.get(&key)
+            .map(|v| {
+                v.as_f64()
+                    .ok_or_else(|| ModelError::config(path, format!("metadata key `{key}` is not a number")))
+            })
+            .transpose()
+    };
+    let kind_key = format!("{arch}.rope.scaling.type");
+    let kind = gguf
+        .get(&kind_key)
+        .map(|v| {
+            v.as_str()
+                .ok_or_else(|| ModelError::config(path, format!("metadata key `{kind_key}` is not a string")))
+        })
+        .transpose()?;
+    let linear = match kind {
+        None | Some("none") => number(format!("{arch}.rope.scale_linear"))?.filter(|&f| f != 1.0),
+        Some("linear") => Some(number(format!("{arch}.rope.scaling.factor"))?.ok_or_else(|| {
+            ModelError::config(
+                path,
+                format!("`{kind_key}` is linear but `{arch}.rope.scaling.factor` is missing"),
+            )
+        })?),
+        Some(other) => {
+            return Err(ModelError::unsupported(
+                path,
+                format!("rope scaling `{other}` (supported: none, linear, and llama3's rope_freqs.weight)"),
+            ));
+        }
+    };
+    let freq_factors = match gguf.tensor_info("rope_freqs.weight") {
+        Some(_) => Some(gguf.tensor_f32("rope_freqs.weight")?.1),
+        None => None,
+    };
+    match (linear, freq_factors) {
+        (None, None) => Ok(RopeScaling::None),
+        (Some(factor), None) => Ok(RopeScaling::Linear { factor }),
+        (None, Some(factors)) => Ok(RopeScaling::FreqFactors(factors)),
+        (Some(_), Some(_)) => Err(ModelError::unsupported(
+            path,
+            "linear rope scaling together with rope_freqs.weight",
+        )),
+    }
 }
 
 /// Settings of transformers' Llama/Mistral that this decoder does not implement: each would be
@@ -338,6 +464,14 @@ fn reject_unimplemented(cfg: &HfFields) -> Result<()> {
         return Err(ModelError::unsupported(
             cfg.path,
             format!("hidden_act `{act}` (supported: silu)"),
+        ));
+    }
+    if let Some(fraction) = cfg.opt_f64("partial_rotary_factor")?
+        && fraction != 1.0
+    {
+        return Err(ModelError::unsupported(
+            cfg.path,
+            format!("partial_rotary_factor {fraction} (RoPE over every dimension only)"),
         ));
     }
     if let Some(quant) = cfg.json.get("quantization_config").filter(|q| !q.is_null()) {

@@ -146,7 +146,7 @@ impl Decoder {
             blocks,
             norm: RmsNorm::load(&model, "norm", h, config.rms_norm_eps)?,
             lm_head,
-            rotary: Rotary::new(config.head_dim, config.rope_theta),
+            rotary: Rotary::new(config.head_dim, config.rope_theta, &config.rope_scaling),
             device: target.device.clone(),
             dtype: target.dtype,
             logits_chunk_rows: logits_chunk_rows(vocab),

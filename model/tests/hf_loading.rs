@@ -174,8 +174,8 @@ fn config_problems_are_named() {
         ),
         (
             "rope scaling in the 4.x spelling beside a default 5.x one",
-            Box::new(|c| c["rope_scaling"] = json!({"type": "linear", "factor": 2.0})),
-            "rope scaling `linear`",
+            Box::new(|c| c["rope_scaling"] = json!({"type": "dynamic", "factor": 2.0})),
+            "rope scaling `dynamic`",
         ),
         // A value of the wrong type is an error, never the default.
         (

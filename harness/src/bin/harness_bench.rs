@@ -119,6 +119,7 @@ impl Shape {
             head_dim,
             rms_norm_eps: 1e-5,
             rope_theta: theta,
+            rope_scaling: model::rope::RopeScaling::None,
             max_position_embeddings: 32_768,
             tie_word_embeddings: true,
             sliding_window: None,

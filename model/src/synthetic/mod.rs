@@ -71,6 +71,7 @@ impl SyntheticShape {
             head_dim: hidden / heads,
             rms_norm_eps: 1e-5,
             rope_theta: 10_000.0,
+            rope_scaling: crate::rope::RopeScaling::None,
             max_position_embeddings: 32_768,
             tie_word_embeddings: false,
             sliding_window: window,

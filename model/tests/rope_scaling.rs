@@ -1,0 +1,282 @@
+//! Scaled RoPE (Llama 3.1's `llama3`, and `linear`) against transformers' float32 logits on a
+//! tiny random Llama (tests/data/rope_scaling, written by scripts/gen_rope_scaling_fixture.py):
+//! the HF folder in both config spellings, and the GGUF file llama.cpp's converter makes of it.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::{GoldenFile, cached_logits, device, max_diff, to_vec};
+use model::config::ModelConfig;
+use model::load::gguf::{GgufFile, GgufValue};
+use model::load::gguf_write::{GgufWriter, TensorEntry};
+use model::rope::{RopeScaling, Rotary};
+use model::{AttentionSpec, LoadedModel, StepInput, load_model};
+use serde_json::{Value, json};
+
+/// As for ../shared/fixtures/tiny: transformers f32 against the exact computation differs by a
+/// few 1e-6 at logits of this scale.
+const ATOL: f64 = 1e-4;
+const SCALINGS: [&str; 2] = ["llama3", "linear"];
+
+fn data() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/rope_scaling")
+}
+
+fn golden(scaling: &str) -> GoldenFile {
+    GoldenFile::open(data().join(scaling).join("golden.safetensors"))
+}
+
+fn load(path: &Path) -> LoadedModel {
+    load_model(path, &AttentionSpec::default(), &device()).unwrap()
+}
+
+fn full_logits(model: &LoadedModel, ids: &[u32]) -> Vec<f64> {
+    to_vec(model.decoder.forward(&StepInput::single(ids, 0), None).unwrap())
+}
+
+#[test]
+fn frequencies_are_transformers_own() {
+    for scaling in SCALINGS {
+        let config = ModelConfig::from_hf_file(&data().join(scaling).join("config.json")).unwrap();
+        let ours = Rotary::new(config.head_dim, config.rope_theta, &config.rope_scaling);
+        let theirs: Vec<f32> = golden(scaling)
+            .get("inv_freq")
+            .values
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
+        assert_eq!(ours.inv_freq(), theirs.as_slice(), "{scaling}");
+    }
+}
+
+#[test]
+fn hf_checkpoints_match_transformers_and_the_scaling_matters() {
+    for scaling in SCALINGS {
+        let gold = golden(scaling);
+        let ids = gold.ids("input_ids");
+        let ours = full_logits(&load(&data().join(scaling)), &ids);
+        let diff = max_diff(&ours, &gold.get("logits").values);
+        // The same weights with RoPE unscaled: far outside the tolerance, so a decoder that
+        // ignored the scaling could not pass.
+        let unscaled = max_diff(&ours, &gold.get("default_rope.logits").values);
+        println!("{scaling}: max |Δlogit| {diff:.2e}, against unscaled RoPE {unscaled:.2}");
+        assert!(diff < ATOL, "{scaling}: {diff}");
+        assert!(
+            unscaled > 1000.0 * ATOL,
+            "{scaling}: scaling changes logits by only {unscaled}"
+        );
+    }
+}
+
+#[test]
+fn cached_decoding_uses_the_scaled_frequencies() {
+    let gold = golden("llama3");
+    let ids = gold.ids("input_ids");
+    let model = load(&data().join("llama3"));
+    let mut chunks = vec![40];
+    chunks.extend(std::iter::repeat_n(1, ids.len() - 40));
+    let diff = max_diff(&cached_logits(&model, &ids, &chunks), &gold.get("logits").values);
+    assert!(diff < ATOL, "{diff}");
+}
+
+/// transformers 4.x wrote `rope_theta` beside `rope_scaling` (kind under `rope_type`, or the older
+/// `type`); 5.x writes `rope_parameters`. Every spelling reads as the same config.
+#[test]
+fn the_transformers_4_spellings_read_the_same() {
+    for scaling in SCALINGS {
+        let path = data().join(scaling).join("config.json");
+        let v5: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let expected = ModelConfig::from_hf_json(&v5, &path).unwrap();
+        assert_ne!(expected.rope_scaling, RopeScaling::None, "{scaling}");
+        for kind_key in ["rope_type", "type"] {
+            let mut v4 = v5.clone();
+            let mut params = v4.as_object_mut().unwrap().remove("rope_parameters").unwrap();
+            let params = params.as_object_mut().unwrap();
+            v4["rope_theta"] = params.remove("rope_theta").unwrap();
+            let kind = params.remove("rope_type").unwrap();
+            params.insert(kind_key.into(), kind);
+            v4["rope_scaling"] = json!(params);
+            assert_eq!(
+                ModelConfig::from_hf_json(&v4, &path).unwrap(),
+                expected,
+                "{scaling} {kind_key}"
+            );
+        }
+    }
+}
+
+#[test]
+fn gguf_files_match_the_checkpoint_they_were_converted_from() {
+    for scaling in SCALINGS {
+        let file = data().join(format!("{scaling}.gguf"));
+        let config = ModelConfig::from_gguf(&GgufFile::open(&file).unwrap()).unwrap();
+        match (scaling, &config.rope_scaling) {
+            ("llama3", RopeScaling::FreqFactors(factors)) => assert_eq!(factors.len(), 8),
+            ("linear", RopeScaling::Linear { factor }) => assert_eq!(*factor, 4.0),
+            (_, other) => panic!("{scaling}: read as {other:?}"),
+        }
+        let gold = golden(scaling);
+        let diff = max_diff(
+            &full_logits(&load(&file), &gold.ids("input_ids")),
+            &gold.get("logits").values,
+        );
+        println!("{scaling}.gguf: max |Δlogit| {diff:.2e}");
+        assert!(diff < ATOL, "{scaling}.gguf: {diff}");
+    }
+}
+
+#[test]
+fn rope_scalings_that_are_not_implemented_are_refused() {
+    let path = data().join("llama3").join("config.json");
+    let v5: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
+        (
+            "dynamic NTK",
+            Box::new(|c| c["rope_parameters"] = json!({"rope_type": "dynamic", "factor": 2.0, "rope_theta": 1e4})),
+            "rope scaling `dynamic`",
+        ),
+        (
+            "yarn in the 4.x spelling",
+            Box::new(|c| c["rope_scaling"] = json!({"type": "yarn", "factor": 4.0})),
+            "rope scaling `yarn`",
+        ),
+        (
+            "llama3 without its original context",
+            Box::new(|c| {
+                drop(
+                    c["rope_parameters"]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("original_max_position_embeddings"),
+                )
+            }),
+            "missing field `rope_parameters.original_max_position_embeddings`",
+        ),
+        (
+            "a factor that is not a number",
+            Box::new(|c| c["rope_parameters"]["factor"] = json!("eight")),
+            "`rope_parameters.factor` must be a number",
+        ),
+        (
+            "a factor of zero",
+            Box::new(|c| c["rope_parameters"]["factor"] = json!(0.0)),
+            "rope scaling factor 0 must be positive",
+        ),
+        (
+            "high and low frequency factors the wrong way round",
+            Box::new(|c| c["rope_parameters"]["high_freq_factor"] = json!(0.5)),
+            "must exceed low_freq_factor",
+        ),
+        (
+            "two spellings that disagree",
+            Box::new(|c| c["rope_scaling"] = json!({"rope_type": "linear", "factor": 2.0})),
+            "give different RoPE scalings",
+        ),
+        (
+            "RoPE over part of each head",
+            Box::new(|c| c["partial_rotary_factor"] = json!(0.5)),
+            "partial_rotary_factor 0.5",
+        ),
+    ];
+    for (what, edit, expected) in cases {
+        let mut config = v5.clone();
+        edit(&mut config);
+        let err = ModelConfig::from_hf_json(&config, &path).unwrap_err().to_string();
+        assert!(err.contains("config.json") && err.contains(expected), "{what}: {err}");
+    }
+}
+
+/// `src` written again to `dst` with its metadata edited and only the tensors `keep` accepts.
+fn rewritten_gguf(
+    src: &Path,
+    dst: &Path,
+    edit: impl Fn(&mut BTreeMap<String, GgufValue>),
+    keep: impl Fn(&str) -> bool,
+) {
+    let file = GgufFile::open(src).unwrap();
+    let mut metadata = file.metadata.clone();
+    edit(&mut metadata);
+    let metadata: Vec<(String, GgufValue)> = metadata.into_iter().collect();
+    let kept: Vec<_> = file.tensors.iter().filter(|t| keep(&t.name)).collect();
+    let entries = kept
+        .iter()
+        .map(|t| TensorEntry {
+            name: t.name.clone(),
+            ne: t.ne.clone(),
+            ggml_type: t.ggml_type,
+        })
+        .collect();
+    let mut writer = GgufWriter::new(dst, &metadata, entries).unwrap();
+    for t in kept {
+        writer.write_tensor(file.tensor_bytes(&t.name).unwrap().1).unwrap();
+    }
+    writer.finish().unwrap();
+}
+
+#[test]
+fn gguf_scalings_that_are_not_implemented_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = |key: &'static str, value: GgufValue| {
+        move |m: &mut BTreeMap<String, GgufValue>| drop(m.insert(key.into(), value.clone()))
+    };
+    let cases: Vec<(&str, &str, Box<dyn Fn(&mut BTreeMap<String, GgufValue>)>, &str)> = vec![
+        (
+            "yarn",
+            "linear.gguf",
+            Box::new(set("llama.rope.scaling.type", GgufValue::String("yarn".into()))),
+            "rope scaling `yarn`",
+        ),
+        (
+            "linear without a factor",
+            "linear.gguf",
+            Box::new(|m| drop(m.remove("llama.rope.scaling.factor"))),
+            "`llama.rope.scaling.factor` is missing",
+        ),
+        (
+            "linear scaling beside rope_freqs.weight",
+            "llama3.gguf",
+            Box::new(set("llama.rope.scale_linear", GgufValue::F32(2.0))),
+            "linear rope scaling together with rope_freqs.weight",
+        ),
+        (
+            "a mixture of experts",
+            "llama3.gguf",
+            Box::new(set("llama.expert_count", GgufValue::U32(8))),
+            "a mixture of experts (`llama.expert_count` 8)",
+        ),
+        (
+            "rope_freqs.weight for another head size",
+            "llama3.gguf",
+            Box::new(set("llama.rope.dimension_count", GgufValue::U32(8))),
+            "rope_freqs.weight has 8 values, head_dim 8 needs 4",
+        ),
+    ];
+    for (what, source, edit, expected) in cases {
+        let path = dir.path().join(format!("{}.gguf", what.replace(' ', "_")));
+        rewritten_gguf(&data().join(source), &path, edit, |_| true);
+        let err = ModelConfig::from_gguf(&GgufFile::open(&path).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&path.display().to_string()) && err.contains(expected),
+            "{what}: {err}"
+        );
+    }
+    // Without its rope_freqs.weight the llama3 file is an unscaled model, whose logits are the
+    // unscaled golden's: the tensor, not the file name, carries the scaling.
+    let path = dir.path().join("unscaled.gguf");
+    rewritten_gguf(
+        &data().join("llama3.gguf"),
+        &path,
+        |_| {},
+        |name| name != "rope_freqs.weight",
+    );
+    let gold = golden("llama3");
+    let diff = max_diff(
+        &full_logits(&load(&path), &gold.ids("input_ids")),
+        &gold.get("default_rope.logits").values,
+    );
+    assert!(diff < ATOL, "{diff}");
+}
