@@ -130,6 +130,13 @@ impl ModelConfig {
                 format!("a mixture of experts (`{}` {experts})", key("expert_count")),
             ));
         }
+        // llama.cpp adds these where a llama file has them; transformers' Llama has none.
+        if let Some(bias) = gguf.tensors.iter().find(|t| t.name.ends_with(".bias")) {
+            return Err(ModelError::unsupported(
+                path,
+                format!("tensor `{}` (biases are not implemented)", bias.name),
+            ));
+        }
         let req = |k: &str| -> Result<usize> {
             gguf.get(&key(k))
                 .and_then(|v| v.as_u64())

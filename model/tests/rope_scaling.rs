@@ -1,6 +1,7 @@
 //! Scaled RoPE (Llama 3.1's `llama3`, and `linear`) against transformers' float32 logits on a
 //! tiny random Llama (tests/data/rope_scaling, written by scripts/gen_rope_scaling_fixture.py):
-//! the HF folder in both config spellings, and the GGUF file llama.cpp's converter makes of it.
+//! the HF folder in both config spellings, and the GGUF file llama.cpp's converter makes of it;
+//! scalings and other settings the decoder does not implement are refused by name.
 
 mod common;
 
@@ -11,6 +12,7 @@ use common::{GoldenFile, cached_logits, device, max_diff, to_vec};
 use model::config::ModelConfig;
 use model::load::gguf::{GgufFile, GgufValue};
 use model::load::gguf_write::{GgufWriter, TensorEntry};
+use model::load::quant::GgmlType;
 use model::rope::{RopeScaling, Rotary};
 use model::{AttentionSpec, LoadedModel, StepInput, load_model};
 use serde_json::{Value, json};
@@ -188,35 +190,50 @@ fn rope_scalings_that_are_not_implemented_are_refused() {
     }
 }
 
-/// `src` written again to `dst` with its metadata edited and only the tensors `keep` accepts.
+/// `src` written again to `dst` with its metadata edited, only the tensors `keep` accepts, and
+/// f32 vectors `extra` after them.
 fn rewritten_gguf(
     src: &Path,
     dst: &Path,
     edit: impl Fn(&mut BTreeMap<String, GgufValue>),
     keep: impl Fn(&str) -> bool,
+    extra: &[(&str, Vec<f32>)],
 ) {
     let file = GgufFile::open(src).unwrap();
     let mut metadata = file.metadata.clone();
     edit(&mut metadata);
     let metadata: Vec<(String, GgufValue)> = metadata.into_iter().collect();
-    let kept: Vec<_> = file.tensors.iter().filter(|t| keep(&t.name)).collect();
-    let entries = kept
+    let mut tensors: Vec<(TensorEntry, Vec<u8>)> = file
+        .tensors
         .iter()
-        .map(|t| TensorEntry {
-            name: t.name.clone(),
-            ne: t.ne.clone(),
-            ggml_type: t.ggml_type,
+        .filter(|t| keep(&t.name))
+        .map(|t| {
+            let entry = TensorEntry {
+                name: t.name.clone(),
+                ne: t.ne.clone(),
+                ggml_type: t.ggml_type,
+            };
+            (entry, file.tensor_bytes(&t.name).unwrap().1.to_vec())
         })
         .collect();
+    for (name, values) in extra {
+        let entry = TensorEntry {
+            name: name.to_string(),
+            ne: vec![values.len() as u64],
+            ggml_type: GgmlType::F32,
+        };
+        tensors.push((entry, values.iter().flat_map(|v| v.to_le_bytes()).collect()));
+    }
+    let (entries, bytes): (Vec<_>, Vec<_>) = tensors.into_iter().unzip();
     let mut writer = GgufWriter::new(dst, &metadata, entries).unwrap();
-    for t in kept {
-        writer.write_tensor(file.tensor_bytes(&t.name).unwrap().1).unwrap();
+    for data in bytes {
+        writer.write_tensor(&data).unwrap();
     }
     writer.finish().unwrap();
 }
 
 #[test]
-fn gguf_scalings_that_are_not_implemented_are_refused() {
+fn gguf_settings_the_decoder_does_not_implement_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let set = |key: &'static str, value: GgufValue| {
         move |m: &mut BTreeMap<String, GgufValue>| drop(m.insert(key.into(), value.clone()))
@@ -255,7 +272,7 @@ fn gguf_scalings_that_are_not_implemented_are_refused() {
     ];
     for (what, source, edit, expected) in cases {
         let path = dir.path().join(format!("{}.gguf", what.replace(' ', "_")));
-        rewritten_gguf(&data().join(source), &path, edit, |_| true);
+        rewritten_gguf(&data().join(source), &path, edit, |_| true, &[]);
         let err = ModelConfig::from_gguf(&GgufFile::open(&path).unwrap())
             .unwrap_err()
             .to_string();
@@ -264,6 +281,22 @@ fn gguf_scalings_that_are_not_implemented_are_refused() {
             "{what}: {err}"
         );
     }
+    // A bias llama.cpp would add.
+    let path = dir.path().join("bias.gguf");
+    rewritten_gguf(
+        &data().join("llama3.gguf"),
+        &path,
+        |_| {},
+        |_| true,
+        &[("blk.1.attn_q.bias", vec![0.5; 32])],
+    );
+    let err = ModelConfig::from_gguf(&GgufFile::open(&path).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("tensor `blk.1.attn_q.bias` (biases are not implemented)"),
+        "{err}"
+    );
     // Without its rope_freqs.weight the llama3 file is an unscaled model, whose logits are the
     // unscaled golden's: the tensor, not the file name, carries the scaling.
     let path = dir.path().join("unscaled.gguf");
@@ -272,6 +305,7 @@ fn gguf_scalings_that_are_not_implemented_are_refused() {
         &path,
         |_| {},
         |name| name != "rope_freqs.weight",
+        &[],
     );
     let gold = golden("llama3");
     let diff = max_diff(
