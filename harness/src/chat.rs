@@ -199,6 +199,25 @@ and assistant roles are supported!') }}{% endif %}{% endfor %}";
         assert_eq!(r.text, "<s>[INST] 2+2? [/INST]");
     }
 
+    /// Llama 3.2's date handling: `strftime_now` (today's date under transformers) is not
+    /// defined here, so the template's fixed fallback makes every day's prompt the same.
+    #[test]
+    fn a_template_asking_for_today_gets_its_own_fixed_date() {
+        const LLAMA32_DATE: &str = r#"{%- if not date_string is defined %}
+    {%- if strftime_now is defined %}
+        {%- set date_string = strftime_now("%d %b %Y") %}
+    {%- else %}
+        {%- set date_string = "26 Jul 2024" %}
+    {%- endif %}
+{%- endif %}
+{{- "Today Date: " + date_string }}"#;
+        let t = ChatTemplate::new(LLAMA32_DATE, "", "").unwrap();
+        assert_eq!(t.render(None, "Hi").unwrap().text, "Today Date: 26 Jul 2024");
+        let unguarded = ChatTemplate::new(r#"{{ strftime_now("%d %b %Y") }}"#, "", "").unwrap();
+        let err = format!("{:#}", unguarded.render(None, "Hi").unwrap_err());
+        assert!(err.contains("strftime_now"), "{err}");
+    }
+
     #[test]
     fn system_message_joins_like_maybe_delimit() {
         assert_eq!(system_message(None, ""), None);
