@@ -69,15 +69,8 @@ impl ModelConfig {
                 ));
             }
         };
-        // transformers 5.x nests the base in `rope_parameters`; 4.x has it at the top level.
-        let nested_theta = match cfg.nested("rope_parameters")? {
-            Some(params) => params.opt_f64("rope_theta")?,
-            None => None,
-        };
-        let rope_theta = match nested_theta {
-            Some(theta) => theta,
-            None => cfg.opt_f64("rope_theta")?.unwrap_or(10_000.0),
-        };
+        let max_position_embeddings = cfg.opt_usize("max_position_embeddings")?.unwrap_or(4096);
+        let (rope_theta, rope_scaling) = cfg.rope(max_position_embeddings)?;
         let sliding_window = if model_type == "mistral" {
             cfg.opt_usize("sliding_window")?
         } else {
@@ -88,7 +81,7 @@ impl ModelConfig {
             intermediate_size: cfg.usize("intermediate_size")?,
             num_layers: cfg.usize("num_hidden_layers")?,
             rms_norm_eps: cfg.opt_f64("rms_norm_eps")?.unwrap_or(1e-6),
-            max_position_embeddings: cfg.opt_usize("max_position_embeddings")?.unwrap_or(4096),
+            max_position_embeddings,
             tie_word_embeddings: cfg.opt_bool("tie_word_embeddings")?.unwrap_or(false),
             bos_token_id: cfg.opt_usize("bos_token_id")?.map(|v| v as u32),
             eos_token_ids: ids_of(json.get("eos_token_id")),
@@ -98,7 +91,7 @@ impl ModelConfig {
             num_kv_heads,
             head_dim,
             rope_theta,
-            rope_scaling: rope_scaling(&cfg)?,
+            rope_scaling,
             sliding_window,
         };
         config.validate(path)?;
@@ -120,23 +113,7 @@ impl ModelConfig {
             ));
         }
         let key = |k: &str| format!("{arch}.{k}");
-        if let Some(experts) = gguf
-            .get(&key("expert_count"))
-            .and_then(|v| v.as_u64())
-            .filter(|&n| n > 0)
-        {
-            return Err(ModelError::unsupported(
-                path,
-                format!("a mixture of experts (`{}` {experts})", key("expert_count")),
-            ));
-        }
-        // llama.cpp adds these where a llama file has them; transformers' Llama has none.
-        if let Some(bias) = gguf.tensors.iter().find(|t| t.name.ends_with(".bias")) {
-            return Err(ModelError::unsupported(
-                path,
-                format!("tensor `{}` (biases are not implemented)", bias.name),
-            ));
-        }
+        reject_unimplemented_gguf(gguf, &arch)?;
         let req = |k: &str| -> Result<usize> {
             gguf.get(&key(k))
                 .and_then(|v| v.as_u64())
@@ -355,48 +332,47 @@ impl<'a> HfFields<'a> {
             }),
         }
     }
-}
 
-/// RoPE scaling as transformers reads it: 5.x `rope_parameters` or 4.x `rope_scaling` (its kind
-/// under `rope_type`, or the older `type`). A config may carry both spellings; they must agree.
-fn rope_scaling(cfg: &HfFields) -> Result<RopeScaling> {
-    let mut found = RopeScaling::None;
-    for key in ["rope_parameters", "rope_scaling"] {
-        let Some(params) = cfg.nested(key)? else { continue };
-        let scaling = params.rope_scaling()?;
-        if scaling == RopeScaling::None {
-            continue;
-        }
-        if found != RopeScaling::None && found != scaling {
-            return Err(ModelError::config(
-                cfg.path,
-                "`rope_parameters` and `rope_scaling` give different RoPE scalings",
-            ));
-        }
-        found = scaling;
-    }
-    Ok(found)
-}
-
-impl HfFields<'_> {
-    /// The scaling one RoPE parameter object names (transformers `ROPE_INIT_FUNCTIONS`). The
-    /// others (`dynamic`, `yarn`, `longrope`) change the frequencies with the batch's length or
-    /// scale the tables: not implemented, so refused rather than computed as unscaled.
-    fn rope_scaling(&self) -> Result<RopeScaling> {
-        let kind = match self.opt_str("rope_type")? {
-            Some(kind) => Some(kind),
-            None => self.opt_str("type")?,
+    /// RoPE's base and scaling, resolved as transformers 5.x resolves them
+    /// (`convert_rope_params_to_dict`, `standardize_rope_params`): a non-empty 4.x `rope_scaling`
+    /// object replaces 5.x `rope_parameters`; the kind is its `rope_type` (or the older `type`);
+    /// `rope_theta` and `partial_rotary_factor` come from it, else from the top level; llama3's
+    /// `original_max_position_embeddings` from the top level, else from it, else
+    /// `max_position_embeddings`. Kinds not implemented are refused ([`RopeScaling`] says why).
+    fn rope(&self, max_position_embeddings: usize) -> Result<(f64, RopeScaling)> {
+        let params = match self.nested("rope_scaling")? {
+            Some(scaling) if scaling.json.as_object().is_some_and(|o| !o.is_empty()) => Some(scaling),
+            _ => self.nested("rope_parameters")?,
         };
-        Ok(match kind.unwrap_or("default") {
+        let either = |key: &str| -> Result<Option<f64>> {
+            match params.as_ref().map(|p| p.opt_f64(key)).transpose()?.flatten() {
+                Some(v) => Ok(Some(v)),
+                None => self.opt_f64(key),
+            }
+        };
+        let theta = either("rope_theta")?.unwrap_or(10_000.0);
+        let Some(params) = params.as_ref() else {
+            return Ok((theta, RopeScaling::None));
+        };
+        let kind = match params.opt_str("rope_type")? {
+            Some(kind) => Some(kind),
+            None => params.opt_str("type")?,
+        };
+        let scaling = match kind.unwrap_or("default") {
             "default" => RopeScaling::None,
             "linear" => RopeScaling::Linear {
-                factor: self.f64("factor")?,
+                factor: params.f64("factor")?,
             },
             "llama3" => RopeScaling::Llama3(Llama3Scaling {
-                factor: self.f64("factor")?,
-                low_freq_factor: self.f64("low_freq_factor")?,
-                high_freq_factor: self.f64("high_freq_factor")?,
-                original_max_position_embeddings: self.usize("original_max_position_embeddings")?,
+                factor: params.f64("factor")?,
+                low_freq_factor: params.f64("low_freq_factor")?,
+                high_freq_factor: params.f64("high_freq_factor")?,
+                original_max_position_embeddings: match self.opt_usize("original_max_position_embeddings")? {
+                    Some(n) => n,
+                    None => params
+                        .opt_usize("original_max_position_embeddings")?
+                        .unwrap_or(max_position_embeddings),
+                },
             }),
             other => {
                 return Err(ModelError::unsupported(
@@ -404,14 +380,26 @@ impl HfFields<'_> {
                     format!("rope scaling `{other}` (supported: default, linear, llama3)"),
                 ));
             }
-        })
+        };
+        // transformers' default RoPE ignores it; the scaled ones fail on it.
+        if let Some(fraction) = either("partial_rotary_factor")?
+            && fraction != 1.0
+            && scaling != RopeScaling::None
+        {
+            return Err(ModelError::unsupported(
+                self.path,
+                format!("partial_rotary_factor {fraction} with scaled RoPE (RoPE over every dimension only)"),
+            ));
+        }
+        Ok((theta, scaling))
     }
 }
 
-/// RoPE scaling as llama.cpp reads a llama GGUF: the `rope_freqs.weight` tensor (how
-/// convert_hf_to_gguf.py writes `llama3` scaling), or `<arch>.rope.scaling.type` `linear` with
-/// its factor (older files: `<arch>.rope.scale_linear`). transformers' GGUF loader reads
-/// neither; the HF checkpoint a file was converted from does, and this matches that.
+/// RoPE scaling as llama.cpp reads a llama GGUF (`llm_load_hparams`, `llama_context`): the
+/// `rope_freqs.weight` tensor (how convert_hf_to_gguf.py writes `llama3` scaling), and a linear
+/// factor from `<arch>.rope.scaling.factor` (older files: `<arch>.rope.scale_linear`; 0 means
+/// none) unless `<arch>.rope.scaling.type` is `none` (absent means linear). transformers' GGUF
+/// loader reads neither; the HF checkpoint a file was converted from does, and this matches it.
 fn gguf_rope_scaling(gguf: &GgufFile, arch: &str) -> Result<RopeScaling> {
     let path = gguf.path.as_path();
     let number = |key: String| -> Result<Option<f64>> {
@@ -430,15 +418,14 @@ fn gguf_rope_scaling(gguf: &GgufFile, arch: &str) -> Result<RopeScaling> {
                 .ok_or_else(|| ModelError::config(path, format!("metadata key `{kind_key}` is not a string")))
         })
         .transpose()?;
-    let linear = match kind {
-        None | Some("none") => number(format!("{arch}.rope.scale_linear"))?.filter(|&f| f != 1.0),
-        Some("linear") => Some(number(format!("{arch}.rope.scaling.factor"))?.ok_or_else(|| {
-            ModelError::config(
-                path,
-                format!("`{kind_key}` is linear but `{arch}.rope.scaling.factor` is missing"),
-            )
-        })?),
-        Some(other) => {
+    let factor = match number(format!("{arch}.rope.scaling.factor"))? {
+        Some(factor) => Some(factor),
+        None => number(format!("{arch}.rope.scale_linear"))?,
+    };
+    let linear = match kind.unwrap_or("linear") {
+        "none" => None,
+        "linear" => factor.filter(|&f| f != 0.0 && f != 1.0),
+        other => {
             return Err(ModelError::unsupported(
                 path,
                 format!("rope scaling `{other}` (supported: none, linear, and llama3's rope_freqs.weight)"),
@@ -453,11 +440,32 @@ fn gguf_rope_scaling(gguf: &GgufFile, arch: &str) -> Result<RopeScaling> {
         (None, None) => Ok(RopeScaling::None),
         (Some(factor), None) => Ok(RopeScaling::Linear { factor }),
         (None, Some(factors)) => Ok(RopeScaling::FreqFactors(factors)),
+        // llama.cpp applies both; no converter writes both.
         (Some(_), Some(_)) => Err(ModelError::unsupported(
             path,
             "linear rope scaling together with rope_freqs.weight",
         )),
     }
+}
+
+/// What llama.cpp would compute from a llama GGUF and this decoder would not: each is an error.
+fn reject_unimplemented_gguf(gguf: &GgufFile, arch: &str) -> Result<()> {
+    let path = gguf.path.as_path();
+    let experts_key = format!("{arch}.expert_count");
+    if let Some(experts) = gguf.get(&experts_key).and_then(|v| v.as_u64()).filter(|&n| n > 0) {
+        return Err(ModelError::unsupported(
+            path,
+            format!("a mixture of experts (`{experts_key}` {experts})"),
+        ));
+    }
+    // llama.cpp adds a bias where a llama file has one; transformers' Llama has none.
+    if let Some(bias) = gguf.tensors.iter().find(|t| t.name.ends_with(".bias")) {
+        return Err(ModelError::unsupported(
+            path,
+            format!("tensor `{}` (biases are not implemented)", bias.name),
+        ));
+    }
+    Ok(())
 }
 
 /// Settings of transformers' Llama/Mistral that this decoder does not implement: each would be
@@ -471,14 +479,6 @@ fn reject_unimplemented(cfg: &HfFields) -> Result<()> {
         return Err(ModelError::unsupported(
             cfg.path,
             format!("hidden_act `{act}` (supported: silu)"),
-        ));
-    }
-    if let Some(fraction) = cfg.opt_f64("partial_rotary_factor")?
-        && fraction != 1.0
-    {
-        return Err(ModelError::unsupported(
-            cfg.path,
-            format!("partial_rotary_factor {fraction} (RoPE over every dimension only)"),
         ));
     }
     if let Some(quant) = cfg.json.get("quantization_config").filter(|q| !q.is_null()) {

@@ -5,8 +5,9 @@
 use burn::tensor::{Device, FloatDType, Tensor, TensorData};
 
 /// How a checkpoint rescales RoPE's frequencies for a longer context than it was trained on.
-/// Only rules that leave the frequencies fixed are here: transformers' `dynamic` and `yarn`
-/// make them depend on the batch's longest row or scale the tables, and are refused at load.
+/// Only rules that leave the frequencies fixed are here: transformers' `dynamic` and `longrope`
+/// make them depend on the sequence's length, `yarn` also scales the tables; those are refused
+/// when the config is read.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RopeScaling {
     None,

@@ -13,7 +13,7 @@ use model::config::ModelConfig;
 use model::load::gguf::{GgufFile, GgufValue};
 use model::load::gguf_write::{GgufWriter, TensorEntry};
 use model::load::quant::GgmlType;
-use model::rope::{RopeScaling, Rotary};
+use model::rope::{Llama3Scaling, RopeScaling, Rotary};
 use model::{AttentionSpec, LoadedModel, StepInput, load_model};
 use serde_json::{Value, json};
 
@@ -109,6 +109,91 @@ fn the_transformers_4_spellings_read_the_same() {
     }
 }
 
+/// transformers' precedence (`convert_rope_params_to_dict`, `standardize_rope_params`), case by
+/// case on the llama3 config.
+#[test]
+fn rope_settings_resolve_as_transformers_resolves_them() {
+    let path = data().join("llama3").join("config.json");
+    let v5: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let read = |edit: &dyn Fn(&mut Value)| {
+        let mut config = v5.clone();
+        edit(&mut config);
+        let config = ModelConfig::from_hf_json(&config, &path).unwrap();
+        (config.rope_theta, config.rope_scaling)
+    };
+    let llama3 = |original| {
+        RopeScaling::Llama3(Llama3Scaling {
+            factor: 8.0,
+            low_freq_factor: 1.0,
+            high_freq_factor: 4.0,
+            original_max_position_embeddings: original,
+        })
+    };
+    assert_eq!(read(&|_| {}), (10_000.0, llama3(64)));
+    // llama3 without its original context takes max_position_embeddings; a top-level one wins.
+    let without_original = |c: &mut Value| {
+        drop(
+            c["rope_parameters"]
+                .as_object_mut()
+                .unwrap()
+                .remove("original_max_position_embeddings"),
+        )
+    };
+    assert_eq!(read(&without_original), (10_000.0, llama3(256)));
+    assert_eq!(
+        read(&|c| c["original_max_position_embeddings"] = json!(32)),
+        (10_000.0, llama3(32))
+    );
+    // A non-empty 4.x `rope_scaling` replaces `rope_parameters` whole: its base then comes from
+    // the top level (or the default); an empty one does not.
+    let linear = |c: &mut Value| c["rope_scaling"] = json!({"type": "linear", "factor": 2.0});
+    assert_eq!(read(&linear), (10_000.0, RopeScaling::Linear { factor: 2.0 }));
+    let linear_with_theta = |c: &mut Value| {
+        linear(c);
+        c["rope_theta"] = json!(500_000.0);
+    };
+    assert_eq!(
+        read(&linear_with_theta),
+        (500_000.0, RopeScaling::Linear { factor: 2.0 })
+    );
+    assert_eq!(read(&|c| c["rope_scaling"] = json!({})), (10_000.0, llama3(64)));
+    // transformers' default RoPE ignores partial_rotary_factor (and so does this decoder).
+    let partial_default = |c: &mut Value| {
+        c["rope_parameters"] = json!({"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.5})
+    };
+    assert_eq!(read(&partial_default), (10_000.0, RopeScaling::None));
+}
+
+/// llama.cpp's reading of a llama file's scaling keys (`llm_load_hparams`): the type defaults to
+/// linear, its factor comes from `rope.scaling.factor` or the older `rope.scale_linear`, 0 is no
+/// scaling, and type `none` ignores any factor.
+#[test]
+fn gguf_scaling_keys_read_as_llama_cpp_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let read = |name: &str, edit: &dyn Fn(&mut BTreeMap<String, GgufValue>)| {
+        let path = dir.path().join(format!("{name}.gguf"));
+        rewritten_gguf(&data().join("linear.gguf"), &path, edit, |_| true, &[]);
+        ModelConfig::from_gguf(&GgufFile::open(&path).unwrap())
+            .unwrap()
+            .rope_scaling
+    };
+    let no_type = |m: &mut BTreeMap<String, GgufValue>| drop(m.remove("llama.rope.scaling.type"));
+    let none_type = |m: &mut BTreeMap<String, GgufValue>| {
+        drop(m.insert("llama.rope.scaling.type".into(), GgufValue::String("none".into())))
+    };
+    let legacy = |m: &mut BTreeMap<String, GgufValue>| {
+        no_type(m);
+        let factor = m.remove("llama.rope.scaling.factor").unwrap();
+        m.insert("llama.rope.scale_linear".into(), factor);
+    };
+    let zero =
+        |m: &mut BTreeMap<String, GgufValue>| drop(m.insert("llama.rope.scaling.factor".into(), GgufValue::F32(0.0)));
+    assert_eq!(read("no_type", &no_type), RopeScaling::Linear { factor: 4.0 });
+    assert_eq!(read("legacy", &legacy), RopeScaling::Linear { factor: 4.0 });
+    assert_eq!(read("none_type", &none_type), RopeScaling::None);
+    assert_eq!(read("zero", &zero), RopeScaling::None);
+}
+
 #[test]
 fn gguf_files_match_the_checkpoint_they_were_converted_from() {
     for scaling in SCALINGS {
@@ -145,16 +230,9 @@ fn rope_scalings_that_are_not_implemented_are_refused() {
             "rope scaling `yarn`",
         ),
         (
-            "llama3 without its original context",
-            Box::new(|c| {
-                drop(
-                    c["rope_parameters"]
-                        .as_object_mut()
-                        .unwrap()
-                        .remove("original_max_position_embeddings"),
-                )
-            }),
-            "missing field `rope_parameters.original_max_position_embeddings`",
+            "llama3 without low_freq_factor",
+            Box::new(|c| drop(c["rope_parameters"].as_object_mut().unwrap().remove("low_freq_factor"))),
+            "missing field `rope_parameters.low_freq_factor`",
         ),
         (
             "a factor that is not a number",
@@ -172,14 +250,14 @@ fn rope_scalings_that_are_not_implemented_are_refused() {
             "must exceed low_freq_factor",
         ),
         (
-            "two spellings that disagree",
-            Box::new(|c| c["rope_scaling"] = json!({"rope_type": "linear", "factor": 2.0})),
-            "give different RoPE scalings",
-        ),
-        (
             "RoPE over part of each head",
             Box::new(|c| c["partial_rotary_factor"] = json!(0.5)),
-            "partial_rotary_factor 0.5",
+            "partial_rotary_factor 0.5 with scaled RoPE",
+        ),
+        (
+            "RoPE over part of each head, in the 5.x spelling",
+            Box::new(|c| c["rope_parameters"]["partial_rotary_factor"] = json!(0.5)),
+            "partial_rotary_factor 0.5 with scaled RoPE",
         ),
     ];
     for (what, edit, expected) in cases {
@@ -244,12 +322,6 @@ fn gguf_settings_the_decoder_does_not_implement_are_refused() {
             "linear.gguf",
             Box::new(set("llama.rope.scaling.type", GgufValue::String("yarn".into()))),
             "rope scaling `yarn`",
-        ),
-        (
-            "linear without a factor",
-            "linear.gguf",
-            Box::new(|m| drop(m.remove("llama.rope.scaling.factor"))),
-            "`llama.rope.scaling.factor` is missing",
         ),
         (
             "linear scaling beside rope_freqs.weight",
