@@ -153,7 +153,8 @@ impl Progress {
 }
 
 impl Counts {
-    /// `name done/total rate items/s eta T`.
+    /// `name done/total rate eta T`: the rate as items/s, or as time per item where an item
+    /// takes more than 10 s (a 7B model), and none before the first item of this run.
     fn line(&self) -> String {
         let seconds = self.started.elapsed().as_secs_f64();
         let counted = self.done - self.resumed;
@@ -166,12 +167,16 @@ impl Counts {
         } else {
             String::new()
         };
-        let rate = if rate < 1.0 {
-            format!("{rate:.2}")
+        let rate = if counted == 0 || rate == 0.0 {
+            String::new()
+        } else if rate < 0.1 {
+            format!(" {} per item", clock(Duration::from_secs_f64(1.0 / rate)))
+        } else if rate < 1.0 {
+            format!(" {rate:.2} items/s")
         } else {
-            format!("{rate:.1}")
+            format!(" {rate:.1} items/s")
         };
-        format!("{} {}/{} {rate} items/s{eta}", self.name, self.done, self.total)
+        format!("{} {}/{}{rate}{eta}", self.name, self.done, self.total)
     }
 }
 
@@ -280,6 +285,17 @@ mod tests {
         assert!(line.starts_with("hellaswag 120/400 2.0 items/s eta 2m"), "{line}");
     }
 
+    /// A 7B subject of five items takes minutes an item: "0.00 items/s" would say nothing.
+    #[test]
+    fn slow_items_are_timed_per_item() {
+        let mut p = Progress::start(ProgressMode::Quiet, "mmlu_sociology", TaskPosition::ALONE, 5, 0);
+        lock(&p.counts).started -= Duration::from_secs(420);
+        assert_eq!(lock(&p.counts).line(), "mmlu_sociology 0/5");
+        p.advance(2);
+        let line = lock(&p.counts).line();
+        assert!(line.starts_with("mmlu_sociology 2/5 3m30s per item eta 10m3"), "{line}");
+    }
+
     #[test]
     fn a_log_gets_lines_while_no_item_finishes() {
         let place = TaskPosition { index: 2, of: 57 };
@@ -292,10 +308,7 @@ mod tests {
             progress.advance(5);
         });
         assert_eq!(lines[0], "mmlu_anatomy 0/5 starting, task 2 of 57");
-        let waiting: Vec<&String> = lines
-            .iter()
-            .filter(|l| l.starts_with("mmlu_anatomy 0/5 0.00 items/s, "))
-            .collect();
+        let waiting: Vec<&String> = lines.iter().filter(|l| l.starts_with("mmlu_anatomy 0/5, ")).collect();
         assert!(waiting.len() >= 2, "{lines:?}");
         assert!(waiting.iter().all(|l| l.ends_with("s in")), "{lines:?}");
         let last = lines.last().unwrap();
