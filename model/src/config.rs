@@ -122,14 +122,7 @@ impl ModelConfig {
                     ModelError::config(path, format!("metadata key `{}` is missing or not an integer", key(k)))
                 })
         };
-        let opt_f = |k: &str| -> Result<Option<f64>> {
-            gguf.get(&key(k))
-                .map(|v| {
-                    v.as_f64()
-                        .ok_or_else(|| ModelError::config(path, format!("metadata key `{}` is not a number", key(k))))
-                })
-                .transpose()
-        };
+        let opt_f = |k: &str| gguf_number(gguf, &key(k));
         let hidden_size = req("embedding_length")?;
         let num_heads = req("attention.head_count")?;
         let num_kv_heads = gguf
@@ -402,14 +395,6 @@ impl<'a> HfFields<'a> {
 /// loader reads neither; the HF checkpoint a file was converted from does, and this matches it.
 fn gguf_rope_scaling(gguf: &GgufFile, arch: &str) -> Result<RopeScaling> {
     let path = gguf.path.as_path();
-    let number = |key: String| -> Result<Option<f64>> {
-        gguf.get(&key)
-            .map(|v| {
-                v.as_f64()
-                    .ok_or_else(|| ModelError::config(path, format!("metadata key `{key}` is not a number")))
-            })
-            .transpose()
-    };
     let kind_key = format!("{arch}.rope.scaling.type");
     let kind = gguf
         .get(&kind_key)
@@ -418,9 +403,9 @@ fn gguf_rope_scaling(gguf: &GgufFile, arch: &str) -> Result<RopeScaling> {
                 .ok_or_else(|| ModelError::config(path, format!("metadata key `{kind_key}` is not a string")))
         })
         .transpose()?;
-    let factor = match number(format!("{arch}.rope.scaling.factor"))? {
+    let factor = match gguf_number(gguf, &format!("{arch}.rope.scaling.factor"))? {
         Some(factor) => Some(factor),
-        None => number(format!("{arch}.rope.scale_linear"))?,
+        None => gguf_number(gguf, &format!("{arch}.rope.scale_linear"))?,
     };
     let linear = match kind.unwrap_or("linear") {
         "none" => None,
@@ -446,6 +431,16 @@ fn gguf_rope_scaling(gguf: &GgufFile, arch: &str) -> Result<RopeScaling> {
             "linear rope scaling together with rope_freqs.weight",
         )),
     }
+}
+
+/// A metadata number, if the key is there; a value of another type is an error.
+fn gguf_number(gguf: &GgufFile, key: &str) -> Result<Option<f64>> {
+    gguf.get(key)
+        .map(|v| {
+            v.as_f64()
+                .ok_or_else(|| ModelError::config(&gguf.path, format!("metadata key `{key}` is not a number")))
+        })
+        .transpose()
 }
 
 /// What llama.cpp would compute from a llama GGUF and this decoder would not: each is an error.
