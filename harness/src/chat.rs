@@ -218,6 +218,60 @@ and assistant roles are supported!') }}{% endif %}{% endfor %}";
         assert!(err.contains("strftime_now"), "{err}");
     }
 
+    /// The Jinja constructs Llama 3.x templates use on the way to a system and a user turn
+    /// (`messages[1:]`, `|trim`, `is not none`, `is defined`, `in`, `{{-` trimming), in a template
+    /// written for this test; the expected texts are Python jinja2's (trim_blocks, lstrip_blocks).
+    #[test]
+    fn llama3_style_constructs_render_as_jinja2_does() {
+        const LLAMA3_STYLE: &str = r#"{{- bos_token }}
+{%- if not date_string is defined %}
+    {%- if strftime_now is defined %}
+        {%- set date_string = strftime_now("%d %b %Y") %}
+    {%- else %}
+        {%- set date_string = "26 Jul 2024" %}
+    {%- endif %}
+{%- endif %}
+{%- if not tools is defined %}
+    {%- set tools = none %}
+{%- endif %}
+{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content']|trim %}
+    {%- set messages = messages[1:] %}
+{%- else %}
+    {%- set system_message = "" %}
+{%- endif %}
+{{- "<|start_header_id|>system<|end_header_id|>\n\n" }}
+{%- if tools is not none %}
+    {{- "Environment: ipython\n" }}
+{%- endif %}
+{{- "Today Date: " + date_string + "\n\n" }}
+{{- system_message }}
+{{- "<|eot_id|>" }}
+{%- for message in messages %}
+    {%- if not (message.role == 'ipython' or 'tool_calls' in message) %}
+        {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' }}
+    {%- elif message.content is mapping or message.content is iterable %}
+        {{- message.content | tojson(indent=4) }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}
+{%- endif %}"#;
+        let t = ChatTemplate::new(LLAMA3_STYLE, "<|begin_of_text|>", "<|eot_id|>").unwrap();
+        let r = t.render(Some("  Be brief. "), " 2+2? \n").unwrap();
+        assert!(!r.dropped_system);
+        assert_eq!(
+            r.text,
+            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nToday Date: 26 Jul 2024\n\nBe brief.<|eot_id|>\
+<|start_header_id|>user<|end_header_id|>\n\n2+2?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+        );
+        assert_eq!(
+            t.render(None, "Hi").unwrap().text,
+            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nToday Date: 26 Jul 2024\n\n<|eot_id|>\
+<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+        );
+    }
+
     #[test]
     fn system_message_joins_like_maybe_delimit() {
         assert_eq!(system_message(None, ""), None);
