@@ -30,7 +30,7 @@
 //! what), `template` + `fields` (Jinja and lm-eval's `doc_to_*` rules), `dataset` (local data),
 //! `fewshot` (the one context builder), `instance` (requests), `scoring` (filters, metrics),
 //! `hooks` (the code a few tasks need: hellaswag's preprocessing, label files, minerva's LaTeX
-//! answers, code execution), `registry`.
+//! answers, code execution), `code_eval` (how a check program is run), `registry`.
 //!
 //! The functions at the end of this page ([`load_task`], [`load_gen_task`], …) are the previous
 //! API, kept as thin wrappers over the built-in registry until the harness moves to [`Registry`].
@@ -53,6 +53,7 @@
 //!   differ from Python's `str.isalnum()` only for rare characters.
 //! - `limit` is a count; lm-eval also accepts a fraction.
 
+pub mod code_eval;
 mod config;
 mod data;
 mod dataset;
@@ -153,8 +154,9 @@ pub struct CodeCheck {
 }
 
 impl CodeCheck {
-    /// The program HF evaluate's code_eval runs for one completion:
-    /// `prediction + "\n" + test_case` with `prediction = prefix + completion`.
+    /// The check program HF evaluate's code_eval runs for one completion:
+    /// `prediction + "\n" + test_case` with `prediction = prefix + completion`
+    /// ([`code_eval::script`] runs it the way code_eval does).
     pub fn program(&self, completion: &str) -> String {
         format!("{}{completion}\n{}", self.prefix, self.test)
     }

@@ -22,7 +22,7 @@ mod imp {
     use anyhow::Context as _;
     use rayon::prelude::*;
     use sandbox::{Limits, Sandbox};
-    use tasks::Request;
+    use tasks::{Request, code_eval};
 
     use super::{CodeCheck, ExecutionRecord, Task};
 
@@ -57,11 +57,11 @@ mod imp {
                 .map(|response| {
                     let run = self
                         .0
-                        .run_python(&code.program(response))
+                        .run_python(&code_eval::script(&code.program(response)))
                         .with_context(|| format!("running {} in the sandbox", code.task_id))?;
                     let chars: Vec<char> = run.stderr.chars().collect();
                     Ok(ExecutionRecord {
-                        passed: run.passed(),
+                        passed: code_eval::passed(run.passed(), &run.stdout),
                         status: format!("{:?}", run.status),
                         wall_ms: run.wall.as_secs_f64() * 1000.0,
                         stderr_tail: chars[chars.len().saturating_sub(400)..].iter().collect(),
