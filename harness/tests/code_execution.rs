@@ -28,7 +28,9 @@ fn sandbox() -> Sandbox {
 
 /// Whether `completion` passes `code`'s tests, run as the harness runs it.
 fn passes(sandbox: &Sandbox, code: &CodeCheck, completion: &str) -> bool {
-    let run = sandbox.run_python(&code_eval::script(&code.program(completion))).unwrap();
+    let run = sandbox
+        .run_python(&code_eval::script(&code.program(completion)))
+        .unwrap();
     code_eval::passed(run.passed(), &run.stdout)
 }
 
@@ -116,14 +118,23 @@ fn verdicts_are_code_evals_where_a_script_would_differ() {
         (format!("{wrong}exit()"), false),
         (format!("{wrong}import os\nos._exit(0)"), false),
         // `__name__` is "builtins" under exec: a main block does not run.
-        (format!("{right}if __name__ == '__main__':\n    assert add(1, 1) == 3"), true),
-        (format!("{right}if __name__ == '__main__':\n    print(add(int(input()), 1))"), true),
+        (
+            format!("{right}if __name__ == '__main__':\n    assert add(1, 1) == 3"),
+            true,
+        ),
+        (
+            format!("{right}if __name__ == '__main__':\n    print(add(int(input()), 1))"),
+            true,
+        ),
         // Output is swallowed, input raises, the guard's functions are None.
         (format!("{right}for i in range(200000):\n    print('x' * 100)"), true),
         (format!("{right}input()"), false),
         (format!("{right}import os\nos.getcwd()"), false),
         // The program reaches exec intact: quotes, backslashes, a line separator, non-ASCII.
-        (format!("{right}s = '\\\\ \\' \\\"\u{2028} é \\n'\nassert len(s) == 10, len(s)"), true),
+        (
+            format!("{right}s = '\\\\ \\' \\\"\u{2028} é \\n'\nassert len(s) == 10, len(s)"),
+            true,
+        ),
         (right.to_string(), true),
     ];
     let sandbox = sandbox();

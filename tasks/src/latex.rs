@@ -19,9 +19,12 @@
 //!    such as `(1,2)`, `[2,5)`); like sympy, tokens after a complete top-level expression are
 //!    ignored (`1,2` parses as 1);
 //! 3. a relation (`<`, `\le`, …), `\infty` or a non-finite value is "not equal";
-//! 4. instead of `simplify(a - b) == 0`: without symbols, the two values agree to 1e-9
-//!    (relative); with symbols, the values agree at three fixed pseudo-random assignments of the
-//!    symbols (polynomial identity testing; `x^2+1` equals `1+x^2`).
+//! 4. instead of `simplify(a - b) == 0`: without symbols, two rational constants (integers,
+//!    `+ - * /`, integer powers, `!`, `\binom`) are compared exactly as sympy's Integer and
+//!    Rational arithmetic does, in f64 once a decimal (sympy `Float`) takes part; other constants
+//!    (roots, `\pi`, functions) agree to 1e-9 (relative); with symbols, the values agree at
+//!    fixed pseudo-random assignments of the symbols (polynomial identity testing; `x^2+1`
+//!    equals `1+x^2`).
 //!
 //! Differences from sympy remain for inputs outside this grammar, for floating-point ties
 //! (sympy's `Float` arithmetic), and for the parser's error recovery; tests/lm_eval_gen_reference.rs
@@ -133,7 +136,13 @@ fn lex(s: &str) -> Option<Vec<Tok>> {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Expr {
+    /// An integer literal (sympy `Integer`, exact).
+    Int(i128),
+    /// A literal sympy holds more precisely than this: an integer past i128, a decimal of more
+    /// than 15 significant digits (a sympy `Float` of that many digits). Compared approximately.
     Num(f64),
+    /// A decimal literal of at most 15 significant digits (sympy `Float`, 53-bit binary like f64).
+    Float(f64),
     Sym(String),
     Infinite,
     /// Parsed, but sympy's conversion fails (e.g. the number "01").
@@ -333,7 +342,7 @@ impl Parser {
                     let n = if self.is_punct('[') {
                         self.group('[', ']')?
                     } else {
-                        Expr::Num(2.0)
+                        Expr::Int(2)
                     };
                     let x = self.braced()?;
                     Some(Expr::Root(Box::new(x), Box::new(n)))
@@ -382,7 +391,24 @@ impl Parser {
                 {
                     return Some(Expr::Unconvertible);
                 }
-                digits.parse::<f64>().ok().map(Expr::Num)
+                if digits.contains('.') {
+                    let significant = digits
+                        .trim_start_matches(['0', '.'])
+                        .chars()
+                        .filter(char::is_ascii_digit)
+                        .count();
+                    let value = digits.parse::<f64>().ok()?;
+                    Some(if significant <= 15 {
+                        Expr::Float(value)
+                    } else {
+                        Expr::Num(value)
+                    })
+                } else {
+                    match digits.parse::<i128>() {
+                        Ok(n) => Some(Expr::Int(n)),
+                        Err(_) => digits.parse::<f64>().ok().map(Expr::Num),
+                    }
+                }
             }
             Tok::Letter(c) => {
                 self.pos += 1;
@@ -424,7 +450,7 @@ impl Parser {
             // The lexer splits the digits right after \frac into one-digit numbers.
             Tok::Num(t) if t.len() == 1 && t.chars().all(|c| c.is_ascii_digit()) => {
                 self.pos += 1;
-                Some(Expr::Num(f64::from(t.chars().next()?.to_digit(10)?)))
+                Some(Expr::Int(i128::from(t.chars().next()?.to_digit(10)?)))
             }
             _ => self.braced(),
         }
@@ -458,7 +484,7 @@ fn parse(s: &str) -> Option<Parsed> {
 
 fn symbols(e: &Expr, out: &mut BTreeSet<String>) -> bool {
     match e {
-        Expr::Num(_) => true,
+        Expr::Int(_) | Expr::Num(_) | Expr::Float(_) => true,
         Expr::Infinite | Expr::Unconvertible => false,
         Expr::Sym(s) => {
             out.insert(s.clone());
@@ -480,7 +506,8 @@ fn factorial(n: f64) -> f64 {
 
 fn eval(e: &Expr, env: &dyn Fn(&str) -> f64) -> f64 {
     match e {
-        Expr::Num(v) => *v,
+        Expr::Int(n) => *n as f64,
+        Expr::Num(v) | Expr::Float(v) => *v,
         Expr::Sym(s) => env(s),
         Expr::Infinite | Expr::Unconvertible => f64::NAN,
         Expr::Neg(a) => -eval(a, env),
@@ -557,6 +584,108 @@ fn eval(e: &Expr, env: &dyn Fn(&str) -> f64) -> f64 {
     }
 }
 
+/// A constant as sympy computes it: exact `Integer`/`Rational` arithmetic until a decimal
+/// literal (`Float`) takes part, then 53-bit binary floating point, which f64 reproduces for
+/// these operations. `simplify(a - b) == 0` on two of them is then plain equality, so
+/// `1000000001` is not `1000000000` and `0.1+0.2` is not `0.3`, as in lm-eval.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Constant {
+    /// numerator, denominator > 0, in lowest terms.
+    Rational(i128, i128),
+    Float(f64),
+}
+
+impl Constant {
+    /// `e`'s value, or None where it is not a rational or Float constant (roots, functions,
+    /// symbols, numbers past i128): those are compared to a tolerance instead.
+    fn of(e: &Expr) -> Option<Self> {
+        match e {
+            Expr::Int(n) => Some(Self::Rational(*n, 1)),
+            Expr::Float(v) => Some(Self::Float(*v)),
+            Expr::Neg(a) => Self::of(a)?.combine('-', Self::Rational(0, 1), true),
+            Expr::Bin(op, a, b) => Self::of(a)?.combine(*op, Self::of(b)?, false),
+            Expr::Fact(a) => match Self::of(a)? {
+                Self::Rational(n, 1) if (0..=33).contains(&n) => Some(Self::Rational((1..=n).product(), 1)),
+                _ => None,
+            },
+            Expr::Binom(n, k) => match (Self::of(n)?, Self::of(k)?) {
+                (Self::Rational(n, 1), Self::Rational(k, 1)) if n >= 0 && (0..=n).contains(&k) => (0..k)
+                    .try_fold(Self::Rational(1, 1), |acc, i| {
+                        acc.combine('*', Self::Rational(n - i, i + 1), false)
+                    }),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn rational(num: i128, den: i128) -> Option<Self> {
+        if den == 0 {
+            return None;
+        }
+        let g = gcd(num.unsigned_abs(), den.unsigned_abs()).max(1) as i128;
+        let sign = if den < 0 { -1 } else { 1 };
+        Some(Self::Rational(sign * num / g, sign * den / g))
+    }
+
+    fn to_f64(self) -> f64 {
+        match self {
+            Self::Rational(n, d) => n as f64 / d as f64,
+            Self::Float(v) => v,
+        }
+    }
+
+    /// `self op other` (`swapped`: `other op self`, for negation as 0 - x); None on overflow,
+    /// a zero divisor or a power that leaves the rationals.
+    fn combine(self, op: char, other: Self, swapped: bool) -> Option<Self> {
+        let (a, b) = if swapped { (other, self) } else { (self, other) };
+        match (a, b) {
+            (Self::Rational(p, q), Self::Rational(r, s)) => match op {
+                '+' => Self::rational(p.checked_mul(s)?.checked_add(r.checked_mul(q)?)?, q.checked_mul(s)?),
+                '-' => Self::rational(p.checked_mul(s)?.checked_sub(r.checked_mul(q)?)?, q.checked_mul(s)?),
+                '*' => Self::rational(p.checked_mul(r)?, q.checked_mul(s)?),
+                '/' => Self::rational(p.checked_mul(s)?, q.checked_mul(r)?),
+                _ if s == 1 && r.unsigned_abs() <= 256 => {
+                    let e = r.unsigned_abs() as u32;
+                    let (num, den) = (p.checked_pow(e)?, q.checked_pow(e)?);
+                    if r >= 0 {
+                        Self::rational(num, den)
+                    } else {
+                        Self::rational(den, num)
+                    }
+                }
+                _ => None,
+            },
+            _ => {
+                let (x, y) = (a.to_f64(), b.to_f64());
+                let v = match op {
+                    '+' => x + y,
+                    '-' => x - y,
+                    '*' => x * y,
+                    '/' if y != 0.0 => x / y,
+                    '/' => return None,
+                    _ => x.powf(y),
+                };
+                v.is_finite().then_some(Self::Float(v))
+            }
+        }
+    }
+
+    fn equals(self, other: Self) -> bool {
+        match (self, other) {
+            (Self::Rational(..), Self::Rational(..)) => self == other,
+            _ => self.to_f64() == other.to_f64(),
+        }
+    }
+}
+
+fn gcd(mut a: u128, mut b: u128) -> u128 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
 fn close(a: f64, b: f64) -> bool {
     a.is_finite() && b.is_finite() && (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
@@ -582,7 +711,7 @@ fn symbol_value(name: &str, round: u64) -> f64 {
 fn degenerate(e: &Expr) -> bool {
     match e {
         Expr::Infinite | Expr::Unconvertible => true,
-        Expr::Num(_) | Expr::Sym(_) => false,
+        Expr::Int(_) | Expr::Num(_) | Expr::Float(_) | Expr::Sym(_) => false,
         Expr::Bin('/', a, b) => {
             let mut syms = BTreeSet::new();
             (symbols(b, &mut syms) && syms.is_empty() && eval(b, &|_| f64::NAN) == 0.0)
@@ -612,6 +741,9 @@ pub fn is_equiv(a: &str, b: &str) -> bool {
         return false;
     }
     if syms.is_empty() {
+        if let (Some(u), Some(v)) = (Constant::of(&x), Constant::of(&y)) {
+            return u.equals(v);
+        }
         let none = |_: &str| f64::NAN;
         return close(eval(&x, &none), eval(&y, &none));
     }
@@ -632,6 +764,19 @@ pub fn is_equiv(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::is_equiv;
+
+    /// Exact as sympy's Integer and Rational arithmetic; past i128, the tolerance.
+    #[test]
+    fn rational_constants_are_compared_exactly() {
+        assert!(is_equiv("2^{100}", "1267650600228229401496703205376"));
+        assert!(!is_equiv("2^{100}+1", "1267650600228229401496703205376"));
+        assert!(is_equiv("\\frac{2^{100}}{4}", "2^{98}"));
+        assert!(is_equiv("-\\frac{3}{6}", "-0.5"));
+        assert!(!is_equiv("\\frac{1}{3}", "0.333333333333333"));
+        // Past i128, or past 15 digits (sympy's Float then has more bits than f64): compared to
+        // a tolerance, as before.
+        assert!(is_equiv("2^{130}", "1361129467683753853853498429727072845824"));
+    }
 
     #[test]
     fn numeric_and_symbolic_equivalence() {

@@ -60,9 +60,16 @@ mod imp {
                         .run_python(&code_eval::script(&code.program(response)))
                         .with_context(|| format!("running {} in the sandbox", code.task_id))?;
                     let chars: Vec<char> = run.stderr.chars().collect();
+                    let passed = code_eval::passed(run.passed(), &run.stdout);
+                    // Exit code 0 without reaching the end: `os._exit(0)` midway.
+                    let status = if run.passed() && !passed {
+                        "ExitedBeforeTheEnd".to_string()
+                    } else {
+                        format!("{:?}", run.status)
+                    };
                     Ok(ExecutionRecord {
-                        passed: code_eval::passed(run.passed(), &run.stdout),
-                        status: format!("{:?}", run.status),
+                        passed,
+                        status,
                         wall_ms: run.wall.as_secs_f64() * 1000.0,
                         stderr_tail: chars[chars.len().saturating_sub(400)..].iter().collect(),
                     })
