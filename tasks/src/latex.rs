@@ -22,9 +22,10 @@
 //! 4. instead of `simplify(a - b) == 0`: without symbols, two rational constants (integers,
 //!    `+ - * /`, integer powers, `!`, `\binom`) are compared exactly as sympy's Integer and
 //!    Rational arithmetic does, in f64 once a decimal (sympy `Float`) takes part; other constants
-//!    (roots, `\pi`, functions) agree to 1e-9 (relative); with symbols, the values agree at
-//!    fixed pseudo-random assignments of the symbols (polynomial identity testing; `x^2+1`
-//!    equals `1+x^2`).
+//!    (roots, functions) agree to 1e-9 (relative); with symbols (`\pi` is one here), the values
+//!    agree at fixed pseudo-random complex assignments of the symbols (polynomial identity
+//!    testing: `x^2+1` equals `1+x^2`; complex, as sympy's symbols are, so `\sqrt{x^2}` is not
+//!    `x`).
 //!
 //! Differences from sympy remain for inputs outside this grammar, for floating-point ties
 //! (sympy's `Float` arithmetic), and for the parser's error recovery; tests/lm_eval_gen_reference.rs
@@ -32,6 +33,8 @@
 //! hand-picked pairs.
 
 use std::collections::BTreeSet;
+
+use crate::complex::{self, Complex};
 
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
@@ -690,20 +693,97 @@ fn close(a: f64, b: f64) -> bool {
     a.is_finite() && b.is_finite() && (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 
-/// A value for a symbol, fixed per (name, round): in [0.5, 2.5) in odd rounds, [4, 14) in even
-/// ones (so that `\sqrt{x-3}` is defined somewhere).
-fn symbol_value(name: &str, round: u64) -> f64 {
-    // FNV-1a, then a SplitMix64 finaliser.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ round.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    for b in name.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+/// A complex value for a symbol, fixed per (name, round): sympy's symbols are complex, so an
+/// identity that holds only for positive reals (`\sqrt{x^2} = x`, `|x| = x`) must fail. The real
+/// part is negative in odd rounds, positive in even ones; the imaginary part is never zero.
+fn symbol_value(name: &str, round: u64) -> Complex {
+    let unit = |salt: u64| {
+        // FNV-1a, then a SplitMix64 finaliser: uniform in [0, 1).
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ (round * 2 + salt).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        for b in name.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h ^= h >> 30;
+        h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^= h >> 27;
+        (h >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let re = 0.5 + 2.0 * unit(0);
+    let im = 0.3 + 1.2 * unit(1);
+    Complex::new(if round % 2 == 1 { -re } else { re }, im)
+}
+
+/// [`eval`] over the complex numbers, with principal branches as sympy takes them.
+fn eval_complex(e: &Expr, env: &dyn Fn(&str) -> Complex) -> Complex {
+    let value = |e: &Expr| eval_complex(e, env);
+    match e {
+        Expr::Int(_) | Expr::Num(_) | Expr::Float(_) => Complex::real(eval(e, &|_| f64::NAN)),
+        Expr::Sym(s) => env(s),
+        Expr::Infinite | Expr::Unconvertible => complex::NAN,
+        Expr::Neg(a) => -value(a),
+        Expr::Bin(op, a, b) => {
+            let (x, y) = (value(a), value(b));
+            match op {
+                '+' => x + y,
+                '-' => x - y,
+                '*' => x * y,
+                '/' => x / y,
+                _ => x.pow(y),
+            }
+        }
+        Expr::Fact(a) => match value(a).as_integer() {
+            Some(n) => Complex::real(factorial(n)),
+            None => complex::NAN,
+        },
+        Expr::Root(x, n) => {
+            let (x, n) = (value(x), value(n));
+            if n.as_integer() == Some(2.0) {
+                x.sqrt()
+            } else {
+                x.pow(Complex::real(1.0) / n)
+            }
+        }
+        Expr::Log(x, b) => value(x).ln() / value(b).ln(),
+        Expr::Binom(n, k) => {
+            let n = value(n);
+            match value(k).as_integer() {
+                Some(k) if k >= 0.0 => (0..k as u64).fold(Complex::real(1.0), |acc, i| {
+                    acc * (n - Complex::real(i as f64)) / Complex::real(i as f64 + 1.0)
+                }),
+                _ => complex::NAN,
+            }
+        }
+        Expr::Func(f, a) => {
+            let x = value(a);
+            let one = Complex::real(1.0);
+            match f.as_str() {
+                "abs" => Complex::real(x.modulus()),
+                "floor" => x.parts(f64::floor),
+                "ceil" => x.parts(f64::ceil),
+                "sin" => x.sin(),
+                "cos" => x.cos(),
+                "tan" => x.sin() / x.cos(),
+                "csc" => one / x.sin(),
+                "sec" => one / x.cos(),
+                "cot" => x.cos() / x.sin(),
+                "arcsin" => x.asin(),
+                "arccos" => x.acos(),
+                "arctan" => x.atan(),
+                "arccsc" => (one / x).asin(),
+                "arcsec" => (one / x).acos(),
+                "arccot" => (one / x).atan(),
+                "sinh" => x.sinh(),
+                "cosh" => x.cosh(),
+                "tanh" => x.sinh() / x.cosh(),
+                "arsinh" => x.asinh(),
+                "arcosh" => x.acosh(),
+                "artanh" => x.atanh(),
+                "exp" => x.exp(),
+                _ => x.ln(),
+            }
+        }
     }
-    h ^= h >> 30;
-    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^= h >> 27;
-    let u = (h >> 11) as f64 / (1u64 << 53) as f64;
-    if round % 2 == 1 { 0.5 + 2.0 * u } else { 4.0 + 10.0 * u }
 }
 
 /// ∞ or a division by a constant zero (sympy: `oo`, `zoo`; `a - a` is then `nan`), or
@@ -747,13 +827,13 @@ pub fn is_equiv(a: &str, b: &str) -> bool {
         let none = |_: &str| f64::NAN;
         return close(eval(&x, &none), eval(&y, &none));
     }
-    // Symbolic: equal values wherever both are defined, at 2+ of 6 assignments.
+    // Symbolic: equal values wherever both are defined, at 2+ of 6 complex assignments.
     let mut defined = 0;
     for round in 1..=6 {
         let env = |s: &str| symbol_value(s, round);
-        let (u, v) = (eval(&x, &env), eval(&y, &env));
+        let (u, v) = (eval_complex(&x, &env), eval_complex(&y, &env));
         match (u.is_finite(), v.is_finite()) {
-            (true, true) if close(u, v) => defined += 1,
+            (true, true) if u.close(v) => defined += 1,
             (false, false) => {}
             _ => return false,
         }

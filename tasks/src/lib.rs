@@ -54,6 +54,7 @@
 //! - `limit` is a count; lm-eval also accepts a fraction.
 
 pub mod code_eval;
+mod complex;
 mod config;
 mod data;
 mod dataset;
