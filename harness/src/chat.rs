@@ -199,28 +199,20 @@ and assistant roles are supported!') }}{% endif %}{% endfor %}";
         assert_eq!(r.text, "<s>[INST] 2+2? [/INST]");
     }
 
-    /// Llama 3.2's date handling: `strftime_now` (today's date under transformers) is not
-    /// defined here, so the template's fixed fallback makes every day's prompt the same.
+    /// `strftime_now` (today's date under transformers) is not defined here (README, `--chat`):
+    /// a template calling it unguarded fails naming it; Llama 3.2's guarded call takes the
+    /// template's fixed date (`llama3_style_constructs_render_as_jinja2_does`).
     #[test]
-    fn a_template_asking_for_today_gets_its_own_fixed_date() {
-        const LLAMA32_DATE: &str = r#"{%- if not date_string is defined %}
-    {%- if strftime_now is defined %}
-        {%- set date_string = strftime_now("%d %b %Y") %}
-    {%- else %}
-        {%- set date_string = "26 Jul 2024" %}
-    {%- endif %}
-{%- endif %}
-{{- "Today Date: " + date_string }}"#;
-        let t = ChatTemplate::new(LLAMA32_DATE, "", "").unwrap();
-        assert_eq!(t.render(None, "Hi").unwrap().text, "Today Date: 26 Jul 2024");
+    fn an_unguarded_strftime_now_is_an_error_naming_it() {
         let unguarded = ChatTemplate::new(r#"{{ strftime_now("%d %b %Y") }}"#, "", "").unwrap();
         let err = format!("{:#}", unguarded.render(None, "Hi").unwrap_err());
         assert!(err.contains("strftime_now"), "{err}");
     }
 
     /// The Jinja constructs Llama 3.x templates use on the way to a system and a user turn
-    /// (`messages[1:]`, `|trim`, `is not none`, `is defined`, `in`, `{{-` trimming), in a template
-    /// written for this test; the expected texts are Python jinja2's (trim_blocks, lstrip_blocks).
+    /// (`messages[1:]`, `|trim`, `is not none`, `is defined`, `in`, `{{-` trimming, Llama 3.2's
+    /// date fallback when `strftime_now` is undefined), in a template written for this test; the
+    /// expected texts are Python jinja2's (trim_blocks, lstrip_blocks).
     #[test]
     fn llama3_style_constructs_render_as_jinja2_does() {
         const LLAMA3_STYLE: &str = r#"{{- bos_token }}
