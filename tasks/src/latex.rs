@@ -623,7 +623,8 @@ impl Constant {
     }
 
     fn rational(num: i128, den: i128) -> Option<Self> {
-        if den == 0 {
+        // i128::MIN has no negation (and a gcd of 2^127 no i128).
+        if den == 0 || num == i128::MIN || den == i128::MIN {
             return None;
         }
         let g = gcd(num.unsigned_abs(), den.unsigned_abs()).max(1) as i128;
@@ -852,6 +853,10 @@ mod tests {
         assert!(!is_equiv("2^{100}+1", "1267650600228229401496703205376"));
         assert!(is_equiv("\\frac{2^{100}}{4}", "2^{98}"));
         assert!(is_equiv("-\\frac{3}{6}", "-0.5"));
+        // i128::MIN on the way (-2^127, whose negation overflows): the tolerance, not a panic
+        // or a wrapped value.
+        assert!(is_equiv("\\frac{1}{-2^{126}-2^{126}}", "-\\frac{1}{2^{127}}"));
+        assert!(!is_equiv("\\frac{3}{-2^{126}-2^{126}}", "1"));
         assert!(!is_equiv("\\frac{1}{3}", "0.333333333333333"));
         // Past i128, or past 15 digits (sympy's Float then has more bits than f64): compared to
         // a tolerance, as before.
