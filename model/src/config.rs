@@ -130,8 +130,12 @@ impl ModelConfig {
             .and_then(|v| v.as_u64())
             .map(|v| v as usize)
             .unwrap_or(num_heads);
-        let head_dim = match gguf.get(&key("rope.dimension_count")).and_then(|v| v.as_u64()) {
-            Some(d) => d as usize,
+        // llama.cpp: the head size is `attention.key_length` (else n_embd / n_head), and a llama
+        // file's RoPE must cover all of it; older files give only `rope.dimension_count`.
+        let opt_u = |k: &str| gguf.get(&key(k)).and_then(|v| v.as_u64()).map(|v| v as usize);
+        let rotated = opt_u("rope.dimension_count");
+        let head_dim = match opt_u("attention.key_length").or(rotated) {
+            Some(d) => d,
             None if num_heads > 0 && hidden_size % num_heads == 0 => hidden_size / num_heads,
             None => {
                 return Err(ModelError::config(
@@ -140,6 +144,18 @@ impl ModelConfig {
                 ));
             }
         };
+        if let Some(v) = opt_u("attention.value_length").filter(|&v| v != head_dim) {
+            return Err(ModelError::unsupported(
+                path,
+                format!("value heads of {v} beside key heads of {head_dim}"),
+            ));
+        }
+        if let Some(r) = rotated.filter(|&r| r != head_dim) {
+            return Err(ModelError::unsupported(
+                path,
+                format!("RoPE over {r} of {head_dim} head dimensions (llama.cpp refuses it for llama too)"),
+            ));
+        }
         let vocab_size = match gguf.get(&key("vocab_size")).and_then(|v| v.as_u64()) {
             Some(v) => v as usize,
             None => gguf

@@ -330,6 +330,18 @@ fn gguf_settings_the_decoder_does_not_implement_are_refused() {
             "linear rope scaling together with rope_freqs.weight",
         ),
         (
+            "RoPE over part of each head",
+            "llama3.gguf",
+            Box::new(set("llama.attention.key_length", GgufValue::U32(32))),
+            "RoPE over 16 of 32 head dimensions",
+        ),
+        (
+            "value heads of another size",
+            "llama3.gguf",
+            Box::new(set("llama.attention.value_length", GgufValue::U32(8))),
+            "value heads of 8 beside key heads of 16",
+        ),
+        (
             "a mixture of experts",
             "llama3.gguf",
             Box::new(set("llama.expert_count", GgufValue::U32(8))),
