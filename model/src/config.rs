@@ -434,7 +434,15 @@ fn gguf_rope_scaling(gguf: &GgufFile, arch: &str) -> Result<RopeScaling> {
         }
     };
     let freq_factors = match gguf.tensor_info("rope_freqs.weight") {
-        Some(_) => Some(gguf.tensor_f32("rope_freqs.weight")?.1),
+        Some(_) => match gguf.tensor_f32("rope_freqs.weight")? {
+            (shape, factors) if shape.len() == 1 => Some(factors),
+            (shape, _) => {
+                return Err(ModelError::config(
+                    path,
+                    format!("rope_freqs.weight has shape {shape:?}, not one factor per rotated pair"),
+                ));
+            }
+        },
         None => None,
     };
     match (linear, freq_factors) {

@@ -355,19 +355,41 @@ fn gguf_settings_the_decoder_does_not_implement_are_refused() {
         ),
     ];
     // The error reading `source` rewritten with `edit` and `extra` tensors.
-    let refusal = |what: &str, source: &str, edit: &dyn Fn(&mut BTreeMap<String, GgufValue>), extra| {
-        let path = dir.path().join(format!("{}.gguf", what.replace(' ', "_")));
-        rewritten_gguf(&data().join(source), &path, edit, |_| true, extra);
-        let err = ModelConfig::from_gguf(&GgufFile::open(&path).unwrap())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains(&path.display().to_string()), "{what}: {err}");
-        err
-    };
+    let refusal =
+        |what: &str, source: &str, edit: &dyn Fn(&mut BTreeMap<String, GgufValue>), extra: &[(&str, Vec<f32>)]| {
+            let path = dir.path().join(format!("{}.gguf", what.replace(' ', "_")));
+            rewritten_gguf(&data().join(source), &path, edit, |_| true, extra);
+            let err = ModelConfig::from_gguf(&GgufFile::open(&path).unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&path.display().to_string()), "{what}: {err}");
+            err
+        };
     for (what, source, edit, expected) in cases {
         let err = refusal(what, source, &edit, &[]);
         assert!(err.contains(expected), "{what}: {err}");
     }
+    // Factors that are not positive, and a factor tensor of another shape.
+    let no_linear = |m: &mut BTreeMap<String, GgufValue>| {
+        drop(m.insert("llama.rope.scaling.type".into(), GgufValue::String("none".into())))
+    };
+    let err = refusal(
+        "NaN factors",
+        "linear.gguf",
+        &no_linear,
+        &[("rope_freqs.weight", vec![f32::NAN; 8])],
+    );
+    assert!(err.contains("rope scaling factor NaN must be positive"), "{err}");
+    let err = refusal(
+        "short factors",
+        "linear.gguf",
+        &no_linear,
+        &[("rope_freqs.weight", vec![2.0; 4])],
+    );
+    assert!(
+        err.contains("rope_freqs.weight has 4 values, head_dim 16 needs 8"),
+        "{err}"
+    );
     let err = refusal(
         "a bias",
         "llama3.gguf",
