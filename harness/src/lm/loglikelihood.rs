@@ -145,7 +145,10 @@ impl Lm<'_> {
             });
         }
         let prefix = shared.map(|(_, cache)| cache);
-        for batch in pack_after_prefix(after_prefix).chunks(self.batch_size) {
+        let rows = prefix
+            .as_ref()
+            .map_or(self.batch_size, |p| rows_within(self.batch_size, p.bytes()));
+        for batch in pack_after_prefix(after_prefix).chunks(rows) {
             self.run_batch(batch, prefix.as_ref(), &mut results)?;
         }
         for batch in alone.chunks(self.batch_size) {
@@ -236,6 +239,17 @@ impl Lm<'_> {
         }
         Ok(())
     }
+}
+
+/// The bytes of copies of the shared prefix's keys and values one batch may hold: each row
+/// continues its own copy, and five rows after a 7B model's ~6,000-token 5-shot history prefix
+/// held ~7 GB of them (BENCHMARKS, "What the paper's Table 2 costs at 7B").
+const PREFIX_COPIES_BYTES: usize = 2 << 30;
+
+/// Rows per batch after a prefix of `prefix_bytes`: `batch_size`, or fewer (at least one) where
+/// their copies of the prefix would pass [`PREFIX_COPIES_BYTES`]. Scores do not depend on it.
+fn rows_within(batch_size: usize, prefix_bytes: usize) -> usize {
+    (PREFIX_COPIES_BYTES / prefix_bytes.max(1)).clamp(1, batch_size.max(1))
 }
 
 /// One row of a batch: token ids with positions and segments, and what to score in it.
@@ -436,6 +450,16 @@ mod tests {
             context: context.to_vec(),
             continuation: continuation.to_vec(),
         }
+    }
+
+    #[test]
+    fn long_prefixes_take_fewer_rows_per_batch() {
+        // SmolLM2's ~430-token MMLU prefix (~20 MB): the batch size decides.
+        assert_eq!(rows_within(8, 20 << 20), 8);
+        // A 7B model's ~6,000-token prefix in f32 (~1.5 GiB): one row at a time.
+        assert_eq!(rows_within(8, 6000 * (256 << 10)), 1);
+        assert_eq!(rows_within(8, 600 << 20), 3);
+        assert_eq!(rows_within(8, 0), 8);
     }
 
     #[test]
