@@ -335,7 +335,6 @@ impl RegressReport {
     }
 }
 
-/// A run's identity; the error says why there is none.
 /// Every metric `lower_is_better` names is one the baseline reports: a misspelt one would leave
 /// its direction reversed in silence. (A candidate that can be compared has the same tasks.)
 pub fn check_lower_is_better(names: &[String], baseline: &RunDir) -> Result<()> {
@@ -348,6 +347,7 @@ pub fn check_lower_is_better(names: &[String], baseline: &RunDir) -> Result<()> 
     }
 }
 
+/// A run's identity; the error says why there is none.
 fn identity_of(run: &RunDir) -> std::result::Result<RunIdentity, String> {
     match RunIdentity::read(&run.path) {
         Ok(Some(identity)) => Ok(identity),

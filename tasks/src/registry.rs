@@ -28,6 +28,14 @@ const ALIASES: [(&str, &str); 3] = [
     ("bbh_cot_fewshot", "bbh"),
 ];
 
+/// lm-eval's name → this crate's (`social_iqa` → `siqa`); other names unchanged.
+fn canonical_name(name: &str) -> &str {
+    ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map_or(name, |(_, c)| c)
+}
+
 /// Where a definition was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -137,10 +145,7 @@ impl Registry {
 
     /// lm-eval's name → this crate's (`social_iqa` → `siqa`); other names unchanged.
     pub fn canonical<'a>(&self, name: &'a str) -> &'a str {
-        ALIASES
-            .iter()
-            .find(|(alias, _)| *alias == name)
-            .map_or(name, |(_, c)| c)
+        canonical_name(name)
     }
 
     /// Every task, group and tag, tasks first (in definition order), with where it was defined.
@@ -477,7 +482,7 @@ fn index(defs: Vec<(Definition, Source)>) -> Result<Inner, TaskError> {
 /// Every group member names a task, group or tag (or an alias of one).
 fn check_members(inner: &Inner) -> Result<(), TaskError> {
     let known = |name: &str| {
-        let name = ALIASES.iter().find(|(a, _)| *a == name).map_or(name, |(_, c)| c);
+        let name = canonical_name(name);
         inner.tasks.iter().any(|(d, _)| d.name == name)
             || inner.groups.iter().any(|(g, _)| g.name == name)
             || inner.tags.contains_key(name)
@@ -492,7 +497,7 @@ fn check_members(inner: &Inner) -> Result<(), TaskError> {
     }
     // A group that contains itself would have no tasks at all.
     for (g, _) in &inner.groups {
-        if let Some(path) = cycle_through(inner, &g.name, &mut vec![g.name.as_str()]) {
+        if let Some(path) = cycle_through(inner, g, &mut vec![g.name.as_str()]) {
             return Err(g
                 .loc
                 .error(format!("group `{}` contains itself: {}", g.name, path.join(" → "))));
@@ -501,14 +506,9 @@ fn check_members(inner: &Inner) -> Result<(), TaskError> {
     Ok(())
 }
 
-/// A path of member groups from the last of `path` back to its first, if there is one.
-fn cycle_through<'i>(inner: &'i Inner, name: &str, path: &mut Vec<&'i str>) -> Option<Vec<String>> {
-    let (group, _) = inner.groups.iter().find(|(g, _)| g.name == name)?;
-    for member in &group.members {
-        let member = ALIASES
-            .iter()
-            .find(|(a, _)| *a == member)
-            .map_or(member.as_str(), |(_, c)| c);
+/// A path of member groups from `group` (the last of `path`) back to `path`'s first, if any.
+fn cycle_through<'i>(inner: &'i Inner, group: &'i GroupDef, path: &mut Vec<&'i str>) -> Option<Vec<String>> {
+    for member in group.members.iter().map(|m| canonical_name(m)) {
         if member == path[0] {
             return Some(path.iter().map(|p| p.to_string()).chain([member.to_string()]).collect());
         }
@@ -519,7 +519,7 @@ fn cycle_through<'i>(inner: &'i Inner, name: &str, path: &mut Vec<&'i str>) -> O
             continue; // a cycle that does not pass through path[0]; found from its own start
         }
         path.push(&next.name);
-        if let Some(cycle) = cycle_through(inner, member, path) {
+        if let Some(cycle) = cycle_through(inner, next, path) {
             return Some(cycle);
         }
         path.pop();
