@@ -605,8 +605,8 @@ impl Constant {
         match e {
             Expr::Int(n) => Some(Self::Rational(*n, 1)),
             Expr::Float(v) => Some(Self::Float(*v)),
-            Expr::Neg(a) => Self::of(a)?.combine('-', Self::Rational(0, 1), true),
-            Expr::Bin(op, a, b) => Self::of(a)?.combine(*op, Self::of(b)?, false),
+            Expr::Neg(a) => Self::Rational(0, 1).combine('-', Self::of(a)?),
+            Expr::Bin(op, a, b) => Self::of(a)?.combine(*op, Self::of(b)?),
             Expr::Fact(a) => match Self::of(a)? {
                 Self::Rational(n, 1) if (0..=33).contains(&n) => Some(Self::Rational((1..=n).product(), 1)),
                 _ => None,
@@ -614,7 +614,7 @@ impl Constant {
             Expr::Binom(n, k) => match (Self::of(n)?, Self::of(k)?) {
                 (Self::Rational(n, 1), Self::Rational(k, 1)) if n >= 0 && (0..=n).contains(&k) => (0..k)
                     .try_fold(Self::Rational(1, 1), |acc, i| {
-                        acc.combine('*', Self::Rational(n - i, i + 1), false)
+                        acc.combine('*', Self::Rational(n - i, i + 1))
                     }),
                 _ => None,
             },
@@ -639,11 +639,9 @@ impl Constant {
         }
     }
 
-    /// `self op other` (`swapped`: `other op self`, for negation as 0 - x); None on overflow,
-    /// a zero divisor or a power that leaves the rationals.
-    fn combine(self, op: char, other: Self, swapped: bool) -> Option<Self> {
-        let (a, b) = if swapped { (other, self) } else { (self, other) };
-        match (a, b) {
+    /// `self op other`; None on overflow, a zero divisor or a power that leaves the rationals.
+    fn combine(self, op: char, other: Self) -> Option<Self> {
+        match (self, other) {
             (Self::Rational(p, q), Self::Rational(r, s)) => match op {
                 '+' => Self::rational(p.checked_mul(s)?.checked_add(r.checked_mul(q)?)?, q.checked_mul(s)?),
                 '-' => Self::rational(p.checked_mul(s)?.checked_sub(r.checked_mul(q)?)?, q.checked_mul(s)?),
@@ -661,7 +659,7 @@ impl Constant {
                 _ => None,
             },
             _ => {
-                let (x, y) = (a.to_f64(), b.to_f64());
+                let (x, y) = (self.to_f64(), other.to_f64());
                 let v = match op {
                     '+' => x + y,
                     '-' => x - y,
@@ -719,7 +717,8 @@ fn symbol_value(name: &str, round: u64) -> Complex {
 fn eval_complex(e: &Expr, env: &dyn Fn(&str) -> Complex) -> Complex {
     let value = |e: &Expr| eval_complex(e, env);
     match e {
-        Expr::Int(_) | Expr::Num(_) | Expr::Float(_) => Complex::real(eval(e, &|_| f64::NAN)),
+        Expr::Int(n) => Complex::real(*n as f64),
+        Expr::Num(v) | Expr::Float(v) => Complex::real(*v),
         Expr::Sym(s) => env(s),
         Expr::Infinite | Expr::Unconvertible => complex::NAN,
         Expr::Neg(a) => -value(a),
