@@ -123,18 +123,14 @@ impl ModelConfig {
                 })
         };
         let opt_f = |k: &str| gguf_number(gguf, &key(k));
+        let opt_u = |k: &str| gguf_integer(gguf, &key(k));
         let hidden_size = req("embedding_length")?;
         let num_heads = req("attention.head_count")?;
-        let num_kv_heads = gguf
-            .get(&key("attention.head_count_kv"))
-            .and_then(|v| v.as_u64())
-            .map(|v| v as usize)
-            .unwrap_or(num_heads);
+        let num_kv_heads = opt_u("attention.head_count_kv")?.unwrap_or(num_heads);
         // llama.cpp: the head size is `attention.key_length` (else n_embd / n_head), and a llama
         // file's RoPE must cover all of it; older files give only `rope.dimension_count`.
-        let opt_u = |k: &str| gguf.get(&key(k)).and_then(|v| v.as_u64()).map(|v| v as usize);
-        let rotated = opt_u("rope.dimension_count");
-        let head_dim = match opt_u("attention.key_length").or(rotated) {
+        let rotated = opt_u("rope.dimension_count")?;
+        let head_dim = match opt_u("attention.key_length")?.or(rotated) {
             Some(d) => d,
             None if num_heads > 0 && hidden_size % num_heads == 0 => hidden_size / num_heads,
             None => {
@@ -144,7 +140,7 @@ impl ModelConfig {
                 ));
             }
         };
-        if let Some(v) = opt_u("attention.value_length").filter(|&v| v != head_dim) {
+        if let Some(v) = opt_u("attention.value_length")?.filter(|&v| v != head_dim) {
             return Err(ModelError::unsupported(
                 path,
                 format!("value heads of {v} beside key heads of {head_dim}"),
@@ -463,6 +459,17 @@ fn gguf_number(gguf: &GgufFile, key: &str) -> Result<Option<f64>> {
         .map(|v| {
             v.as_f64()
                 .ok_or_else(|| ModelError::config(&gguf.path, format!("metadata key `{key}` is not a number")))
+        })
+        .transpose()
+}
+
+/// A metadata integer, if the key is there; a value of another type is an error.
+fn gguf_integer(gguf: &GgufFile, key: &str) -> Result<Option<usize>> {
+    gguf.get(key)
+        .map(|v| {
+            v.as_u64()
+                .map(|n| n as usize)
+                .ok_or_else(|| ModelError::config(&gguf.path, format!("metadata key `{key}` is not an integer")))
         })
         .transpose()
 }

@@ -342,6 +342,12 @@ fn gguf_settings_the_decoder_does_not_implement_are_refused() {
             "value heads of 8 beside key heads of 16",
         ),
         (
+            "a head size that is not an integer",
+            "llama3.gguf",
+            Box::new(set("llama.attention.key_length", GgufValue::String("16".into()))),
+            "metadata key `llama.attention.key_length` is not an integer",
+        ),
+        (
             "a mixture of experts",
             "llama3.gguf",
             Box::new(set("llama.expert_count", GgufValue::U32(8))),
