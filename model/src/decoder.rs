@@ -1,11 +1,11 @@
 //! The Llama/Mistral decoder stack: embedding, pre-norm blocks (attention + SwiGLU), final
 //! norm and LM head. Returns logits for every position, since scoring needs them all.
 
-use burn::tensor::{Bool, Device, FloatDType, Int, Tensor, TensorData, activation::log_softmax};
+use burn::tensor::{Bool, DType, Device, FloatDType, Int, Tensor, TensorData, activation::log_softmax};
 
 use crate::attention::Attention;
 use crate::attention_spec::ResolvedAttention;
-use crate::cache::{KvCache, blocked_mask};
+use crate::cache::{KvCache, blocked_mask, layer_kv_bytes};
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 use crate::input::StepInput;
@@ -156,6 +156,18 @@ impl Decoder {
     /// A cache sized for this model's attention: a rolling buffer for the layers with a window.
     pub fn new_cache(&self, batch: usize) -> KvCache {
         KvCache::new(&self.attention.windows, batch)
+    }
+
+    /// Bytes one row of a cache holds after `tokens` tokens, in the compute precision (what
+    /// `KvCache::bytes` reports per row; a rolling buffer holds at most its window).
+    pub fn kv_bytes_per_row(&self, tokens: usize) -> usize {
+        let value = DType::from(self.dtype).size();
+        let (heads, dim) = (self.config.num_kv_heads, self.config.head_dim);
+        self.attention
+            .windows
+            .iter()
+            .map(|&window| layer_kv_bytes(heads, dim, 1, tokens, window, value))
+            .sum()
     }
 
     /// Logits [batch, seq, vocab] for every position of `input`. With a cache, the input

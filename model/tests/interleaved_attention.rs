@@ -45,6 +45,8 @@ fn a_window_on_some_layers_decodes_as_it_forwards() {
         .unwrap();
     let expected = layer_kv_bytes(1, 16, 1, 40, Some(8), 4) + layer_kv_bytes(1, 16, 1, 40, None, 4);
     assert_eq!((cache.bytes(), cache.len(), cache.slots()), (expected, 40, 40));
+    // What a batch plans with, before any cache exists.
+    assert_eq!(mixed.decoder.kv_bytes_per_row(40), expected);
 }
 
 #[test]

@@ -10,16 +10,18 @@
 //! - Each request draws from its own seeded generator, so a sample depends only on its seed,
 //!   never on which row or batch it ran in.
 //! - Once nothing is waiting, finished rows leave the cache in bulk (`KvCache::retain_rows`).
+//! - Long prompts take fewer rows, so that the rows' keys and values stay within a bound
+//!   (`rows_within`).
 
 use std::collections::{HashMap, VecDeque};
 
 use anyhow::Context as _;
 use model::{KvCache, StepInput, ensure_finite};
 
-use super::Lm;
 use super::generate::{Generation, StopReason, TokenGenRequest, cut_at_stops};
 use super::prefix::{MIN_SHARED_TOKENS, PREFILL_CHUNK, common_prefix_of};
 use super::stops::StopScan;
+use super::{Lm, rows_within};
 use crate::sampling::{SeededRng, pick};
 
 pub(super) struct Batcher<'l, 'r> {
@@ -40,6 +42,15 @@ pub(super) struct Batcher<'l, 'r> {
     /// Per cache row: the request decoding there, None for a free row.
     rows: Vec<Option<Active>>,
     out: Vec<Option<Generation>>,
+}
+
+/// The most keys and values one row holds: the longest prompt with the most new tokens. A
+/// pre-fill's rows hold as much again while they are made, so a batch peaks at about twice its
+/// rows' share.
+fn row_bytes(lm: &Lm, requests: &[TokenGenRequest], order: &[usize]) -> usize {
+    let longest = order.iter().map(|&i| requests[i].prompt.len()).max().unwrap_or(0);
+    let new_tokens = order.iter().map(|&i| requests[i].max_new_tokens).max().unwrap_or(0);
+    lm.decoder.kv_bytes_per_row((longest + new_tokens).min(lm.max_len))
 }
 
 /// A pre-filled prompt: row `row` of `cache`, and the logits after its last token.
@@ -83,7 +94,7 @@ impl<'l, 'r> Batcher<'l, 'r> {
         }
         order.sort_by_key(|&i| (std::cmp::Reverse(requests[i].prompt.len()), group[i], i));
         let shared = shared_prefix(lm, order.iter().map(|&i| requests[i].prompt.as_slice()))?;
-        let rows = lm.batch_size.min(order.len());
+        let rows = rows_within(lm.batch_size, row_bytes(lm, requests, &order)).min(order.len());
         Ok(Self {
             lm,
             requests,

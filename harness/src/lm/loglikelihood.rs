@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use anyhow::Context as _;
 use model::{KvCache, StepInput, TokenQuery};
 
-use super::Lm;
 use super::prefix::{MIN_SHARED_TOKENS, common_prefix_of};
+use super::{Lm, rows_within};
 
 /// The result of one log-likelihood request, as lm-eval reports it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -241,17 +241,6 @@ impl Lm<'_> {
     }
 }
 
-/// The bytes of copies of the shared prefix's keys and values one batch may hold: each row
-/// continues its own copy, and five rows after a 7B model's ~6,000-token 5-shot history prefix
-/// held ~7 GB of them (BENCHMARKS, "What the paper's Table 2 costs at 7B").
-const PREFIX_COPIES_BYTES: usize = 2 << 30;
-
-/// Rows per batch after a prefix of `prefix_bytes`: `batch_size`, or fewer (at least one) where
-/// their copies of the prefix would pass [`PREFIX_COPIES_BYTES`]. Scores do not depend on it.
-fn rows_within(batch_size: usize, prefix_bytes: usize) -> usize {
-    (PREFIX_COPIES_BYTES / prefix_bytes.max(1)).clamp(1, batch_size.max(1))
-}
-
 /// One row of a batch: token ids with positions and segments, and what to score in it.
 struct Row {
     ids: Vec<u32>,
@@ -450,16 +439,6 @@ mod tests {
             context: context.to_vec(),
             continuation: continuation.to_vec(),
         }
-    }
-
-    #[test]
-    fn long_prefixes_take_fewer_rows_per_batch() {
-        // SmolLM2's ~430-token MMLU prefix (~20 MB): the batch size decides.
-        assert_eq!(rows_within(8, 20 << 20), 8);
-        // A 7B model's ~6,000-token prefix in f32 (~1.5 GiB): one row at a time.
-        assert_eq!(rows_within(8, 6000 * (256 << 10)), 1);
-        assert_eq!(rows_within(8, 600 << 20), 3);
-        assert_eq!(rows_within(8, 0), 8);
     }
 
     #[test]

@@ -24,6 +24,19 @@ pub use generate::{GenRequest, Generation, StopReason, TokenGenRequest};
 pub use loglikelihood::{Loglikelihood, TokenRequest};
 use prefix::PrefixStore;
 
+/// The bytes of keys and values a batch's rows may hold apart, one copy per row: the copies of
+/// a shared prefix that scoring rows continue, or the whole contexts of generating rows. Five
+/// scoring rows after a 7B model's ~6,000-token 5-shot history prefix held ~7 GB of copies
+/// (BENCHMARKS, "What the paper's Table 2 costs at 7B").
+const ROWS_KV_BYTES: usize = 2 << 30;
+
+/// Rows per batch when each row holds `row_bytes` of keys and values of its own: `batch_size`,
+/// or fewer (at least one) where they would pass [`ROWS_KV_BYTES`]. Scores do not depend on
+/// it, and a generation only within the float noise of batching.
+fn rows_within(batch_size: usize, row_bytes: usize) -> usize {
+    (ROWS_KV_BYTES / row_bytes.max(1)).clamp(1, batch_size.max(1))
+}
+
 pub struct Lm<'a> {
     pub decoder: &'a Decoder,
     pub tokenizer: &'a TextTokenizer,
@@ -84,5 +97,20 @@ impl<'a> Lm<'a> {
     pub fn with_prefix_sharing(mut self, on: bool) -> Self {
         self.prefixes = PrefixStore::new(on);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_holding_much_take_smaller_batches() {
+        // SmolLM2's ~430-token MMLU prefix (~20 MB): the batch size decides.
+        assert_eq!(rows_within(8, 20 << 20), 8);
+        // A 7B model's ~6,000-token prefix in f32 (~1.5 GiB): one row at a time.
+        assert_eq!(rows_within(8, 6000 * (256 << 10)), 1);
+        assert_eq!(rows_within(8, 600 << 20), 3);
+        assert_eq!(rows_within(8, 0), 8);
     }
 }
