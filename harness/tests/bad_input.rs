@@ -229,3 +229,47 @@ fn an_edited_journal_or_a_run_folder_without_identity_is_refused() {
     std::fs::remove_file(out.join("identity.json")).unwrap();
     refused(&args, 1, &["holds results", "no identity.json"]);
 }
+
+/// A column whose data cannot be read is `no data` in the written table, as a failed run's
+/// columns are, and the job exits 1 naming the file: a nightly table that lost its data fails.
+/// A column this harness cannot run as shipped (TriviaQA, not bundled) does not.
+#[test]
+fn a_table_whose_data_cannot_be_read_is_written_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, out) = (dir.path().join("data"), dir.path().join("table"));
+    std::fs::create_dir(&data).unwrap();
+    let model = gguf();
+    let args = |tasks: &str| {
+        let words = [
+            "table",
+            "--paper",
+            "mistral-7b",
+            "--model",
+            model.to_str().unwrap(),
+            "--tasks",
+            tasks,
+        ];
+        let mut args: Vec<String> = words.map(String::from).to_vec();
+        for extra in [["--data-dir", data.to_str().unwrap()], ["--out", out.to_str().unwrap()]] {
+            args.extend(extra.map(String::from));
+        }
+        args
+    };
+    let failed = args("hellaswag,triviaqa");
+    let failed: Vec<&str> = failed.iter().map(String::as_str).collect();
+    let expected = data.join("hellaswag/hellaswag_val.jsonl.gz");
+    refused(
+        &failed,
+        1,
+        &["1 error(s)", &expected.display().to_string(), "not found"],
+    );
+    let table = std::fs::read_to_string(out.join("table.md")).unwrap();
+    assert!(table.contains("- HellaSwag (`hellaswag`): no data: "), "{table}");
+    assert!(
+        table.contains("- TriviaQA (`triviaqa`): no data: data not bundled"),
+        "{table}"
+    );
+
+    let output = harness(&args("triviaqa").iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use harness::jobs::compare::{CompareRow, KvShape, VariantRun, assemble, write_csv};
-use harness::jobs::table::{How, Settings, our_values, plan, render, runs};
+use harness::jobs::table::{How, Settings, failures, our_values, plan, render, runs};
 use reports::paper::PaperTable;
 use reports::run_dir::RunDir;
 use serde_json::json;
@@ -294,7 +294,8 @@ fn partial_tables_show_no_data_and_not_run() {
     // Fractions to percent; a planned column without its score row becomes no data, with why.
     assert_eq!(ours["mmlu"], Some(25.0));
     assert_eq!(ours["triviaqa"], None);
-    assert!(matches!(how(&plans, "gsm8k"), How::NoData(r) if r.contains("no `maj@8` score for `gsm8k_cot`")));
+    assert!(matches!(how(&plans, "gsm8k"), How::Failed(r) if r.contains("no `maj@8` score for `gsm8k_cot`")));
+    assert_eq!(failures(&plans), ["no `maj@8` score for `gsm8k_cot` in the run"]);
     let (markdown, csv) = render(&table, &plans, &ours);
     let line = markdown.lines().find(|l| l.starts_with("| ours |")).unwrap();
     // MMLU, HellaSwag, WinoG (not run), ..., NQ (not run), TriviaQA (no data).

@@ -23,7 +23,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use reports::paper::PaperTable;
 
-pub use super::table_plan::{How, Settings, our_values, plan, plan_column, render, runs};
+pub use super::table_plan::{How, Settings, failures, our_values, plan, plan_column, render, runs};
 use crate::options::RunOptions;
 use model::backend::BackendKind;
 use model::{ComputeDtype, WeightsPolicy};
@@ -96,7 +96,6 @@ pub fn run(args: &TableArgs) -> anyhow::Result<()> {
         None => default_out(args, &path, &model::Checkpoint::open(&args.model)?.folder_name()),
     };
     let mut scores: BTreeMap<(String, String), f64> = BTreeMap::new();
-    let mut failures = Vec::new();
     let planned = runs(&plans);
     let of = planned.len();
     for (i, (settings, run_tasks)) in planned.into_iter().enumerate() {
@@ -137,10 +136,9 @@ pub fn run(args: &TableArgs) -> anyhow::Result<()> {
                 eprintln!("error: {reason}");
                 for (_, how) in plans.iter_mut() {
                     if matches!(how, How::Run { settings: s, .. } if *s == settings) {
-                        *how = How::NoData(reason.clone());
+                        *how = How::Failed(reason.clone());
                     }
                 }
-                failures.push(reason);
             }
         }
     }
@@ -152,8 +150,13 @@ pub fn run(args: &TableArgs) -> anyhow::Result<()> {
     reports::run_dir::write_atomic(&out.join("table.csv"), csv.as_bytes())?;
     print!("{markdown}");
     println!("\nwrote {} and table.csv", out.join("table.md").display());
+    let failures = failures(&plans);
     if !failures.is_empty() {
-        bail!("{} of the runs failed: {}", failures.len(), failures.join("; "));
+        bail!(
+            "columns have no data because of {} error(s), also listed under the table: {}",
+            failures.len(),
+            failures.join("; ")
+        );
     }
     Ok(())
 }

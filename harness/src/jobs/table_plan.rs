@@ -54,8 +54,11 @@ pub enum How {
         /// How this differs from the paper, if it does.
         deviation: Option<String>,
     },
-    /// Shown as `no data`, with the reason.
+    /// Shown as `no data`, with the reason: a column this harness cannot run as shipped.
     NoData(String),
+    /// Shown as `no data`, with the reason, and the job ends in an error once the table is
+    /// written: a data file that cannot be read, a run that failed, a run without the score.
+    Failed(String),
     /// Left out by --tasks.
     NotRun,
 }
@@ -157,8 +160,8 @@ pub fn plan_column(task: &str, greedy: bool, temperature: f32, registry: &Regist
 }
 
 /// Plans every column of `table`: `selected` (None: all) are planned and checked against the
-/// data (a task whose data cannot be loaded becomes `no data`, with the loader's message); the
-/// rest are `not run`.
+/// data (a task whose data is not bundled becomes `NoData`, one whose data cannot be loaded
+/// `Failed`, with the loader's message); the rest are `not run`.
 pub fn plan(
     table: &PaperTable,
     selected: Option<&[String]>,
@@ -186,9 +189,9 @@ pub fn plan(
             }
             let how = match plan_column(&task, greedy, temperature, registry) {
                 How::Run { run_task, settings, .. }
-                    if let Err(reason) = check_data(&run_task, settings.shots, registry) =>
+                    if let Err(problem) = check_data(&run_task, settings.shots, registry) =>
                 {
-                    How::NoData(reason)
+                    problem
                 }
                 how => how,
             };
@@ -197,9 +200,11 @@ pub fn plan(
         .collect())
 }
 
-/// Loads the first item of each task the run needs; the error text if one cannot be.
-fn check_data(run_task: &str, shots: usize, registry: &Registry) -> Result<(), String> {
-    let names = registry.expand(&[run_task.to_string()]).map_err(|e| e.to_string())?;
+/// Loads the first item of each task the run needs; why the column cannot run if one cannot be.
+fn check_data(run_task: &str, shots: usize, registry: &Registry) -> Result<(), How> {
+    let names = registry
+        .expand(&[run_task.to_string()])
+        .map_err(|e| How::Failed(e.to_string()))?;
     let options = LoadOptions {
         shots: Some(shots),
         limit: Some(1),
@@ -208,11 +213,26 @@ fn check_data(run_task: &str, shots: usize, registry: &Registry) -> Result<(), S
     for name in names {
         match registry.load(&name, &options) {
             Ok(_) => {}
-            Err(TaskError::NotBundled { message, .. }) => return Err(format!("data not bundled: {message}")),
-            Err(other) => return Err(other.to_string()),
+            Err(TaskError::NotBundled { message, .. }) => {
+                return Err(How::NoData(format!("data not bundled: {message}")));
+            }
+            Err(other) => return Err(How::Failed(other.to_string())),
         }
     }
     Ok(())
+}
+
+/// The reasons of the `Failed` columns, each once (the columns of one failed run share one).
+pub fn failures(plans: &[(String, How)]) -> Vec<String> {
+    let mut reasons: Vec<String> = Vec::new();
+    for (_, how) in plans {
+        if let How::Failed(reason) = how
+            && !reasons.contains(reason)
+        {
+            reasons.push(reason.clone());
+        }
+    }
+    reasons
 }
 
 /// The runs to make: each distinct setting with its tasks, in first-column order.
@@ -231,7 +251,7 @@ pub fn runs(plans: &[(String, How)]) -> Vec<(Settings, Vec<String>)> {
 }
 
 /// Our values in percent per column (None: no data), from scores keyed by (task, metric) as
-/// fractions; a planned column without its row becomes `NoData` with the reason.
+/// fractions; a planned column without its row becomes `Failed` with the reason.
 pub fn our_values(
     plans: &mut [(String, How)],
     scores: &BTreeMap<(String, String), f64>,
@@ -242,11 +262,11 @@ pub fn our_values(
             How::Run { row_task, metric, .. } => match scores.get(&(row_task.clone(), metric.clone())) {
                 Some(v) if v.is_finite() => Some(v * 100.0),
                 _ => {
-                    *how = How::NoData(format!("no `{metric}` score for `{row_task}` in the run"));
+                    *how = How::Failed(format!("no `{metric}` score for `{row_task}` in the run"));
                     None
                 }
             },
-            How::NoData(_) => None,
+            How::NoData(_) | How::Failed(_) => None,
             How::NotRun => continue,
         };
         ours.insert(task.clone(), value);
@@ -288,7 +308,7 @@ pub fn render(table: &PaperTable, plans: &[(String, How)], ours: &BTreeMap<Strin
                     let _ = write!(markdown, "; deviation: {deviation}");
                 }
             }
-            How::NoData(reason) => {
+            How::NoData(reason) | How::Failed(reason) => {
                 let _ = write!(markdown, "no data: {reason}");
             }
             How::NotRun => markdown.push_str("not run (left out by --tasks)"),
