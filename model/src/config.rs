@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::error::{ModelError, Result};
-use crate::load::gguf::GgufFile;
+use crate::load::gguf::{GgufFile, ROPE_FREQS};
 use crate::rope::{Llama3Scaling, RopeScaling};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -429,8 +429,8 @@ fn gguf_rope_scaling(gguf: &GgufFile, arch: &str) -> Result<RopeScaling> {
             ));
         }
     };
-    let freq_factors = match gguf.tensor_info("rope_freqs.weight") {
-        Some(_) => match gguf.tensor_f32("rope_freqs.weight")? {
+    let freq_factors = match gguf.tensor_info(ROPE_FREQS) {
+        Some(_) => match gguf.tensor_f32(ROPE_FREQS)? {
             (shape, factors) if shape.len() == 1 => Some(factors),
             (shape, _) => {
                 return Err(ModelError::config(

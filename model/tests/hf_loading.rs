@@ -269,6 +269,35 @@ fn weight_problems_are_named() {
     let err = load_error(folder_with(&config_json(), &tensors).path());
     assert!(err.contains("model.norm.weight") && err.contains("missing"), "{err}");
 
+    // Tensors the decoder would not read: a bias, a layer past num_hidden_layers, anything else.
+    let extra = |name: &str| {
+        let mut tensors = tiny_tensors();
+        let norm = tensors.iter().find(|t| t.0 == "model.norm.weight").unwrap().clone();
+        tensors.push((name.to_string(), norm.1, norm.2, norm.3));
+        tensors
+    };
+    for name in [
+        "model.layers.0.self_attn.o_proj.bias",
+        "model.layers.2.input_layernorm.weight",
+        "model.extra.weight",
+    ] {
+        let err = load_error(folder_with(&config_json(), &extra(name)).path());
+        assert!(
+            err.contains("model.safetensors") && err.contains(&format!("first `{name}`")) && err.contains("2 layers"),
+            "{err}"
+        );
+    }
+    let mut one_layer = config_json();
+    one_layer["num_hidden_layers"] = json!(1);
+    let err = load_error(folder_with(&one_layer, &tiny_tensors()).path());
+    assert!(
+        err.contains("9 tensor(s)") && err.contains("first `model.layers.1."),
+        "{err}"
+    );
+    // RoPE's inv_freq buffer, which older HF Llama checkpoints store, is read by no one.
+    let inv_freq = folder_with(&config_json(), &extra("model.layers.0.self_attn.rotary_emb.inv_freq"));
+    assert_eq!(logits(inv_freq.path()), logits(&tiny_dir()));
+
     // Truncated and empty weight files.
     let dir = folder_with(&config_json(), &tiny_tensors());
     let file = dir.path().join("model.safetensors");

@@ -406,6 +406,16 @@ fn gguf_settings_the_decoder_does_not_implement_are_refused() {
         err.contains("tensor `blk.1.attn_q.bias` (biases are not implemented)"),
         "{err}"
     );
+    // A tensor the decoder would not read (a layer past block_count) is refused at load, as
+    // llama.cpp refuses a file with more tensors than it creates.
+    let path = dir.path().join("extra_layer.gguf");
+    let extra = [("blk.7.attn_norm.weight", vec![1.0; 32])];
+    rewritten_gguf(&data().join("llama3.gguf"), &path, |_| {}, |_| true, &extra);
+    let err = load_model(&path, &AttentionSpec::default(), &device())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("first `model.layers.7.input_layernorm.weight`"), "{err}");
     // Without its rope_freqs.weight the llama3 file is an unscaled model, whose logits are the
     // unscaled golden's: the tensor, not the file name, carries the scaling.
     let path = dir.path().join("unscaled.gguf");

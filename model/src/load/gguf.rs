@@ -18,6 +18,9 @@ use super::stored::{StoredBytes, StoredTensor};
 use crate::error::{ModelError, Result};
 
 const MAGIC: &[u8; 4] = b"GGUF";
+/// The per-pair RoPE frequency factors llama.cpp's converter writes for Llama 3.1 scaling:
+/// read into the config (`RopeScaling::FreqFactors`), not a weight.
+pub const ROPE_FREQS: &str = "rope_freqs.weight";
 const DEFAULT_ALIGNMENT: u64 = 32;
 /// ggml tensors have at most 4 dimensions.
 const MAX_DIMS: u32 = 4;

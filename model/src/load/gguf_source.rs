@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
-use crate::load::gguf::{GgufFile, hf_name};
+use crate::load::gguf::{GgufFile, ROPE_FREQS, hf_name};
 use crate::load::stored::StoredTensor;
 use crate::load::weights::WeightSource;
 
@@ -41,6 +41,15 @@ impl WeightSource for GgufSource<'_> {
 
     fn stored_bytes(&self) -> u64 {
         self.file.file_bytes()
+    }
+
+    fn tensor_names(&self) -> Vec<String> {
+        self.file
+            .tensors
+            .iter()
+            .filter(|t| t.name != ROPE_FREQS)
+            .map(|t| hf_name(&t.name).unwrap_or_else(|| t.name.clone()))
+            .collect()
     }
 
     fn tensor(&self, name: &str) -> Result<StoredTensor> {

@@ -130,6 +130,10 @@ impl WeightSource for SafetensorsSource {
         self.shards.iter().map(|s| s.map.len() as u64).sum()
     }
 
+    fn tensor_names(&self) -> Vec<String> {
+        self.names.keys().cloned().collect()
+    }
+
     fn tensor(&self, name: &str) -> Result<StoredTensor> {
         let entry = self.names.get(name).ok_or_else(|| ModelError::MissingTensor {
             path: self.path.clone(),

@@ -24,6 +24,9 @@ use crate::param::{Embedding, Param, Weight};
 pub trait WeightSource {
     fn path(&self) -> &Path;
     fn tensor(&self, name: &str) -> Result<StoredTensor>;
+    /// Every tensor the checkpoint holds, by HF name where it has one (else as stored), except
+    /// those read into the config (GGUF's `rope_freqs.weight`).
+    fn tensor_names(&self) -> Vec<String>;
     /// Bytes of the checkpoint files (0 for weights made in memory).
     fn stored_bytes(&self) -> u64;
 }
@@ -55,7 +58,36 @@ pub fn build_decoder(
     spec: &AttentionSpec,
     target: &Target,
 ) -> Result<Decoder> {
+    check_every_tensor_used(config, source)?;
     Decoder::load(&Weights::root(source, target), config, &spec.resolve(config)?)
+}
+
+/// Refuses a tensor the decoder would not read. transformers or llama.cpp would compute with it
+/// (a bias, a layer past `num_hidden_layers`) or refuse the file, so ignoring it would give other
+/// logits than theirs without a word. Two are read by neither and pass: the RoPE `inv_freq`
+/// buffer older HF Llama checkpoints store (recomputed from the config), and a stored
+/// `lm_head.weight` of a model whose head is tied to the embedding (transformers ties it).
+fn check_every_tensor_used(config: &ModelConfig, source: &dyn WeightSource) -> Result<()> {
+    let used: std::collections::HashSet<String> = decoder_parameters(config).into_iter().map(|(n, _)| n).collect();
+    let ignored =
+        |name: &str| name.ends_with(".rotary_emb.inv_freq") || (config.tie_word_embeddings && name == "lm_head.weight");
+    let mut unused: Vec<String> = source
+        .tensor_names()
+        .into_iter()
+        .filter(|name| !used.contains(name) && !ignored(name))
+        .collect();
+    unused.sort();
+    match unused.first() {
+        None => Ok(()),
+        Some(first) => Err(ModelError::unsupported(
+            source.path(),
+            format!(
+                "{} tensor(s) this decoder would not read, first `{first}`: the config describes {} layers of a Llama/Mistral decoder without biases, and the checkpoint holds more",
+                unused.len(),
+                config.num_layers
+            ),
+        )),
+    }
 }
 
 /// A decoder of `config`'s shape with pseudo-random weights and no checkpoint, for benchmarks
@@ -255,6 +287,10 @@ impl WeightSource for RandomSource<'_> {
 
     fn stored_bytes(&self) -> u64 {
         0
+    }
+
+    fn tensor_names(&self) -> Vec<String> {
+        decoder_parameters(self.config).into_iter().map(|(n, _)| n).collect()
     }
 
     fn tensor(&self, name: &str) -> Result<StoredTensor> {
