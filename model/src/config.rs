@@ -84,7 +84,7 @@ impl ModelConfig {
             max_position_embeddings,
             tie_word_embeddings: cfg.opt_bool("tie_word_embeddings")?.unwrap_or(false),
             bos_token_id: cfg.opt_usize("bos_token_id")?.map(|v| v as u32),
-            eos_token_ids: ids_of(json.get("eos_token_id")),
+            eos_token_ids: cfg.token_ids("eos_token_id")?,
             model_type,
             hidden_size,
             num_heads,
@@ -152,8 +152,8 @@ impl ModelConfig {
                 format!("RoPE over {r} of {head_dim} head dimensions (llama.cpp refuses it for llama too)"),
             ));
         }
-        let vocab_size = match gguf.get(&key("vocab_size")).and_then(|v| v.as_u64()) {
-            Some(v) => v as usize,
+        let vocab_size = match gguf_integer(gguf, &key("vocab_size"))? {
+            Some(v) => v,
             None => gguf
                 .get("tokenizer.ggml.tokens")
                 .and_then(|v| v.as_array())
@@ -174,7 +174,7 @@ impl ModelConfig {
         } else {
             "llama"
         };
-        let token_id = |k: &str| gguf.get(k).and_then(|v| v.as_u64()).map(|v| v as u32);
+        let token_id = |k: &str| gguf_integer(gguf, k).map(|id| id.map(|id| id.min(u32::MAX as usize) as u32));
         let config = Self {
             model_type: model_type.to_string(),
             vocab_size,
@@ -188,15 +188,11 @@ impl ModelConfig {
             rms_norm_eps: opt_f("attention.layer_norm_rms_epsilon")?.unwrap_or(1e-5),
             rope_theta: opt_f("rope.freq_base")?.unwrap_or(10_000.0),
             rope_scaling: gguf_rope_scaling(gguf, &arch)?,
-            max_position_embeddings: gguf
-                .get(&key("context_length"))
-                .and_then(|v| v.as_u64())
-                .map(|v| v as usize)
-                .unwrap_or(4096),
+            max_position_embeddings: gguf_integer(gguf, &key("context_length"))?.unwrap_or(4096),
             tie_word_embeddings: gguf.tensor_info("output.weight").is_none(),
             sliding_window: None,
-            bos_token_id: token_id("tokenizer.ggml.bos_token_id"),
-            eos_token_ids: token_id("tokenizer.ggml.eos_token_id").into_iter().collect(),
+            bos_token_id: token_id("tokenizer.ggml.bos_token_id")?,
+            eos_token_ids: token_id("tokenizer.ggml.eos_token_id")?.into_iter().collect(),
         };
         config.validate(path)?;
         Ok(config)
@@ -239,6 +235,17 @@ impl ModelConfig {
         }
         if self.sliding_window == Some(0) {
             return fail("sliding_window must be positive".into());
+        }
+        if let Some(id) = self
+            .bos_token_id
+            .iter()
+            .chain(&self.eos_token_ids)
+            .find(|&&id| id as usize >= self.vocab_size)
+        {
+            return fail(format!(
+                "token id {id} (bos_token_id / eos_token_id) is outside the vocabulary of {}",
+                self.vocab_size
+            ));
         }
         if !(self.rms_norm_eps > 0.0 && self.rope_theta > 0.0) {
             return fail("rms_norm_eps and rope_theta must be positive".into());
@@ -326,6 +333,25 @@ impl<'a> HfFields<'a> {
             }),
         }
     }
+    /// A token id or a list of them (`eos_token_id` may be either).
+    fn token_ids(&self, key: &str) -> Result<Vec<u32>> {
+        let id = |v: &Value| v.as_u64().and_then(|n| u32::try_from(n).ok());
+        let ids = match self.json.get(key) {
+            None | Some(Value::Null) => Some(Vec::new()),
+            Some(Value::Array(list)) => list.iter().map(id).collect(),
+            Some(one) => id(one).map(|n| vec![n]),
+        };
+        ids.ok_or_else(|| {
+            ModelError::config(
+                self.path,
+                format!(
+                    "field `{}{key}` must be a token id or a list of them, found {}",
+                    self.prefix, self.json[key]
+                ),
+            )
+        })
+    }
+
     fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
         match self.json.get(key) {
             None | Some(Value::Null) => Ok(None),
@@ -525,12 +551,4 @@ fn reject_unimplemented(cfg: &HfFields) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn ids_of(value: Option<&Value>) -> Vec<u32> {
-    match value {
-        Some(Value::Number(n)) => n.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|v| v as u32).collect(),
-        _ => Vec::new(),
-    }
 }

@@ -209,6 +209,27 @@ fn config_problems_are_named() {
             Box::new(|c| c["quantization_config"] = json!({"quant_method": "gptq", "bits": 4})),
             "quantization_config `gptq`",
         ),
+        // Token ids: a stop token silently dropped would let generations run on.
+        (
+            "a negative eos_token_id",
+            Box::new(|c| c["eos_token_id"] = json!(-1)),
+            "`eos_token_id` must be a token id or a list of them, found -1",
+        ),
+        (
+            "an eos_token_id list with a string",
+            Box::new(|c| c["eos_token_id"] = json!([2, "3"])),
+            "`eos_token_id` must be a token id or a list of them",
+        ),
+        (
+            "an eos_token_id past the vocabulary",
+            Box::new(|c| c["eos_token_id"] = json!([2, 99999])),
+            "token id 99999 (bos_token_id / eos_token_id) is outside the vocabulary of 512",
+        ),
+        (
+            "a bos_token_id past the vocabulary",
+            Box::new(|c| c["bos_token_id"] = json!(512)),
+            "token id 512",
+        ),
         // Sizes far beyond any model are errors before anything of their size is allocated.
         (
             "a corrupt layer count",

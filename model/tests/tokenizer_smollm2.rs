@@ -193,3 +193,27 @@ fn a_bad_tokenizer_config_is_an_error_naming_it() {
     assert!(error.contains("tokenizer_config.json"), "{error}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A BOS or EOS that tokenizer_config.json names and tokenizer.json lacks is an error: a run
+/// without it would change every prompt (lm-eval's prefix token) or never stop.
+#[test]
+fn special_tokens_named_but_absent_are_an_error() {
+    for (key, config) in [
+        ("bos_token", r#"{"bos_token": "<nope>", "eos_token": "<|im_end|>"}"#),
+        (
+            "eos_token",
+            r#"{"bos_token": "<|im_start|>", "eos_token": {"content": "<nope>"}}"#,
+        ),
+    ] {
+        let dir = folder_with_config(&format!("absent-{key}"), config);
+        let error = TextTokenizer::from_file(&dir.join("tokenizer.json"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("tokenizer_config.json") && error.contains(&format!("`{key}` `<nope>` is not a token of")),
+            "{error}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -78,6 +78,16 @@ impl TextTokenizer {
         let config = HfTokenizerConfig::read(&dir.join("tokenizer_config.json"))?;
 
         let named = config.named_tokens()?;
+        // transformers would add a missing BOS/EOS as a new token past the model's embedding;
+        // running without it would change every prompt (lm-eval's prefix token) or never stop.
+        for (key, name) in [("bos_token", &named.bos), ("eos_token", &named.eos)] {
+            if let Some(name) = name.as_deref().filter(|t| inner.token_to_id(t).is_none()) {
+                return Err(ModelError::config(
+                    dir.join("tokenizer_config.json"),
+                    format!("`{key}` `{name}` is not a token of {}", path.display()),
+                ));
+            }
+        }
         add_named_special_tokens(&mut inner, &named);
         let id_of = |token: &Option<String>| token.as_deref().and_then(|t| inner.token_to_id(t));
         let (bos_id, eos_id) = (id_of(&named.bos), id_of(&named.eos));
