@@ -1,7 +1,8 @@
 //! The per-sample journal: one JSON line per finished item, appended and flushed as items
 //! finish, so a killed run loses at most the batch in flight. A rerun of the same command reads
-//! it back and scores only the items that are missing. A torn last line (a kill mid-write) is
-//! dropped and cut off.
+//! it back and scores only the items that are missing. A torn last line (a kill mid-write: no
+//! newline after it) is dropped and cut off, with a warning; any other line that is not a record
+//! is an error.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -44,6 +45,11 @@ impl<T: Record> Journal<T> {
             .with_context(|| format!("{}: cannot stat", path.display()))?
             .len();
         if len > keep_bytes {
+            eprintln!(
+                "warning: {}: dropped a torn last line ({} bytes, a run killed mid-write); its items run again",
+                path.display(),
+                len - keep_bytes
+            );
             file.set_len(keep_bytes)
                 .with_context(|| format!("{}: cannot cut the torn last line", path.display()))?;
         } else if len < keep_bytes {
@@ -58,7 +64,8 @@ impl<T: Record> Journal<T> {
         })
     }
 
-    /// The records of a journal without opening it for writing, in doc_id order.
+    /// The records of a finished journal, in doc_id order, without opening it for writing. A
+    /// torn last line is an error here: a finished run rewrote its journal whole.
     pub fn read(path: &Path) -> anyhow::Result<Vec<T>> {
         if !path.exists() {
             anyhow::bail!(
@@ -66,7 +73,17 @@ impl<T: Record> Journal<T> {
                 path.display()
             );
         }
-        Ok(read_records::<T>(path)?.0.into_values().collect())
+        let (records, whole_bytes) = read_records::<T>(path)?;
+        let len = std::fs::metadata(path)
+            .with_context(|| format!("{}: cannot stat", path.display()))?
+            .len();
+        if len > whole_bytes {
+            bail!(
+                "{}: the last line is cut short (the run did not finish)",
+                path.display()
+            );
+        }
+        Ok(records.into_values().collect())
     }
 
     pub fn done(&self) -> &BTreeMap<usize, T> {
@@ -127,19 +144,20 @@ fn read_records<T: Record>(path: &Path) -> anyhow::Result<(BTreeMap<usize, T>, u
                     );
                 }
             }
-            // Only a final line may be torn; anything earlier means the file is not ours.
-            Err(_) if is_last_line(path, keep_bytes + line.len() as u64)? => break,
+            // Only a final line without its newline may be torn (appends end every record with
+            // one); anything else means the file was edited or is not ours.
+            Err(_) if is_unterminated_last_line(path, keep_bytes + line.len() as u64)? => break,
             Err(e) => bail!("{}: line {}: not a journal record: {e}", path.display(), number + 1),
         }
     }
     Ok((done, keep_bytes))
 }
 
-fn is_last_line(path: &Path, end: u64) -> anyhow::Result<bool> {
+fn is_unterminated_last_line(path: &Path, end: u64) -> anyhow::Result<bool> {
     let len = std::fs::metadata(path)
         .with_context(|| format!("{}: cannot stat", path.display()))?
         .len();
-    Ok(end >= len.saturating_sub(1))
+    Ok(end >= len)
 }
 
 /// Atomic, durable file replacement (one implementation, shared with the reports crate).
@@ -224,6 +242,19 @@ mod tests {
         .unwrap();
         let err = Journal::<Item>::open(&path).err().unwrap().to_string();
         assert!(err.contains("task.jsonl") && err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn a_corrupt_last_line_with_its_newline_is_an_error_not_a_torn_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("task.jsonl");
+        let record = serde_json::to_string(&item(0)).unwrap();
+        for last in ["garbage\n", "{\"doc\": 1}\n"] {
+            std::fs::write(&path, format!("{record}\n{last}")).unwrap();
+            let err = Journal::<Item>::open(&path).err().unwrap().to_string();
+            assert!(err.contains("task.jsonl") && err.contains("line 2"), "{err}");
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{record}\n{last}"));
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
 use reports::lm_eval::{GroupResult, MetricResult, RunInfo, SampleLine, TaskResult};
 use reports::python_json::str_of;
@@ -41,9 +41,9 @@ pub fn write(plan: &RunPlan, rows: &[ScoreRow], facts: &RunFacts) -> anyhow::Res
     let mut samples = Vec::new();
     for task in &plan.tasks {
         let lines = match task.output_type {
-            OutputType::MultipleChoice => choice_lines(task, &read_journal::<McSample>(&plan.out_dir, &task.name)?),
+            OutputType::MultipleChoice => choice_lines(task, &read_journal::<McSample>(&plan.out_dir, task)?),
             OutputType::GenerateUntil => {
-                generation_lines(task, &read_journal::<GenSample>(&plan.out_dir, &task.name)?, samples_k)
+                generation_lines(task, &read_journal::<GenSample>(&plan.out_dir, task)?, samples_k)
             }
         };
         results.push(task_result(plan, task, rows)?);
@@ -90,8 +90,29 @@ fn now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-fn read_journal<R: Record>(out_dir: &Path, task: &str) -> anyhow::Result<Vec<R>> {
-    Journal::<R>::read(&out_dir.join("samples").join(format!("{task}.jsonl")))
+/// A finished task's journal: one record for each of the run's documents, and no other (the
+/// files would otherwise claim documents they lack, or show one the run never had).
+fn read_journal<R: Record>(out_dir: &Path, task: &Task) -> anyhow::Result<Vec<R>> {
+    let path = out_dir.join("samples").join(format!("{}.jsonl", task.name));
+    let records = Journal::<R>::read(&path)?;
+    if let Some(stray) = records.iter().find(|r| item_of(task, r.doc_id()).is_none()) {
+        bail!(
+            "{}: doc {} is not one of the run's {} documents of {}",
+            path.display(),
+            stray.doc_id(),
+            task.items.len(),
+            task.name
+        );
+    }
+    if records.len() != task.items.len() {
+        bail!(
+            "{}: {} of the run's {} documents are recorded; finish the run first (the same command resumes it)",
+            path.display(),
+            records.len(),
+            task.items.len()
+        );
+    }
+    Ok(records)
 }
 
 /// The task's entry in the results file, its metrics from scores.csv.

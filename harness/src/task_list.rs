@@ -20,14 +20,14 @@ pub struct TasksArgs {
     /// Print this task's first prompts (and, for multiple choice, its choices; `*` marks gold).
     #[arg(long)]
     pub show: Option<String>,
-    /// With --show: how many items.
-    #[arg(long, default_value_t = 2)]
-    pub n: usize,
+    /// With --show: how many items (at least 1).
+    #[arg(long, default_value_t = 2, requires = "show", value_parser = clap::value_parser!(u64).range(1..))]
+    pub n: u64,
     /// With --show: few-shot examples per prompt (default: the task's own).
-    #[arg(long, alias = "num_fewshot")]
+    #[arg(long, alias = "num_fewshot", requires = "show")]
     pub shots: Option<usize>,
     /// With --show: the few-shot sampling seed.
-    #[arg(long, default_value_t = tasks::DEFAULT_FEWSHOT_SEED)]
+    #[arg(long, default_value_t = tasks::DEFAULT_FEWSHOT_SEED, requires = "show")]
     pub seed: u64,
 }
 
@@ -41,7 +41,7 @@ pub fn run(args: &TasksArgs) -> anyhow::Result<()> {
                 seed: args.seed,
                 limit: None,
             };
-            print!("{}", registry.show(name, args.n.max(1), &options)?);
+            print!("{}", registry.show(name, args.n as usize, &options)?);
         }
         None => print!("{}", listing(&registry)),
     }

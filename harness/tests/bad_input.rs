@@ -65,6 +65,42 @@ fn numeric_flags_are_range_checked_in_every_subcommand() {
         1,
         &["--batch-size"],
     );
+    for temperature in ["nan", "0"] {
+        refused(
+            &[
+                "table",
+                "--paper",
+                "mistral-7b",
+                "--model",
+                model,
+                "--tasks",
+                "arc_easy",
+                "--temperature",
+                temperature,
+            ],
+            1,
+            &["--temperature", "finite temperature > 0"],
+        );
+    }
+    // tasks: --show's own flags without it, and no items to show.
+    for flag in [&["--n", "3"][..], &["--shots", "3"], &["--seed", "7"]] {
+        let mut args = vec!["tasks"];
+        args.extend_from_slice(flag);
+        refused(&args, 2, &[flag[0], "--show"]);
+    }
+    refused(&["tasks", "--show", "arc_easy", "--n", "0"], 2, &["--n"]);
+    // regress: --config's own flags beside --run would be accepted and ignored.
+    for flag in [&["--fresh"][..], &["--out", "x"]] {
+        let mut args = vec![
+            "regress",
+            "--baseline",
+            "results/baselines/nightly-smollm2",
+            "--run",
+            "x",
+        ];
+        args.extend_from_slice(flag);
+        refused(&args, 2, &[flag[0], "--run"]);
+    }
     // regress: thresholds that would turn the gate off.
     for (flag, value) in [
         ("--alpha", "nan"),

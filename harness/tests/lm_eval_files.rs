@@ -176,4 +176,26 @@ fn a_run_writes_lm_evals_files_field_for_field() {
         .unwrap();
     assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
     assert_eq!(lines(&ours(&out, "samples_gsm8k_")), gsm8k);
+
+    // A journal that lost a record, holds one the run never had, or ends torn: an error naming
+    // it, never files that claim two documents and show one.
+    let journal = out.join("samples/piqa.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let (first, second) = text.trim_end().split_once('\n').unwrap();
+    let stray = second.replacen("\"doc_id\":1", "\"doc_id\":999", 1);
+    for (broken, needle) in [
+        (format!("{first}\n"), "1 of the run's 2 documents are recorded"),
+        (format!("{first}\n{stray}\n"), "doc 999 is not one of the run's 2 documents"),
+        (format!("{first}\n{}", &second[..20]), "the last line is cut short"),
+    ] {
+        std::fs::write(&journal, &broken).unwrap();
+        let export = Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args(["export", "--format", "lm-eval"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&export.stderr);
+        assert_eq!(export.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("piqa.jsonl") && stderr.contains(needle), "{stderr}");
+    }
 }

@@ -459,6 +459,18 @@ fn compare_one(
         };
         return Ok(comparison);
     };
+    // An undefined value on one side only is never a pass, whatever the per-item values say.
+    if b_row.value.is_finite() != c_row.value.is_finite() {
+        let side = if c_row.value.is_finite() {
+            "baseline"
+        } else {
+            "candidate"
+        };
+        comparison.method = Method::Exact;
+        comparison.verdict = Verdict::Regression;
+        comparison.note = format!("the {side}'s value is not a number, the other's is");
+        return Ok(comparison);
+    }
     let b_items = base.per_item(task, metric)?;
     let c_items = cand.per_item(task, metric)?;
     let paired_values = paired_values(&b_items, &c_items);
@@ -717,6 +729,24 @@ mod tests {
         assert_eq!(c.verdict, Verdict::DeterministicMismatch);
         assert!(c.note.contains("2 of 200 items differ (doc_ids 0, 199)"), "{}", c.note);
         assert!(report.markdown().contains("DETERMINISTIC MISMATCH"));
+    }
+
+    #[test]
+    fn a_value_that_is_not_a_number_on_one_side_is_a_regression() {
+        let root = tempfile::tempdir().unwrap();
+        let acc = baseline_acc();
+        let base = write_run(root.path(), "base", &acc, identity(), run_json("abc123", "a", 8));
+        let cand = write_run(root.path(), "cand", &acc, identity(), run_json("abc123", "b", 8));
+        // The per-item values agree; only the candidate's scores.csv says NaN.
+        let csv = cand.join("scores.csv");
+        let text = std::fs::read_to_string(&csv).unwrap().replace(",0.6,", ",NaN,");
+        std::fs::write(&csv, text).unwrap();
+        for (b, c, side) in [(&base, &cand, "candidate"), (&cand, &base, "baseline")] {
+            let report = compare_runs(b, c, &RegressOptions::default()).unwrap();
+            assert_eq!(report.exit_code(), 1, "{side}");
+            let note = &report.comparisons[0].note;
+            assert!(note.contains(&format!("the {side}'s value is not a number")), "{note}");
+        }
     }
 
     #[test]

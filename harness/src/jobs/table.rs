@@ -86,6 +86,14 @@ pub struct TableArgs {
 }
 
 pub fn run(args: &TableArgs) -> anyhow::Result<()> {
+    // Checked here, not only in the maj@k runs: a table without those columns would otherwise
+    // accept any value and print it.
+    if !args.greedy && !(args.temperature > 0.0 && args.temperature.is_finite()) {
+        bail!(
+            "--temperature {}: maj@k samples need a finite temperature > 0 (or --greedy for maj@1)",
+            args.temperature
+        );
+    }
     let path = paper_path(&args.paper)?;
     let table = PaperTable::load(&path)?;
     let data_dir = args.data_dir.clone().unwrap_or_else(tasks::default_data_dir);
