@@ -315,7 +315,9 @@ fn read_config(path: &Path) -> anyhow::Result<RunOptions> {
         path.display(),
         json_kind(&value)
     );
-    serde_json::from_value(value).with_context(|| format!("{}: invalid run config", path.display()))
+    // From the text, not the parsed value: a key given twice is then an error (serde's
+    // `duplicate field`), where the value's map would keep the last silently.
+    serde_json::from_str(&text).with_context(|| format!("{}: invalid run config", path.display()))
 }
 
 fn json_kind(value: &serde_json::Value) -> &'static str {
@@ -454,6 +456,8 @@ mod tests {
         assert!(e.contains("bad.json") && e.contains("0 ≤ i < n"), "{e}");
         let e = err(r#"{"model": "m.gguf", "tasks": "arc_easy", "attention": "gqa:x"}"#);
         assert!(e.contains("bad.json") && e.contains("gqa"), "{e}");
+        let e = err(r#"{"model": "m.gguf", "tasks": "arc_easy", "limit": 5, "limit": 50}"#);
+        assert!(e.contains("bad.json") && e.contains("duplicate field `limit`"), "{e}");
     }
 
     #[test]
