@@ -152,6 +152,7 @@ pub fn from_tokenizer(tokenizer: &model::load::tokenizer::TextTokenizer) -> anyh
         })
     };
     ChatTemplate::new(source, &text(tokenizer.bos_id())?, &text(tokenizer.eos_id())?)
+        .with_context(|| format!("{}: its chat template", tokenizer.source().display()))
 }
 
 #[cfg(test)]

@@ -185,7 +185,10 @@ fn a_run_writes_lm_evals_files_field_for_field() {
     let stray = second.replacen("\"doc_id\":1", "\"doc_id\":999", 1);
     for (broken, needle) in [
         (format!("{first}\n"), "1 of the run's 2 documents are recorded"),
-        (format!("{first}\n{stray}\n"), "doc 999 is not one of the run's 2 documents"),
+        (
+            format!("{first}\n{stray}\n"),
+            "doc 999 is not one of the run's 2 documents",
+        ),
         (format!("{first}\n{}", &second[..20]), "the last line is cut short"),
     ] {
         std::fs::write(&journal, &broken).unwrap();

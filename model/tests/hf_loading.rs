@@ -304,7 +304,7 @@ fn weight_problems_are_named() {
     ] {
         let err = load_error(folder_with(&config_json(), &extra(name)).path());
         assert!(
-            err.contains("model.safetensors") && err.contains(&format!("first `{name}`")) && err.contains("2 layers"),
+            err.contains("model.safetensors") && err.contains(&format!("first `{name}`")) && err.contains("a 2-layer"),
             "{err}"
         );
     }

@@ -137,11 +137,14 @@ impl StoredTensor {
     /// Undo llama.cpp's q/k row permutation for `heads` heads when decoding.
     pub fn unpermuting_qk_rows(mut self, heads: usize) -> Result<Self> {
         let rows = self.shape.first().copied().unwrap_or(0);
-        let wrong_shape = || ModelError::Shape {
-            path: self.path.clone(),
-            name: self.name.clone(),
-            found: self.shape.clone(),
-            expected: vec![heads * 2, 0],
+        let wrong_shape = || {
+            ModelError::format(
+                &self.path,
+                format!(
+                    "tensor `{}` has shape {:?}: its rows are not {heads} heads (the file's head count) of rotary pairs",
+                    self.name, self.shape
+                ),
+            )
         };
         if self.shape.len() != 2 || heads == 0 || !rows.is_multiple_of(2 * heads) {
             return Err(wrong_shape());

@@ -245,6 +245,11 @@ impl TextTokenizer {
         self.chat_template.as_deref()
     }
 
+    /// The file this tokenizer was read from (tokenizer.json, or the GGUF file), for messages.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
     /// The token as the vocabulary spells it (byte-level `Ġ`, SentencePiece `▁`, `<0x0A>`).
     pub fn id_to_token(&self, id: u32) -> Option<String> {
         self.inner.id_to_token(id)

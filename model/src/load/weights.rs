@@ -82,7 +82,7 @@ fn check_every_tensor_used(config: &ModelConfig, source: &dyn WeightSource) -> R
         Some(first) => Err(ModelError::unsupported(
             source.path(),
             format!(
-                "{} tensor(s) this decoder would not read, first `{first}`: the config describes {} layers of a Llama/Mistral decoder without biases, and the checkpoint holds more",
+                "{} tensor(s) that a {}-layer Llama/Mistral decoder without biases (as the config describes it) would not read, first `{first}`",
                 unused.len(),
                 config.num_layers
             ),
