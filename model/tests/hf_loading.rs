@@ -268,6 +268,23 @@ fn a_tokenizer_larger_than_the_vocabulary_is_refused_at_load() {
 }
 
 #[test]
+fn a_tokenizer_id_past_the_vocabulary_is_refused_at_load() {
+    // Two pieces, one numbered past the model's 512: a count alone would not see it.
+    let dir = folder_with(&config_json(), &tiny_tensors());
+    let tokenizer = json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null, "decoder": null,
+        "model": {"type": "WordLevel", "vocab": {"a": 0, "zzz": 100000}, "unk_token": "a"}
+    });
+    std::fs::write(dir.path().join("tokenizer.json"), tokenizer.to_string()).unwrap();
+    let err = load_error(dir.path());
+    assert!(
+        err.contains("tokenizer.json") && err.contains("piece `zzz` is id 100000, past the model's vocabulary of 512"),
+        "{err}"
+    );
+}
+
+#[test]
 fn weight_problems_are_named() {
     // A tensor of the wrong shape.
     let mut tensors = tiny_tensors();

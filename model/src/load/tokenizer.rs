@@ -230,6 +230,14 @@ impl TextTokenizer {
                 ),
             ));
         }
+        // Ids need not be dense: a piece numbered past the model's vocabulary would fail only
+        // when a text produced it.
+        if let Some((piece, id)) = self.inner.get_vocab(false).into_iter().find(|&(_, id)| id as usize >= vocab) {
+            return Err(ModelError::config(
+                &self.source,
+                format!("the tokenizer's piece `{piece}` is id {id}, past the model's vocabulary of {vocab}"),
+            ));
+        }
         for (name, id) in [("BOS", self.bos_id), ("EOS", self.eos_id)] {
             if let Some(id) = id.filter(|&id| id as usize >= vocab) {
                 return Err(ModelError::config(
