@@ -49,35 +49,25 @@ fn numeric_flags_are_range_checked_in_every_subcommand() {
     run(eval(&["--attention", "swa:99999999999999999999999"]), 2, &["too large"]);
     run(eval(&["--backend", "tpu"]), 2, &["flex, ndarray or wgpu"]);
     refused(&["eval", "--model", model, "--tasks", ""], 1, &["no tasks given"]);
-    // table validates through the same path (it used to panic on a zero batch size).
-    refused(
-        &[
+    // table validates through the same path (it used to panic on a zero batch size), and checks
+    // --temperature even when no maj@k column runs.
+    let table = |extra: &[&str]| {
+        let mut args = vec![
             "table",
             "--paper",
             "mistral-7b",
             "--model",
             model,
-            "--batch-size",
-            "0",
             "--tasks",
             "arc_easy",
-        ],
-        1,
-        &["--batch-size"],
-    );
+        ];
+        args.extend_from_slice(extra);
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    run(table(&["--batch-size", "0"]), 1, &["--batch-size"]);
     for temperature in ["nan", "0"] {
-        refused(
-            &[
-                "table",
-                "--paper",
-                "mistral-7b",
-                "--model",
-                model,
-                "--tasks",
-                "arc_easy",
-                "--temperature",
-                temperature,
-            ],
+        run(
+            table(&["--temperature", temperature]),
             1,
             &["--temperature", "finite temperature > 0"],
         );

@@ -232,7 +232,12 @@ impl TextTokenizer {
         }
         // Ids need not be dense: a piece numbered past the model's vocabulary would fail only
         // when a text produced it.
-        if let Some((piece, id)) = self.inner.get_vocab(false).into_iter().find(|&(_, id)| id as usize >= vocab) {
+        if let Some((piece, id)) = self
+            .inner
+            .get_vocab(false)
+            .into_iter()
+            .find(|&(_, id)| id as usize >= vocab)
+        {
             return Err(ModelError::config(
                 &self.source,
                 format!("the tokenizer's piece `{piece}` is id {id}, past the model's vocabulary of {vocab}"),
