@@ -121,11 +121,30 @@ impl RunDir {
 
     /// Per-item values (doc_id → value) of a task's metric; None when the run has no samples file
     /// for the task or no item carries the metric.
+    /// The values must be those scores.csv's row was computed from (its `n` items, their mean):
+    /// otherwise one of the two files was edited or comes from another run, and a judgement on
+    /// the one would not hold for the other.
     pub fn per_item(&self, task: &str, metric: &str) -> Result<Option<BTreeMap<usize, f64>>> {
-        match self.samples.get(task) {
-            Some(samples) => samples.metric(metric),
-            None => Ok(None),
+        let Some(samples) = self.samples.get(task) else {
+            return Ok(None);
+        };
+        let values = samples.metric(metric)?;
+        if let (Some(values), Some(row)) = (&values, self.row(task, metric)) {
+            let items: Vec<f64> = values.values().copied().collect();
+            let (mean, _) = crate::aggregate::mean_and_stderr(&items);
+            let agree = (mean - row.value).abs() <= 1e-9 * mean.abs().max(1.0) || (mean.is_nan() && row.value.is_nan());
+            if items.len() != row.n || !agree {
+                bail!(
+                    "{}: {task} {metric} is {} over {} items, but its {} items in {} average {mean}: the files were edited or come from different runs",
+                    self.path.join("scores.csv").display(),
+                    row.value,
+                    row.n,
+                    items.len(),
+                    samples.path.display()
+                );
+            }
         }
+        Ok(values)
     }
 }
 
@@ -329,6 +348,29 @@ mod tests {
         assert_eq!(em.len(), 2);
         assert!(run.per_item("gsm8k", "pass@1").unwrap().is_none());
         assert!(run.per_item("hellaswag", "acc").unwrap().is_none());
+
+        // scores.csv edited (a fraction written as percent), or items its row did not count.
+        for (row, needle) in [
+            ("arc_easy,0,2,acc,50.0", "acc is 50 over 2 items, but its 2 items in"),
+            ("arc_easy,0,3,acc,0.5", "acc is 0.5 over 3 items, but its 2 items in"),
+        ] {
+            write(
+                dir.path(),
+                "scores.csv",
+                &format!("{HEADER}m,native,flex,{row},0.5,1.0,2.0\n"),
+            );
+            let err = format!(
+                "{:#}",
+                RunDir::load(dir.path())
+                    .unwrap()
+                    .per_item("arc_easy", "acc")
+                    .unwrap_err()
+            );
+            assert!(
+                err.contains("scores.csv") && err.contains("arc_easy.jsonl") && err.contains(needle),
+                "{err}"
+            );
+        }
     }
 
     #[test]
