@@ -120,6 +120,37 @@ impl<T: Record> Journal<T> {
     }
 }
 
+/// Checks the docs a journal at `path` holds against the run's `planned` docs of `task`: none
+/// other (a run's identity fixes its items, so another doc means an edited file), and with
+/// `complete` every one of them.
+pub fn check_docs(
+    path: &Path,
+    recorded: impl IntoIterator<Item = usize>,
+    planned: &std::collections::BTreeSet<usize>,
+    task: &str,
+    complete: bool,
+) -> anyhow::Result<()> {
+    let mut count = 0;
+    for doc in recorded {
+        if !planned.contains(&doc) {
+            bail!(
+                "{}: holds doc {doc}, which is not among this run's {} items of {task}; remove the file to score the task again",
+                path.display(),
+                planned.len()
+            );
+        }
+        count += 1;
+    }
+    if complete && count != planned.len() {
+        bail!(
+            "{}: {count} of this run's {} items of {task} are recorded; finish the run first (the same command resumes it)",
+            path.display(),
+            planned.len()
+        );
+    }
+    Ok(())
+}
+
 /// The records of `path` (none when it does not exist) and the bytes they take up to the end of
 /// the last whole record (a torn last line excluded).
 fn read_records<T: Record>(path: &Path) -> anyhow::Result<(BTreeMap<usize, T>, u64)> {

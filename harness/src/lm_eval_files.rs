@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use reports::lm_eval::{GroupResult, MetricResult, RunInfo, SampleLine, TaskResult};
 use reports::python_json::str_of;
@@ -17,7 +17,7 @@ use reports::run_dir::{ScoreRow, read_scores_csv};
 use serde_json::{Value, json};
 use tasks::{GenMetric, Item, OutputType, Request, Task};
 
-use crate::journal::{Journal, Record};
+use crate::journal::{Journal, Record, check_docs};
 use crate::options::RunOptions;
 use crate::plan::RunPlan;
 use crate::run_task::Scored;
@@ -95,23 +95,8 @@ fn now() -> f64 {
 fn read_journal<R: Record>(out_dir: &Path, task: &Task) -> anyhow::Result<Vec<R>> {
     let path = out_dir.join("samples").join(format!("{}.jsonl", task.name));
     let records = Journal::<R>::read(&path)?;
-    if let Some(stray) = records.iter().find(|r| item_of(task, r.doc_id()).is_none()) {
-        bail!(
-            "{}: doc {} is not one of the run's {} documents of {}",
-            path.display(),
-            stray.doc_id(),
-            task.items.len(),
-            task.name
-        );
-    }
-    if records.len() != task.items.len() {
-        bail!(
-            "{}: {} of the run's {} documents are recorded; finish the run first (the same command resumes it)",
-            path.display(),
-            records.len(),
-            task.items.len()
-        );
-    }
+    let planned = task.items.iter().map(|i| i.doc_id).collect();
+    check_docs(&path, records.iter().map(Record::doc_id), &planned, &task.name, true)?;
     Ok(records)
 }
 

@@ -187,13 +187,7 @@ impl RunOptions {
         if let Some(n) = self.threads.filter(|&n| n > MAX_THREADS) {
             bail!("--threads {n}: more than {MAX_THREADS} compute threads");
         }
-        let mut seen = BTreeMap::new();
-        for (task, n) in self.task_limits.iter().flatten() {
-            ensure!(*n > 0, "--task-limits: the limit for {task} must be positive");
-            if let Some(earlier) = seen.insert(task, n) {
-                bail!("--task-limits names {task} twice ({earlier} and {n})");
-            }
-        }
+        check_task_limits(self.task_limits.as_deref())?;
         self.sampling().validate()?;
         if self.samples() > 1 && self.sampling().is_greedy() {
             bail!(
@@ -317,7 +311,24 @@ fn read_config(path: &Path) -> anyhow::Result<RunOptions> {
     );
     // From the text, not the parsed value: a key given twice is then an error (serde's
     // `duplicate field`), where the value's map would keep the last silently.
-    serde_json::from_str(&text).with_context(|| format!("{}: invalid run config", path.display()))
+    let options: RunOptions =
+        serde_json::from_str(&text).with_context(|| format!("{}: invalid run config", path.display()))?;
+    // Before merging with the flags, which goes through a map that keeps a task's last limit.
+    check_task_limits(options.task_limits.as_deref())
+        .with_context(|| format!("{}: invalid run config", path.display()))?;
+    Ok(options)
+}
+
+/// Every `--task-limits` entry positive, no task named twice.
+fn check_task_limits(pairs: Option<&[(String, usize)]>) -> anyhow::Result<()> {
+    let mut seen = BTreeMap::new();
+    for (task, n) in pairs.into_iter().flatten() {
+        ensure!(*n > 0, "--task-limits: the limit for {task} must be positive");
+        if let Some(earlier) = seen.insert(task, n) {
+            bail!("--task-limits names {task} twice ({earlier} and {n})");
+        }
+    }
+    Ok(())
 }
 
 fn json_kind(value: &serde_json::Value) -> &'static str {
@@ -360,7 +371,8 @@ mod task_list {
 mod task_limits {
     use std::collections::BTreeMap;
 
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde::de::{MapAccess, Visitor};
+    use serde::{Deserializer, Serialize, Serializer};
 
     pub fn serialize<S: Serializer>(pairs: &Option<Vec<(String, usize)>>, s: S) -> Result<S::Ok, S::Error> {
         match pairs {
@@ -369,8 +381,33 @@ mod task_limits {
         }
     }
 
+    /// Every pair as written, a task named twice included, which `validate` refuses (a map
+    /// would keep the last in silence).
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<(String, usize)>>, D::Error> {
-        Ok(Option::<BTreeMap<String, usize>>::deserialize(d)?.map(|m| m.into_iter().collect()))
+        struct Pairs;
+        impl<'de> Visitor<'de> for Pairs {
+            type Value = Option<Vec<(String, usize)>>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of task names and item counts")
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+                d.deserialize_map(self)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(pair) = map.next_entry::<String, usize>()? {
+                    pairs.push(pair);
+                }
+                Ok(Some(pairs))
+            }
+        }
+        d.deserialize_option(Pairs)
     }
 }
 
@@ -458,6 +495,8 @@ mod tests {
         assert!(e.contains("bad.json") && e.contains("gqa"), "{e}");
         let e = err(r#"{"model": "m.gguf", "tasks": "arc_easy", "limit": 5, "limit": 50}"#);
         assert!(e.contains("bad.json") && e.contains("duplicate field `limit`"), "{e}");
+        let e = err(r#"{"model": "m.gguf", "tasks": "gsm8k", "task_limits": {"gsm8k": 5, "gsm8k": 50}}"#);
+        assert!(e.contains("names gsm8k twice"), "{e}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use harness::jobs::compare::{CompareRow, KvShape, VariantRun, assemble, write_csv};
 use harness::jobs::table::{How, Settings, failures, our_values, plan, render, runs};
+use model::ResolvedAttention;
 use reports::paper::PaperTable;
 use reports::run_dir::RunDir;
 use serde_json::json;
@@ -62,9 +63,13 @@ fn members(group: &str) -> Option<Vec<String>> {
 /// Two layers of 3 K/V heads of 4, full attention (or every layer windowed).
 fn kv(kv_heads: usize, window: Option<usize>) -> KvShape {
     KvShape {
-        kv_heads,
+        attention: ResolvedAttention {
+            num_heads: 6,
+            native_kv_heads: 3,
+            kv_heads,
+            windows: vec![window; 2],
+        },
         head_dim: 4,
-        windows: vec![window; 2],
     }
 }
 

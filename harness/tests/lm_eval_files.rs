@@ -184,10 +184,10 @@ fn a_run_writes_lm_evals_files_field_for_field() {
     let (first, second) = text.trim_end().split_once('\n').unwrap();
     let stray = second.replacen("\"doc_id\":1", "\"doc_id\":999", 1);
     for (broken, needle) in [
-        (format!("{first}\n"), "1 of the run's 2 documents are recorded"),
+        (format!("{first}\n"), "1 of this run's 2 items of piqa are recorded"),
         (
             format!("{first}\n{stray}\n"),
-            "doc 999 is not one of the run's 2 documents",
+            "holds doc 999, which is not among this run's 2 items of piqa",
         ),
         (format!("{first}\n{}", &second[..20]), "the last line is cut short"),
     ] {

@@ -87,6 +87,16 @@ impl ResolvedAttention {
     pub fn smallest_window(&self) -> Option<usize> {
         self.windows.iter().flatten().copied().min()
     }
+
+    /// Bytes one row of the cache holds after `tokens` tokens: every layer's keys and values at
+    /// the converted head count, at most its window of slots (what `KvCache::bytes` reports
+    /// per row once the slots are in use).
+    pub fn kv_bytes_per_row(&self, head_dim: usize, tokens: usize, bytes_per_value: usize) -> usize {
+        self.windows
+            .iter()
+            .map(|&window| crate::cache::layer_kv_bytes(self.kv_heads, head_dim, 1, tokens, window, bytes_per_value))
+            .sum()
+    }
 }
 
 impl AttentionSpec {

@@ -83,7 +83,16 @@ impl ModelConfig {
             rms_norm_eps: cfg.opt_f64("rms_norm_eps")?.unwrap_or(1e-6),
             max_position_embeddings,
             tie_word_embeddings: cfg.opt_bool("tie_word_embeddings")?.unwrap_or(false),
-            bos_token_id: cfg.opt_usize("bos_token_id")?.map(|v| v as u32),
+            bos_token_id: match cfg.token_ids("bos_token_id")?.as_slice() {
+                [] => None,
+                [id] => Some(*id),
+                _ => {
+                    return Err(ModelError::config(
+                        path,
+                        "field `bos_token_id` must be one token id, found a list",
+                    ));
+                }
+            },
             eos_token_ids: cfg.token_ids("eos_token_id")?,
             model_type,
             hidden_size,

@@ -5,7 +5,7 @@ use burn::tensor::{Bool, DType, Device, FloatDType, Int, Tensor, TensorData, act
 
 use crate::attention::Attention;
 use crate::attention_spec::ResolvedAttention;
-use crate::cache::{KvCache, blocked_mask, layer_kv_bytes};
+use crate::cache::{KvCache, blocked_mask};
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 use crate::input::StepInput;
@@ -158,16 +158,10 @@ impl Decoder {
         KvCache::new(&self.attention.windows, batch)
     }
 
-    /// Bytes one row of a cache holds after `tokens` tokens, in the compute precision (what
-    /// `KvCache::bytes` reports per row; a rolling buffer holds at most its window).
+    /// Bytes one row of a cache holds after `tokens` tokens, in the compute precision.
     pub fn kv_bytes_per_row(&self, tokens: usize) -> usize {
         let value = DType::from(self.dtype).size();
-        let (heads, dim) = (self.config.num_kv_heads, self.config.head_dim);
-        self.attention
-            .windows
-            .iter()
-            .map(|&window| layer_kv_bytes(heads, dim, 1, tokens, window, value))
-            .sum()
+        self.attention.kv_bytes_per_row(self.config.head_dim, tokens, value)
     }
 
     /// Logits [batch, seq, vocab] for every position of `input`. With a cache, the input

@@ -21,7 +21,7 @@ pub mod precision;
 pub mod rope;
 pub mod synthetic;
 
-pub use attention_spec::AttentionSpec;
+pub use attention_spec::{AttentionSpec, ResolvedAttention};
 pub use cache::KvCache;
 pub use config::ModelConfig;
 pub use decoder::{Decoder, TokenQuery, TokenScore, ensure_finite};

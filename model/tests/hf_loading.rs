@@ -226,6 +226,11 @@ fn config_problems_are_named() {
             "token id 99999 (bos_token_id / eos_token_id) is outside the vocabulary of 512",
         ),
         (
+            "a bos_token_id past u32",
+            Box::new(|c| c["bos_token_id"] = json!(4_294_967_297u64)),
+            "`bos_token_id` must be a token id",
+        ),
+        (
             "a bos_token_id past the vocabulary",
             Box::new(|c| c["bos_token_id"] = json!(512)),
             "token id 512",

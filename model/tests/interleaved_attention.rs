@@ -45,8 +45,15 @@ fn a_window_on_some_layers_decodes_as_it_forwards() {
         .unwrap();
     let expected = layer_kv_bytes(1, 16, 1, 40, Some(8), 4) + layer_kv_bytes(1, 16, 1, 40, None, 4);
     assert_eq!((cache.bytes(), cache.len(), cache.slots()), (expected, 40, 40));
-    // What a batch plans with, before any cache exists.
+    // What a batch plans with, before any cache exists: at the converted head count too.
     assert_eq!(mixed.decoder.kv_bytes_per_row(40), expected);
+    let mha = load("mha");
+    assert!(mha.decoder.attention.kv_heads > mha.decoder.config.num_kv_heads);
+    let mut cache = mha.decoder.new_cache(1);
+    mha.decoder
+        .forward(&StepInput::single(&ids, 0), Some(&mut cache))
+        .unwrap();
+    assert_eq!(mha.decoder.kv_bytes_per_row(40), cache.bytes());
 }
 
 #[test]

@@ -55,6 +55,11 @@ pub struct RowLabels {
     pub backend: String,
 }
 
+/// Equal within `tolerance`; two NaNs agree (an undefined value on both sides).
+pub fn agree(a: f64, b: f64, tolerance: f64) -> bool {
+    (a - b).abs() <= tolerance || (a.is_nan() && b.is_nan())
+}
+
 /// A task's row for one metric from its per-item values and the seconds they took.
 pub fn task_row(labels: &RowLabels, task: &str, shots: usize, metric: &str, values: &[f64], seconds: f64) -> ScoreRow {
     let (value, stderr) = mean_and_stderr(values);

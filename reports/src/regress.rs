@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde_json::Value;
 
+use crate::aggregate::agree;
 use crate::identity::{NOT_BLOCKING, RunIdentity};
 use crate::run_dir::{RunDir, ScoreRow, write_atomic};
 use crate::stats::{PairedResult, PairedTest, paired_test};
@@ -459,18 +460,6 @@ fn compare_one(
         };
         return Ok(comparison);
     };
-    // An undefined value on one side only is never a pass, whatever the per-item values say.
-    if b_row.value.is_finite() != c_row.value.is_finite() {
-        let side = if c_row.value.is_finite() {
-            "baseline"
-        } else {
-            "candidate"
-        };
-        comparison.method = Method::Exact;
-        comparison.verdict = Verdict::Regression;
-        comparison.note = format!("the {side}'s value is not a number, the other's is");
-        return Ok(comparison);
-    }
     let b_items = base.per_item(task, metric)?;
     let c_items = cand.per_item(task, metric)?;
     let paired_values = paired_values(&b_items, &c_items);
@@ -488,14 +477,25 @@ fn compare_one(
             &paired_values,
             options,
         );
-        return Ok(comparison);
-    }
-    let sign = if options.lower_is_better.iter().any(|m| m == metric) {
-        -1.0
     } else {
-        1.0
-    };
-    judge_statistically(&mut comparison, b_row, c_row, &paired_values, sign, options);
+        let sign = if options.lower_is_better.iter().any(|m| m == metric) {
+            -1.0
+        } else {
+            1.0
+        };
+        judge_statistically(&mut comparison, b_row, c_row, &paired_values, sign, options);
+    }
+    // An undefined value on one side only is never a pass (against the tolerance a NaN is
+    // neither worse nor better).
+    if b_row.value.is_finite() != c_row.value.is_finite() {
+        let side = if c_row.value.is_finite() {
+            "baseline"
+        } else {
+            "candidate"
+        };
+        comparison.verdict = Verdict::Regression;
+        comparison.note = format!("the {side}'s value is not a number, the other's is");
+    }
     Ok(comparison)
 }
 
@@ -606,11 +606,6 @@ fn judge_exact(
         }
         None => comparison.verdict = Verdict::Ok,
     }
-}
-
-/// Equal within `tolerance`; two NaNs agree (an undefined value on both sides).
-fn agree(a: f64, b: f64, tolerance: f64) -> bool {
-    (a - b).abs() <= tolerance || (a.is_nan() && b.is_nan())
 }
 
 fn method_label(c: &Comparison) -> String {
@@ -736,8 +731,11 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let acc = baseline_acc();
         let base = write_run(root.path(), "base", &acc, identity(), run_json("abc123", "a", 8));
-        let cand = write_run(root.path(), "cand", &acc, identity(), run_json("abc123", "b", 8));
-        // The per-item values agree; only the candidate's scores.csv says NaN.
+        let cand = write_run(root.path(), "cand", &acc, identity(), run_json("def456", "b", 8));
+        // Without per-item values (compared against the tolerance), one side's value NaN.
+        for run in [&base, &cand] {
+            std::fs::remove_dir_all(run.join("samples")).unwrap();
+        }
         let csv = cand.join("scores.csv");
         let text = std::fs::read_to_string(&csv).unwrap().replace(",0.6,", ",NaN,");
         std::fs::write(&csv, text).unwrap();

@@ -132,8 +132,7 @@ impl RunDir {
         if let (Some(values), Some(row)) = (&values, self.row(task, metric)) {
             let items: Vec<f64> = values.values().copied().collect();
             let (mean, _) = crate::aggregate::mean_and_stderr(&items);
-            let agree = (mean - row.value).abs() <= 1e-9 * mean.abs().max(1.0) || (mean.is_nan() && row.value.is_nan());
-            if items.len() != row.n || !agree {
+            if items.len() != row.n || !crate::aggregate::agree(mean, row.value, 1e-9) {
                 bail!(
                     "{}: {task} {metric} is {} over {} items, but its {} items in {} average {mean}: the files were edited or come from different runs",
                     self.path.join("scores.csv").display(),

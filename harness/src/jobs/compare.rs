@@ -10,7 +10,7 @@
 //!   once plus its continuations; a generation's prompt plus its new tokens, per sample),
 //!   `mean_tokens` (mean context + continuation, or prompt + generation, length),
 //!   `kv_bytes` (the KV cache of one sequence of `mean_tokens` tokens, f32:
-//!   model::cache::layer_kv_bytes per layer with the variant's K/V heads and each layer's window), `kv_bytes_32k` (the
+//!   `ResolvedAttention::kv_bytes_per_row`: the variant's K/V heads, each layer's window), `kv_bytes_32k` (the
 //!   same at 32,768 tokens), `peak_bytes` (the variant's peak resident memory), `delta_vs_native`
 //!   (value − the reference's value, as a fraction) and `p_value` (a paired test on the per-item
 //!   results against the reference: McNemar's exact test for 0/1 results, the paired t-test
@@ -25,7 +25,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail, ensure};
 use clap::Args;
-use model::cache::layer_kv_bytes;
+use model::ResolvedAttention;
 use model::{AttentionSpec, Checkpoint};
 use reports::run_dir::RunDir;
 use serde_json::Value;
@@ -97,29 +97,25 @@ pub fn parse_variants(list: &[String]) -> anyhow::Result<Vec<Variant>> {
 /// What the KV cache of one variant holds per token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KvShape {
-    pub kv_heads: usize,
+    pub attention: ResolvedAttention,
     pub head_dim: usize,
-    /// Per layer: its window (None: full attention).
-    pub windows: Vec<Option<usize>>,
 }
 
 impl KvShape {
-    /// Bytes of one sequence's f32 cache after `tokens` tokens, as the model's cache holds them
-    /// (model::cache::layer_kv_bytes per layer: at most W slots in a layer with a window).
+    /// Bytes of one sequence's f32 cache after `tokens` tokens, as the model's cache holds them.
     pub fn bytes(&self, tokens: usize) -> u64 {
-        self.windows
-            .iter()
-            .map(|&w| layer_kv_bytes(self.kv_heads, self.head_dim, 1, tokens, w, 4) as u64)
-            .sum()
+        self.attention.kv_bytes_per_row(self.head_dim, tokens, 4) as u64
     }
 
     /// The windows for a table: `—` (none), `W` (every layer), `W on k/L layers`.
     pub fn window_label(&self) -> String {
-        let windowed: Vec<usize> = self.windows.iter().flatten().copied().collect();
+        let windowed: Vec<usize> = self.attention.windows.iter().flatten().copied().collect();
         match windowed.first() {
             None => "—".into(),
-            Some(&w) if windowed.len() == self.windows.len() && windowed.iter().all(|&x| x == w) => w.to_string(),
-            Some(&w) => format!("{w} on {}/{} layers", windowed.len(), self.windows.len()),
+            Some(&w) if windowed.len() == self.attention.windows.len() && windowed.iter().all(|&x| x == w) => {
+                w.to_string()
+            }
+            Some(&w) => format!("{w} on {}/{} layers", windowed.len(), self.attention.windows.len()),
         }
     }
 }
@@ -156,9 +152,8 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
                 .resolve(model_config)
                 .with_context(|| format!("variant `{}` of {}", v.label, base.model().display()))?;
             Ok(KvShape {
-                kv_heads: resolved.kv_heads,
+                attention: resolved,
                 head_dim: model_config.head_dim,
-                windows: resolved.windows,
             })
         })
         .collect::<anyhow::Result<Vec<KvShape>>>()?;

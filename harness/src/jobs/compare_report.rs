@@ -98,7 +98,7 @@ fn costs_table(out: &mut String, runs: &[VariantRun], rows: &[CompareRow], is_gr
             out,
             "| {} | {} | {} | {} | {} | {} | {} |",
             run.label,
-            run.kv.kv_heads,
+            run.kv.attention.kv_heads,
             run.kv.window_label(),
             human_bytes(run.kv.bytes(LONG_CONTEXT)),
             run.peak_bytes.map_or("—".into(), human_bytes),

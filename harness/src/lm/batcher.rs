@@ -1,4 +1,5 @@
-//! Continuous batching for `generate_tokens`. The KV cache has `batch_size` rows; a request
+//! Continuous batching for `generate_tokens`. The KV cache has `batch_size` rows (fewer for
+//! long prompts: their keys and values stay within a bound, `rows_within`); a request
 //! takes a free row as soon as one is free: its prompt is pre-filled in a cache of its own and
 //! its row put into the running cache (`KvCache::put_row`), while the other rows go on
 //! decoding. Rows keep their own lengths, so nothing waits for the longest row of a batch.
@@ -10,8 +11,6 @@
 //! - Each request draws from its own seeded generator, so a sample depends only on its seed,
 //!   never on which row or batch it ran in.
 //! - Once nothing is waiting, finished rows leave the cache in bulk (`KvCache::retain_rows`).
-//! - Long prompts take fewer rows, so that the rows' keys and values stay within a bound
-//!   (`rows_within`).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -21,7 +20,7 @@ use model::{KvCache, StepInput, ensure_finite};
 use super::generate::{Generation, StopReason, TokenGenRequest, cut_at_stops};
 use super::prefix::{MIN_SHARED_TOKENS, PREFILL_CHUNK, common_prefix_of};
 use super::stops::StopScan;
-use super::{Lm, rows_within};
+use super::{GENERATION_KV_BYTES, Lm, rows_within};
 use crate::sampling::{SeededRng, pick};
 
 pub(super) struct Batcher<'l, 'r> {
@@ -44,9 +43,7 @@ pub(super) struct Batcher<'l, 'r> {
     out: Vec<Option<Generation>>,
 }
 
-/// The most keys and values one row holds: the longest prompt with the most new tokens. A
-/// pre-fill's rows hold as much again while they are made, so a batch peaks at about twice its
-/// rows' share.
+/// The most keys and values one row holds: the longest prompt with the most new tokens.
 fn row_bytes(lm: &Lm, requests: &[TokenGenRequest], order: &[usize]) -> usize {
     let longest = order.iter().map(|&i| requests[i].prompt.len()).max().unwrap_or(0);
     let new_tokens = order.iter().map(|&i| requests[i].max_new_tokens).max().unwrap_or(0);
@@ -94,7 +91,7 @@ impl<'l, 'r> Batcher<'l, 'r> {
         }
         order.sort_by_key(|&i| (std::cmp::Reverse(requests[i].prompt.len()), group[i], i));
         let shared = shared_prefix(lm, order.iter().map(|&i| requests[i].prompt.as_slice()))?;
-        let rows = rows_within(lm.batch_size, row_bytes(lm, requests, &order)).min(order.len());
+        let rows = rows_within(lm.batch_size, row_bytes(lm, requests, &order), GENERATION_KV_BYTES).min(order.len());
         Ok(Self {
             lm,
             requests,

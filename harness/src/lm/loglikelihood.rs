@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use model::{KvCache, StepInput, TokenQuery};
 
 use super::prefix::{MIN_SHARED_TOKENS, common_prefix_of};
-use super::{Lm, rows_within};
+use super::{Lm, PREFIX_COPIES_BYTES, rows_within};
 
 /// The result of one log-likelihood request, as lm-eval reports it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -145,9 +145,9 @@ impl Lm<'_> {
             });
         }
         let prefix = shared.map(|(_, cache)| cache);
-        let rows = prefix
-            .as_ref()
-            .map_or(self.batch_size, |p| rows_within(self.batch_size, p.bytes()));
+        let rows = prefix.as_ref().map_or(self.batch_size, |p| {
+            rows_within(self.batch_size, p.bytes(), PREFIX_COPIES_BYTES)
+        });
         for batch in pack_after_prefix(after_prefix).chunks(rows) {
             self.run_batch(batch, prefix.as_ref(), &mut results)?;
         }

@@ -24,17 +24,22 @@ pub use generate::{GenRequest, Generation, StopReason, TokenGenRequest};
 pub use loglikelihood::{Loglikelihood, TokenRequest};
 use prefix::PrefixStore;
 
-/// The bytes of keys and values a batch's rows may hold apart, one copy per row: the copies of
-/// a shared prefix that scoring rows continue, or the whole contexts of generating rows. Five
-/// scoring rows after a 7B model's ~6,000-token 5-shot history prefix held ~7 GB of copies
-/// (BENCHMARKS, "What the paper's Table 2 costs at 7B").
-const ROWS_KV_BYTES: usize = 2 << 30;
+/// The bytes of copies of a shared prefix's keys and values one scoring batch may hold, one per
+/// row: pure duplication, so kept small. Five rows after a 7B model's ~6,000-token 5-shot history
+/// prefix held ~7 GB of them (BENCHMARKS, "What the paper's Table 2 costs at 7B").
+const PREFIX_COPIES_BYTES: usize = 2 << 30;
+
+/// The bytes of keys and values a generation batch's rows may hold: whole contexts, which the
+/// rows need, so the bound only stops extremes (a pre-fill holds up to as much again while it
+/// runs). A 7B model's bbh prompts (~2,600 tokens, 690 MB a row in f32 with 8 K/V heads) keep
+/// 8 rows; Llama 2 7B's 32 K/V heads on gsm8k's ~1,150-token prompts keep 6.
+const GENERATION_KV_BYTES: usize = 8 << 30;
 
 /// Rows per batch when each row holds `row_bytes` of keys and values of its own: `batch_size`,
-/// or fewer (at least one) where they would pass [`ROWS_KV_BYTES`]. Scores do not depend on
-/// it, and a generation only within the float noise of batching.
-fn rows_within(batch_size: usize, row_bytes: usize) -> usize {
-    (ROWS_KV_BYTES / row_bytes.max(1)).clamp(1, batch_size.max(1))
+/// or fewer (at least one) where they would pass `budget`. Scores do not depend on it, and a
+/// generation only within the float noise of batching.
+fn rows_within(batch_size: usize, row_bytes: usize, budget: usize) -> usize {
+    (budget / row_bytes.max(1)).clamp(1, batch_size.max(1))
 }
 
 pub struct Lm<'a> {
@@ -106,11 +111,16 @@ mod tests {
 
     #[test]
     fn rows_holding_much_take_smaller_batches() {
+        let copies = |rows, bytes| rows_within(rows, bytes, PREFIX_COPIES_BYTES);
         // SmolLM2's ~430-token MMLU prefix (~20 MB): the batch size decides.
-        assert_eq!(rows_within(8, 20 << 20), 8);
+        assert_eq!(copies(8, 20 << 20), 8);
         // A 7B model's ~6,000-token prefix in f32 (~1.5 GiB): one row at a time.
-        assert_eq!(rows_within(8, 6000 * (256 << 10)), 1);
-        assert_eq!(rows_within(8, 600 << 20), 3);
-        assert_eq!(rows_within(8, 0), 8);
+        assert_eq!(copies(8, 6000 * (256 << 10)), 1);
+        assert_eq!(copies(8, 600 << 20), 3);
+        assert_eq!(copies(8, 0), 8);
+        // Generating: Mistral 7B on bbh (256 KiB a token) keeps 8 rows, Llama 2 7B on gsm8k
+        // (1 MiB a token) 6.
+        assert_eq!(rows_within(8, 2700 * (256 << 10), GENERATION_KV_BYTES), 8);
+        assert_eq!(rows_within(8, 1300 << 20, GENERATION_KV_BYTES), 6);
     }
 }

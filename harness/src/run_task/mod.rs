@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::chat::ChatPrompt;
-use crate::journal::{Journal, Record};
+use crate::journal::{Journal, Record, check_docs};
 use crate::lm::Lm;
 use crate::progress::{Progress, ProgressMode, TaskPosition};
 use crate::sampling::Sampling;
@@ -107,14 +107,7 @@ pub fn journaled<I, R: Record>(
     let path = context.out_dir.join("samples").join(format!("{name}.jsonl"));
     let mut journal = Journal::open(&path)?;
     let planned: std::collections::BTreeSet<usize> = items.iter().map(&doc_id).collect();
-    if let Some(stray) = journal.done().keys().find(|doc| !planned.contains(doc)) {
-        // The run's identity fixes its items, so only an edited journal holds another doc.
-        anyhow::bail!(
-            "{}: holds doc {stray}, which is not among this run's {} items of {name}; remove the file to score the task again",
-            path.display(),
-            items.len()
-        );
-    }
+    check_docs(&path, journal.done().keys().copied(), &planned, name, false)?;
     let pending: Vec<&I> = items
         .iter()
         .filter(|i| !journal.done().contains_key(&doc_id(i)))

@@ -62,11 +62,12 @@ pub fn build_decoder(
     Decoder::load(&Weights::root(source, target), config, &spec.resolve(config)?)
 }
 
-/// Refuses a tensor the decoder would not read. transformers or llama.cpp would compute with it
-/// (a bias, a layer past `num_hidden_layers`) or refuse the file, so ignoring it would give other
-/// logits than theirs without a word. Two are read by neither and pass: the RoPE `inv_freq`
-/// buffer older HF Llama checkpoints store (recomputed from the config), and a stored
-/// `lm_head.weight` of a model whose head is tied to the embedding (transformers ties it).
+/// Refuses a tensor the decoder would not read: a file holding more than its config describes (a
+/// bias, a layer past `num_hidden_layers`) is not the model the config says, and its logits
+/// would silently be another model's. llama.cpp refuses such a file; transformers warns and drops
+/// the tensors. Two are read by neither and pass: the RoPE `inv_freq` buffer older HF Llama
+/// checkpoints store (recomputed from the config), and a stored `lm_head.weight` of a model
+/// whose head is tied to the embedding (transformers ties it).
 fn check_every_tensor_used(config: &ModelConfig, source: &dyn WeightSource) -> Result<()> {
     let used: std::collections::HashSet<String> = decoder_parameters(config).into_iter().map(|(n, _)| n).collect();
     let ignored =
