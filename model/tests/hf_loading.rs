@@ -341,6 +341,23 @@ fn weight_problems_are_named() {
     let inv_freq = folder_with(&config_json(), &extra("model.layers.0.self_attn.rotary_emb.inv_freq"));
     assert_eq!(logits(inv_freq.path()), logits(&tiny_dir()));
 
+    // A tensor whose data span is not its shape's size, named.
+    let dir = folder_with(&config_json(), &tiny_tensors());
+    let file = dir.path().join("model.safetensors");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8(bytes[8..8 + header_len].to_vec()).unwrap();
+    // model.norm.weight: [64] f32, 256 bytes; say [32] (same header length).
+    let start = header.find("\"model.norm.weight\"").unwrap();
+    let edited = header[..start].to_string() + &header[start..].replacen("[64]", "[32]", 1);
+    bytes[8..8 + header_len].copy_from_slice(edited.as_bytes());
+    std::fs::write(&file, &bytes).unwrap();
+    let err = load_error(dir.path());
+    assert!(
+        err.contains("tensor `model.norm.weight`: its data_offsets span 256 bytes, its dtype and shape need 128"),
+        "{err}"
+    );
+
     // Truncated and empty weight files.
     let dir = folder_with(&config_json(), &tiny_tensors());
     let file = dir.path().join("model.safetensors");

@@ -173,7 +173,40 @@ fn invalid_file(path: &Path, bytes: &[u8], error: SafeTensorError) -> ModelError
             ),
         );
     }
+    if let SafeTensorError::TensorInvalidInfo = error
+        && let Some((name, span, size)) = missized_tensor(bytes)
+    {
+        return ModelError::format(
+            path,
+            format!("tensor `{name}`: its data_offsets span {span} bytes, its dtype and shape need {size}"),
+        );
+    }
     ModelError::format(path, format!("not a valid safetensors file: {error}"))
+}
+
+/// The first tensor whose data span is not its shape's size (the crate's `TensorInvalidInfo`
+/// does not say which): (name, span, size).
+fn missized_tensor(bytes: &[u8]) -> Option<(String, u64, u64)> {
+    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let header = bytes.get(8..8usize.checked_add(usize::try_from(n).ok()?)?)?;
+    let json: serde_json::Value = serde_json::from_slice(header).ok()?;
+    json.as_object()?.iter().find_map(|(name, t)| {
+        let value_bytes: u64 = match t.get("dtype")?.as_str()? {
+            "BOOL" | "U8" | "I8" | "F8_E4M3" | "F8_E5M2" => 1,
+            "U16" | "I16" | "F16" | "BF16" => 2,
+            "U32" | "I32" | "F32" => 4,
+            "U64" | "I64" | "F64" => 8,
+            _ => return None,
+        };
+        let offsets = t.get("data_offsets")?;
+        let span = offsets.get(1)?.as_u64()?.checked_sub(offsets.get(0)?.as_u64()?)?;
+        let size = t
+            .get("shape")?
+            .as_array()?
+            .iter()
+            .try_fold(value_bytes, |acc, d| acc.checked_mul(d.as_u64()?))?;
+        (span != size).then(|| (name.clone(), span, size))
+    })
 }
 
 /// The file size a safetensors header promises: 8 + header length + the furthest data offset.
