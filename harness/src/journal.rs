@@ -289,6 +289,19 @@ mod tests {
     }
 
     #[test]
+    fn a_finished_journal_read_back_may_not_end_torn() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("task.jsonl");
+        let record = serde_json::to_string(&item(0)).unwrap();
+        std::fs::write(&path, format!("{record}\n{}", &record[..10])).unwrap();
+        let err = Journal::<Item>::read(&path).err().unwrap().to_string();
+        assert!(err.contains("task.jsonl: the last line is cut short"), "{err}");
+        // A last record without its newline is whole.
+        std::fs::write(&path, &record).unwrap();
+        assert_eq!(Journal::<Item>::read(&path).unwrap().len(), 1);
+    }
+
+    #[test]
     fn a_doc_recorded_twice_is_an_error_naming_the_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("task.jsonl");

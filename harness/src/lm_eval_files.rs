@@ -13,7 +13,7 @@ use anyhow::Context;
 use clap::Args;
 use reports::lm_eval::{GroupResult, MetricResult, RunInfo, SampleLine, TaskResult};
 use reports::python_json::str_of;
-use reports::run_dir::{ScoreRow, read_scores_csv};
+use reports::run_dir::ScoreRow;
 use serde_json::{Value, json};
 use tasks::{GenMetric, Item, OutputType, Request, Task};
 
@@ -301,7 +301,12 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
         dir.display(),
         differences.join(", ")
     );
-    let rows = read_scores_csv(&dir.join("scores.csv"))?;
+    // scores.csv goes out as lm-eval's numbers: it must be what the journals say.
+    let run = reports::run_dir::RunDir::load(dir)?;
+    for row in &run.rows {
+        run.per_item(&row.task, &row.metric)?;
+    }
+    let rows = run.rows;
     let facts = RunFacts {
         started: reports::run_record::unix_seconds(&record.started).unwrap_or(0.0),
         seconds: record.seconds_this_invocation,

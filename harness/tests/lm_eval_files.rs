@@ -177,6 +177,29 @@ fn a_run_writes_lm_evals_files_field_for_field() {
     assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
     assert_eq!(lines(&ours(&out, "samples_gsm8k_")), gsm8k);
 
+    // scores.csv edited: its piqa acc no longer the journal's mean.
+    let scores = out.join("scores.csv");
+    let original = std::fs::read_to_string(&scores).unwrap();
+    let piqa_acc = original
+        .lines()
+        .find(|l| l.contains(",piqa,") && l.contains(",acc,"))
+        .unwrap();
+    let fields: Vec<&str> = piqa_acc.split(',').collect();
+    let edited_line = piqa_acc.replacen(&format!(",acc,{},", fields[7]), ",acc,NaN,", 1);
+    std::fs::write(&scores, original.replace(piqa_acc, &edited_line)).unwrap();
+    let export = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["export", "--format", "lm-eval"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&export.stderr);
+    assert_eq!(export.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("scores.csv") && stderr.contains("piqa acc is NaN"),
+        "{stderr}"
+    );
+    std::fs::write(&scores, original).unwrap();
+
     // A journal that lost a record, holds one the run never had, or ends torn: an error naming
     // it, never files that claim two documents and show one.
     let journal = out.join("samples/piqa.jsonl");
@@ -184,12 +207,12 @@ fn a_run_writes_lm_evals_files_field_for_field() {
     let (first, second) = text.trim_end().split_once('\n').unwrap();
     let stray = second.replacen("\"doc_id\":1", "\"doc_id\":999", 1);
     for (broken, needle) in [
-        (format!("{first}\n"), "1 of this run's 2 items of piqa are recorded"),
+        (format!("{first}\n"), "over 2 items, but its 1 items in"),
         (
             format!("{first}\n{stray}\n"),
             "holds doc 999, which is not among this run's 2 items of piqa",
         ),
-        (format!("{first}\n{}", &second[..20]), "the last line is cut short"),
+        (format!("{first}\n{}", &second[..20]), "line 2: not valid JSON"),
     ] {
         std::fs::write(&journal, &broken).unwrap();
         let export = Command::new(env!("CARGO_BIN_EXE_harness"))
