@@ -45,6 +45,22 @@ fn lines(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+fn export(run: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["export", "--format", "lm-eval"])
+        .arg(run)
+        .output()
+        .unwrap()
+}
+
+/// The stderr of an export that must fail with exit code 1.
+fn refused_export(run: &Path) -> String {
+    let output = export(run);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    stderr
+}
+
 #[test]
 fn a_run_writes_lm_evals_files_field_for_field() {
     let dir = tempfile::tempdir().unwrap();
@@ -169,11 +185,7 @@ fn a_run_writes_lm_evals_files_field_for_field() {
     assert!(gsm8k[0]["resps"][0][0].is_string());
 
     // Export rewrites the same files from the run folder.
-    let export = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["export", "--format", "lm-eval"])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let export = export(&out);
     assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
     assert_eq!(lines(&ours(&out, "samples_gsm8k_")), gsm8k);
 
@@ -187,13 +199,7 @@ fn a_run_writes_lm_evals_files_field_for_field() {
     let fields: Vec<&str> = piqa_acc.split(',').collect();
     let edited_line = piqa_acc.replacen(&format!(",acc,{},", fields[7]), ",acc,NaN,", 1);
     std::fs::write(&scores, original.replace(piqa_acc, &edited_line)).unwrap();
-    let export = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["export", "--format", "lm-eval"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&export.stderr);
-    assert_eq!(export.status.code(), Some(1), "{stderr}");
+    let stderr = refused_export(&out);
     assert!(
         stderr.contains("scores.csv") && stderr.contains("piqa acc is NaN"),
         "{stderr}"
@@ -215,13 +221,7 @@ fn a_run_writes_lm_evals_files_field_for_field() {
         (format!("{first}\n{}", &second[..20]), "line 2: not valid JSON"),
     ] {
         std::fs::write(&journal, &broken).unwrap();
-        let export = Command::new(env!("CARGO_BIN_EXE_harness"))
-            .args(["export", "--format", "lm-eval"])
-            .arg(&out)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&export.stderr);
-        assert_eq!(export.status.code(), Some(1), "{stderr}");
+        let stderr = refused_export(&out);
         assert!(stderr.contains("piqa.jsonl") && stderr.contains(needle), "{stderr}");
     }
 }

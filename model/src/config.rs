@@ -183,7 +183,14 @@ impl ModelConfig {
         } else {
             "llama"
         };
-        let token_id = |k: &str| gguf_integer(gguf, k).map(|id| id.map(|id| id.min(u32::MAX as usize) as u32));
+        let token_id = |k: &str| -> Result<Option<u32>> {
+            gguf_integer(gguf, k)?
+                .map(|id| {
+                    u32::try_from(id)
+                        .map_err(|_| ModelError::config(path, format!("metadata key `{k}` {id} is not a token id")))
+                })
+                .transpose()
+        };
         let config = Self {
             model_type: model_type.to_string(),
             vocab_size,

@@ -187,9 +187,7 @@ fn invalid_file(path: &Path, bytes: &[u8], error: SafeTensorError) -> ModelError
 /// The first tensor whose data span is not its shape's size (the crate's `TensorInvalidInfo`
 /// does not say which): (name, span, size).
 fn missized_tensor(bytes: &[u8]) -> Option<(String, u64, u64)> {
-    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
-    let header = bytes.get(8..8usize.checked_add(usize::try_from(n).ok()?)?)?;
-    let json: serde_json::Value = serde_json::from_slice(header).ok()?;
+    let (_, json) = header_json(bytes)?;
     json.as_object()?.iter().find_map(|(name, t)| {
         let value_bytes: u64 = match t.get("dtype")?.as_str()? {
             "BOOL" | "U8" | "I8" | "F8_E4M3" | "F8_E5M2" => 1,
@@ -209,11 +207,16 @@ fn missized_tensor(bytes: &[u8]) -> Option<(String, u64, u64)> {
     })
 }
 
-/// The file size a safetensors header promises: 8 + header length + the furthest data offset.
-fn declared_size(bytes: &[u8]) -> Option<u64> {
+/// The header's length and its JSON, read leniently (for messages about a file the crate refused).
+fn header_json(bytes: &[u8]) -> Option<(u64, serde_json::Value)> {
     let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
     let header = bytes.get(8..8usize.checked_add(usize::try_from(n).ok()?)?)?;
-    let json: serde_json::Value = serde_json::from_slice(header).ok()?;
+    Some((n, serde_json::from_slice(header).ok()?))
+}
+
+/// The file size a safetensors header promises: 8 + header length + the furthest data offset.
+fn declared_size(bytes: &[u8]) -> Option<u64> {
+    let (n, json) = header_json(bytes)?;
     let end = json
         .as_object()?
         .values()
