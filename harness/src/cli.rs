@@ -45,11 +45,12 @@ pub enum Command {
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
     /// An HF folder (config.json + safetensors [+ tokenizer.json]), a .gguf file, or a hub id
-    /// org/name[@revision] found offline in the HuggingFace cache (HF_HUB_CACHE, HF_HOME/hub or
-    /// ~/.cache/huggingface/hub); an existing local path wins.
+    /// org/name[@revision] found offline in the HuggingFace cache (HF_HUB_CACHE, HF_HOME/hub,
+    /// XDG_CACHE_HOME/huggingface/hub or ~/.cache/huggingface/hub); an existing local path wins.
     #[arg(long)]
     pub model: PathBuf,
-    /// Attention variant: native, mha, mqa, gqa:G, swa:W, full (comma-combinable).
+    /// Attention variant: native, mha, mqa, gqa:G, swa:W (swa:W@even|@odd|@A-B: those layers
+    /// only), full (comma-combinable).
     #[arg(long, default_value = "native")]
     pub attention: AttentionSpec,
     /// Compute backend: flex (CPU, default), ndarray (CPU) or wgpu (GPU), as compiled in.

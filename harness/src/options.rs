@@ -22,7 +22,8 @@ use crate::sampling::Sampling;
 #[derive(Args, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunOptions {
-    /// An HF folder (config.json + safetensors + tokenizer.json) or a .gguf file.
+    /// An HF folder (config.json + safetensors + tokenizer.json), a .gguf file, or a hub id
+    /// org/name[@revision] found offline in the HuggingFace cache; an existing local path wins.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Tasks and groups, comma-separated (e.g. arc_easy,hellaswag or commonsense, mmlu, gsm8k);
@@ -49,7 +50,8 @@ pub struct RunOptions {
     /// Rows per forward pass (default 8). Results do not depend on it beyond float noise.
     #[arg(long, alias = "batch_size")]
     pub batch_size: Option<usize>,
-    /// Attention variant: native, mha, mqa, gqa:G, swa:W, full (comma-combinable).
+    /// Attention variant: native, mha, mqa, gqa:G, swa:W (swa:W@even|@odd|@A-B: those layers
+    /// only), full (comma-combinable).
     #[arg(long)]
     #[serde(with = "text")]
     pub attention: Option<AttentionSpec>,

@@ -27,8 +27,9 @@ pub struct RegressArgs {
     /// resumed; one of another commit is refused unless --fresh.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// With --config: the candidate's run folder. (`conflicts_with = "run"` rather than
-    /// `requires = "config"`, which clap does not enforce beside `--run`'s conflict.)
+    /// With --config: the candidate's run folder.
+    // `conflicts_with = "run"` rather than `requires = "config"`, which clap does not enforce
+    // beside `--run`'s conflict.
     #[arg(long, conflicts_with = "run")]
     pub out: Option<PathBuf>,
     /// With --config: delete an earlier run in the candidate's run folder first.

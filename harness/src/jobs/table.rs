@@ -36,7 +36,7 @@ pub struct TableArgs {
     /// The paper: a name in configs/papers/ (e.g. mistral-7b) or a path to a values file.
     #[arg(long)]
     pub paper: String,
-    /// An HF folder or a .gguf file.
+    /// An HF folder, a .gguf file, or a hub id org/name[@revision] in the HuggingFace cache.
     #[arg(long)]
     pub model: PathBuf,
     /// Only the first N items of each task (each MMLU subject, each BBH task, ...).
@@ -55,7 +55,7 @@ pub struct TableArgs {
     /// Cap on new tokens per generation (default: each task's own).
     #[arg(long)]
     pub max_gen_toks: Option<usize>,
-    /// Output folder (default results/runs/table-<paper>-<model>[-limitN][-greedy]/).
+    /// Output folder (default results/runs/table-<paper>-<model>[-limitN][-greedy][-<dtype>][-direct]/).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Rows per forward pass (default 8), as for `eval`.
