@@ -55,10 +55,16 @@ impl ModelConfig {
                 return Err(ModelError::unsupported(path, format!("architecture `{other}`")));
             }
         }
-        reject_unimplemented(&cfg)?;
+        let mistral = model_type == "mistral";
+        reject_unimplemented(&cfg, mistral)?;
         let hidden_size = cfg.usize("hidden_size")?;
         let num_heads = cfg.usize("num_attention_heads")?;
-        let num_kv_heads = cfg.opt_usize("num_key_value_heads")?.unwrap_or(num_heads);
+        // An absent key takes its config class's default (`LlamaConfig`, `MistralConfig` in
+        // transformers 5.x); Mistral's differ from Llama's, and there only `null` means none.
+        let num_kv_heads = match cfg.json.get("num_key_value_heads") {
+            None if mistral => 8,
+            _ => cfg.opt_usize("num_key_value_heads")?.unwrap_or(num_heads),
+        };
         let head_dim = match cfg.opt_usize("head_dim")? {
             Some(d) => d,
             None if num_heads > 0 && hidden_size % num_heads == 0 => hidden_size / num_heads,
@@ -69,12 +75,14 @@ impl ModelConfig {
                 ));
             }
         };
-        let max_position_embeddings = cfg.opt_usize("max_position_embeddings")?.unwrap_or(4096);
+        let max_position_embeddings =
+            cfg.opt_usize("max_position_embeddings")?
+                .unwrap_or(if mistral { 4096 * 32 } else { 2048 });
         let (rope_theta, rope_scaling) = cfg.rope(max_position_embeddings)?;
-        let sliding_window = if model_type == "mistral" {
-            cfg.opt_usize("sliding_window")?
-        } else {
-            None
+        let sliding_window = match cfg.json.get("sliding_window") {
+            _ if !mistral => None,
+            None => Some(4096),
+            Some(_) => cfg.opt_usize("sliding_window")?,
         };
         let config = Self {
             vocab_size: cfg.usize("vocab_size")?,
@@ -537,8 +545,9 @@ fn reject_unimplemented_gguf(gguf: &GgufFile, arch: &str) -> Result<()> {
 }
 
 /// Settings of transformers' Llama/Mistral that this decoder does not implement: each would be
-/// ignored, giving other logits than the checkpoint's, so each is an error.
-fn reject_unimplemented(cfg: &HfFields) -> Result<()> {
+/// ignored, giving other logits than the checkpoint's, so each is an error. (Mistral's modeling
+/// has no biases whatever its config says, so there the bias keys mean nothing.)
+fn reject_unimplemented(cfg: &HfFields, mistral: bool) -> Result<()> {
     // transformers' ACT2FN: "swish" is SiLU under its other name.
     if let Some(act) = cfg.opt_str("hidden_act")?
         && act != "silu"
@@ -559,7 +568,7 @@ fn reject_unimplemented(cfg: &HfFields) -> Result<()> {
         ));
     }
     for bias in ["attention_bias", "mlp_bias"] {
-        if cfg.opt_bool(bias)? == Some(true) {
+        if !mistral && cfg.opt_bool(bias)? == Some(true) {
             return Err(ModelError::unsupported(
                 cfg.path,
                 format!("`{bias}: true` (biases are not implemented)"),

@@ -373,3 +373,74 @@ fn weight_problems_are_named() {
     let err = load_error(dir.path());
     assert!(err.contains("model.safetensors"), "{err}");
 }
+
+/// A key config.json leaves out takes its transformers 5.x config class's default, and Mistral's
+/// defaults are not Llama's (`MistralConfig`: 8 K/V heads, a 4,096-token window, 131,072
+/// positions; `LlamaConfig`: as many K/V heads as heads, 2,048 positions). Only `null` means none.
+#[test]
+fn absent_config_keys_take_their_class_defaults() {
+    let read = |edit: &dyn Fn(&mut Value)| {
+        let mut c = config_json();
+        edit(&mut c);
+        model::ModelConfig::from_hf_json(&c, Path::new("config.json")).unwrap()
+    };
+    let remove = |c: &mut Value, keys: &[&str]| {
+        for key in keys {
+            c.as_object_mut().unwrap().remove(*key);
+        }
+    };
+    let keys = ["num_key_value_heads", "sliding_window", "max_position_embeddings"];
+    let llama = read(&|c| remove(c, &keys));
+    assert_eq!(
+        (llama.num_kv_heads, llama.sliding_window, llama.max_position_embeddings),
+        (llama.num_heads, None, 2048)
+    );
+    let mistral = read(&|c| {
+        c["model_type"] = json!("mistral");
+        c["architectures"] = json!(["MistralForCausalLM"]);
+        c["num_attention_heads"] = json!(16);
+        c["head_dim"] = json!(4);
+        remove(c, &keys);
+    });
+    assert_eq!(
+        (
+            mistral.num_kv_heads,
+            mistral.sliding_window,
+            mistral.max_position_embeddings
+        ),
+        (8, Some(4096), 131_072)
+    );
+    let mistral_nulls = read(&|c| {
+        c["model_type"] = json!("mistral");
+        c["num_attention_heads"] = json!(16);
+        c["head_dim"] = json!(4);
+        c["num_key_value_heads"] = json!(null);
+        c["sliding_window"] = json!(null);
+    });
+    assert_eq!((mistral_nulls.num_kv_heads, mistral_nulls.sliding_window), (16, None));
+    // Mistral's modeling has no biases whatever the config says; Llama's would use them.
+    let biased = |c: &mut Value| {
+        c["attention_bias"] = json!(true);
+        c["mlp_bias"] = json!(true);
+    };
+    read(&|c| {
+        c["model_type"] = json!("mistral");
+        biased(c);
+    });
+    let mut llama_biased = config_json();
+    biased(&mut llama_biased);
+    assert!(model::ModelConfig::from_hf_json(&llama_biased, Path::new("config.json")).is_err());
+}
+
+/// transformers ties the LM head to the embedding only where the checkpoint stores none: a
+/// config that says tied beside a stored `lm_head.weight` of other values uses the stored head.
+#[test]
+fn a_stored_head_is_used_even_where_the_config_ties_it() {
+    let mut tied = config_json();
+    tied["tie_word_embeddings"] = json!(true);
+    let with_head = folder_with(&tied, &tiny_tensors());
+    assert_eq!(logits(with_head.path()), logits(&tiny_dir()));
+    let without_head: Vec<_> = tiny_tensors().into_iter().filter(|t| t.0 != "lm_head.weight").collect();
+    let tied_to_embedding = folder_with(&tied, &without_head);
+    assert_ne!(logits(tied_to_embedding.path()), logits(&tiny_dir()));
+}

@@ -19,7 +19,7 @@ use crate::load::hub::{self, HubId};
 use crate::load::memory::{MemoryPlan, available_memory};
 use crate::load::safetensors::SafetensorsSource;
 use crate::load::tokenizer::TextTokenizer;
-use crate::load::weights::{Target, WeightSource, build_decoder};
+use crate::load::weights::{Target, WeightSource, build_decoder, with_stored_head};
 use crate::load::{LoadOptions, LoadedModel};
 
 /// Files of an HF folder that make up the checkpoint: what the loader reads (config, weights,
@@ -175,9 +175,9 @@ impl Checkpoint {
     /// [`Self::load`] in `options`' precision, weights resident or streamed as the memory plan
     /// says; the plan is made, and a model that cannot fit refused, before any weight is read.
     pub fn load_with(&self, spec: &AttentionSpec, device: &Device, options: &LoadOptions) -> Result<LoadedModel> {
-        let config = self.config();
         let tokenizer = self.tokenizer()?;
         let weights = self.weights()?;
+        let config = &with_stored_head(self.config(), weights.as_ref());
         let memory = MemoryPlan::new(
             &self.location,
             config,

@@ -65,13 +65,11 @@ pub fn build_decoder(
 /// Refuses a tensor the decoder would not read: a file holding more than its config describes (a
 /// bias, a layer past `num_hidden_layers`) is not the model the config says, and its logits
 /// would silently be another model's. llama.cpp refuses such a file; transformers warns and drops
-/// the tensors. Two are read by neither and pass: the RoPE `inv_freq` buffer older HF Llama
-/// checkpoints store (recomputed from the config), and a stored `lm_head.weight` of a model
-/// whose head is tied to the embedding (transformers ties it).
+/// the tensors. One is read by neither and passes: the RoPE `inv_freq` buffer older HF Llama
+/// checkpoints store (recomputed from the config).
 fn check_every_tensor_used(config: &ModelConfig, source: &dyn WeightSource) -> Result<()> {
     let used: std::collections::HashSet<String> = decoder_parameters(config).into_iter().map(|(n, _)| n).collect();
-    let ignored =
-        |name: &str| name.ends_with(".rotary_emb.inv_freq") || (config.tie_word_embeddings && name == "lm_head.weight");
+    let ignored = |name: &str| name.ends_with(".rotary_emb.inv_freq");
     let mut unused: Vec<String> = source
         .tensor_names()
         .into_iter()
@@ -89,6 +87,18 @@ fn check_every_tensor_used(config: &ModelConfig, source: &dyn WeightSource) -> R
             ),
         )),
     }
+}
+
+/// `config` with its LM head as the checkpoint has it. transformers 5.x ties the head to the
+/// embedding only where the checkpoint stores no head of its own: a stored `lm_head.weight` with
+/// other values is used, untied, with a warning (`tie_weights` in modeling_utils.py). A stored
+/// head with the embedding's values gives the same logits either way.
+pub fn with_stored_head(config: &ModelConfig, source: &dyn WeightSource) -> ModelConfig {
+    let mut config = config.clone();
+    if config.tie_word_embeddings && source.tensor_names().iter().any(|n| n == "lm_head.weight") {
+        config.tie_word_embeddings = false;
+    }
+    config
 }
 
 /// A decoder of `config`'s shape with pseudo-random weights and no checkpoint, for benchmarks
