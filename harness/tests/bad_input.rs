@@ -126,14 +126,37 @@ fn a_device_file_as_model_is_refused_without_reading_it() {
 }
 
 #[test]
-fn logprobs_refuses_more_tokens_than_the_context() {
+fn logprobs_past_the_context_warns_and_computes_as_transformers_does() {
     let tiny = root().join("../shared/fixtures/tiny/tiny-llama-gqa");
-    let ids: Vec<String> = (0..129).map(|i| (i % 50).to_string()).collect();
-    refused(
-        &["logprobs", "--model", tiny.to_str().unwrap(), "--ids", &ids.join(",")],
-        1,
-        &["129 tokens", "context is 128"],
+    let logprobs = |n: usize| {
+        let ids: Vec<String> = (0..n).map(|i| (i % 50).to_string()).collect();
+        let out = harness(&[
+            "logprobs",
+            "--model",
+            tiny.to_str().unwrap(),
+            "--ids",
+            &ids.join(","),
+            "--json",
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{stderr}");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (json["positions"].as_array().unwrap().clone(), stderr)
+    };
+    let (past, warning) = logprobs(129);
+    assert!(
+        warning.contains("129 tokens, past the model's context of 128"),
+        "{warning}"
     );
+    assert_eq!(past.len(), 129);
+    // Causal: the first 128 positions are those of the 128 tokens alone (to float noise: the
+    // products are blocked by length).
+    let (within, quiet) = logprobs(128);
+    assert!(!quiet.contains("warning"), "{quiet}");
+    for (i, (a, b)) in past.iter().zip(&within).enumerate().skip(1) {
+        let (a, b) = (a["logprob"].as_f64().unwrap(), b["logprob"].as_f64().unwrap());
+        assert!((a - b).abs() < 1e-5, "position {i}: {a} vs {b}");
+    }
 }
 
 #[test]
