@@ -208,11 +208,12 @@ impl ModelConfig {
             num_heads,
             num_kv_heads,
             head_dim,
-            // transformers widens the stored f32 epsilon to f64.
-            rms_norm_eps: opt_f("attention.layer_norm_rms_epsilon")?.unwrap_or(1e-5),
+            // transformers widens the stored f32 epsilon to f64. A key left out takes
+            // `LlamaConfig`'s default, as transformers' GGUF loader builds one.
+            rms_norm_eps: opt_f("attention.layer_norm_rms_epsilon")?.unwrap_or(1e-6),
             rope_theta: opt_f("rope.freq_base")?.unwrap_or(10_000.0),
             rope_scaling: gguf_rope_scaling(gguf, &arch)?,
-            max_position_embeddings: gguf_integer(gguf, &key("context_length"))?.unwrap_or(4096),
+            max_position_embeddings: gguf_integer(gguf, &key("context_length"))?.unwrap_or(2048),
             tie_word_embeddings: gguf.tensor_info("output.weight").is_none(),
             sliding_window: None,
             bos_token_id: token_id("tokenizer.ggml.bos_token_id")?,

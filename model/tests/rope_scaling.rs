@@ -194,6 +194,24 @@ fn gguf_scaling_keys_read_as_llama_cpp_reads_them() {
     assert_eq!(read("zero", &zero), RopeScaling::None);
 }
 
+/// GGUF keys left out take `LlamaConfig`'s defaults, as transformers' GGUF loader reads them.
+#[test]
+fn absent_gguf_keys_take_transformers_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bare.gguf");
+    let bare = |m: &mut BTreeMap<String, GgufValue>| {
+        for key in ["attention.layer_norm_rms_epsilon", "context_length", "rope.freq_base"] {
+            m.remove(&format!("llama.{key}"));
+        }
+    };
+    rewritten_gguf(&data().join("linear.gguf"), &path, &bare, |_| true, &[]);
+    let config = ModelConfig::from_gguf(&GgufFile::open(&path).unwrap()).unwrap();
+    assert_eq!(
+        (config.rms_norm_eps, config.max_position_embeddings, config.rope_theta),
+        (1e-6, 2048, 10_000.0)
+    );
+}
+
 #[test]
 fn gguf_files_match_the_checkpoint_they_were_converted_from() {
     for scaling in SCALINGS {
