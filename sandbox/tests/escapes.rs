@@ -309,9 +309,10 @@ fn a_program_nesting_folders_does_not_hold_the_harness_past_its_limit() {
     let run = sandbox.run_python(program).unwrap();
     let cleanup = started.elapsed().saturating_sub(run.wall);
     assert!(!run.passed(), "{run:#?}");
-    // Deleting what such a program made in a host folder took 28 to 53 s after a 3 s limit; the
-    // second of slack is for a loaded 2-core machine.
-    assert!(cleanup < Duration::from_secs(1), "cleanup took {cleanup:?}: {run:#?}");
+    // Deleting what such a program made in a host folder took 28 to 53 s after a 3 s limit. Done
+    // right it takes well under a second on an idle machine, and 1.4 s was measured beside a job
+    // busy on both cores: the bound is the regression's order of magnitude, not a timing.
+    assert!(cleanup < Duration::from_secs(5), "cleanup took {cleanup:?}: {run:#?}");
 }
 
 #[test]
