@@ -185,8 +185,12 @@ fn a_run_writes_lm_evals_files_field_for_field() {
     assert!(gsm8k[0]["resps"][0][0].is_string());
 
     // Export rewrites the same files from the run folder.
-    let export = export(&out);
-    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    let exported = export(&out);
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
     assert_eq!(lines(&ours(&out, "samples_gsm8k_")), gsm8k);
 
     // scores.csv edited: its piqa acc no longer the journal's mean.

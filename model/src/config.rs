@@ -9,6 +9,32 @@ use crate::error::{ModelError, Result};
 use crate::load::gguf::{GgufFile, ROPE_FREQS};
 use crate::rope::{Llama3Scaling, RopeScaling};
 
+/// What transformers 5.x's config classes give a key a checkpoint leaves out (`LlamaConfig`,
+/// `MistralConfig`; its GGUF loader builds a `LlamaConfig` for every llama-architecture file).
+/// `None` K/V heads: as many as query heads.
+struct ClassDefaults {
+    num_kv_heads: Option<usize>,
+    sliding_window: Option<usize>,
+    max_position_embeddings: usize,
+    rms_norm_eps: f64,
+    rope_theta: f64,
+}
+
+const LLAMA_DEFAULTS: ClassDefaults = ClassDefaults {
+    num_kv_heads: None,
+    sliding_window: None,
+    max_position_embeddings: 2048,
+    rms_norm_eps: 1e-6,
+    rope_theta: 10_000.0,
+};
+
+const MISTRAL_DEFAULTS: ClassDefaults = ClassDefaults {
+    num_kv_heads: Some(8),
+    sliding_window: Some(4096),
+    max_position_embeddings: 4096 * 32,
+    ..LLAMA_DEFAULTS
+};
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelConfig {
     /// "llama" or "mistral": only the default sliding window differs.
@@ -59,12 +85,10 @@ impl ModelConfig {
         reject_unimplemented(&cfg, mistral)?;
         let hidden_size = cfg.usize("hidden_size")?;
         let num_heads = cfg.usize("num_attention_heads")?;
-        // An absent key takes its config class's default (`LlamaConfig`, `MistralConfig` in
-        // transformers 5.x); Mistral's differ from Llama's, and there only `null` means none.
-        let num_kv_heads = match cfg.json.get("num_key_value_heads") {
-            None if mistral => 8,
-            _ => cfg.opt_usize("num_key_value_heads")?.unwrap_or(num_heads),
-        };
+        let defaults = if mistral { &MISTRAL_DEFAULTS } else { &LLAMA_DEFAULTS };
+        let num_kv_heads = cfg
+            .usize_or_class_default("num_key_value_heads", defaults.num_kv_heads)?
+            .unwrap_or(num_heads);
         let head_dim = match cfg.opt_usize("head_dim")? {
             Some(d) => d,
             None if num_heads > 0 && hidden_size % num_heads == 0 => hidden_size / num_heads,
@@ -75,20 +99,21 @@ impl ModelConfig {
                 ));
             }
         };
-        let max_position_embeddings =
-            cfg.opt_usize("max_position_embeddings")?
-                .unwrap_or(if mistral { 4096 * 32 } else { 2048 });
+        let max_position_embeddings = cfg
+            .opt_usize("max_position_embeddings")?
+            .unwrap_or(defaults.max_position_embeddings);
         let (rope_theta, rope_scaling) = cfg.rope(max_position_embeddings)?;
-        let sliding_window = match cfg.json.get("sliding_window") {
-            _ if !mistral => None,
-            None => Some(4096),
-            Some(_) => cfg.opt_usize("sliding_window")?,
+        // `LlamaConfig` has no window: a Llama's `sliding_window` key is read by nothing.
+        let sliding_window = if mistral {
+            cfg.usize_or_class_default("sliding_window", defaults.sliding_window)?
+        } else {
+            None
         };
         let config = Self {
             vocab_size: cfg.usize("vocab_size")?,
             intermediate_size: cfg.usize("intermediate_size")?,
             num_layers: cfg.usize("num_hidden_layers")?,
-            rms_norm_eps: cfg.opt_f64("rms_norm_eps")?.unwrap_or(1e-6),
+            rms_norm_eps: cfg.opt_f64("rms_norm_eps")?.unwrap_or(defaults.rms_norm_eps),
             max_position_embeddings,
             tie_word_embeddings: cfg.opt_bool("tie_word_embeddings")?.unwrap_or(false),
             bos_token_id: match cfg.token_ids("bos_token_id")?.as_slice() {
@@ -208,12 +233,12 @@ impl ModelConfig {
             num_heads,
             num_kv_heads,
             head_dim,
-            // transformers widens the stored f32 epsilon to f64. A key left out takes
-            // `LlamaConfig`'s default, as transformers' GGUF loader builds one.
-            rms_norm_eps: opt_f("attention.layer_norm_rms_epsilon")?.unwrap_or(1e-6),
-            rope_theta: opt_f("rope.freq_base")?.unwrap_or(10_000.0),
+            // transformers widens the stored f32 epsilon to f64.
+            rms_norm_eps: opt_f("attention.layer_norm_rms_epsilon")?.unwrap_or(LLAMA_DEFAULTS.rms_norm_eps),
+            rope_theta: opt_f("rope.freq_base")?.unwrap_or(LLAMA_DEFAULTS.rope_theta),
             rope_scaling: gguf_rope_scaling(gguf, &arch)?,
-            max_position_embeddings: gguf_integer(gguf, &key("context_length"))?.unwrap_or(2048),
+            max_position_embeddings: gguf_integer(gguf, &key("context_length"))?
+                .unwrap_or(LLAMA_DEFAULTS.max_position_embeddings),
             tie_word_embeddings: gguf.tensor_info("output.weight").is_none(),
             sliding_window: None,
             bos_token_id: token_id("tokenizer.ggml.bos_token_id")?,
@@ -328,6 +353,13 @@ impl<'a> HfFields<'a> {
             .map(str::to_string)
             .ok_or_else(|| ModelError::config(self.path, format!("missing string field `{}{key}`", self.prefix)))
     }
+    /// `key` as a config class reads it: absent, the class's default; `null`, none.
+    fn usize_or_class_default(&self, key: &str, default: Option<usize>) -> Result<Option<usize>> {
+        match self.json.get(key) {
+            None => Ok(default),
+            Some(_) => self.opt_usize(key),
+        }
+    }
     fn usize(&self, key: &str) -> Result<usize> {
         self.opt_usize(key)?
             .ok_or_else(|| ModelError::config(self.path, format!("missing field `{}{key}`", self.prefix)))
@@ -406,7 +438,7 @@ impl<'a> HfFields<'a> {
                 None => self.opt_f64(key),
             }
         };
-        let theta = either("rope_theta")?.unwrap_or(10_000.0);
+        let theta = either("rope_theta")?.unwrap_or(LLAMA_DEFAULTS.rope_theta);
         let Some(params) = params.as_ref() else {
             return Ok((theta, RopeScaling::None));
         };
