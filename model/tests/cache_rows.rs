@@ -125,6 +125,36 @@ fn rows_joining_a_decoding_batch_score_like_their_own_forward() {
 }
 
 #[test]
+fn a_cache_planned_for_its_rows_holds_no_spare_slot_and_decodes_the_same() {
+    for name in ["tiny-llama-gqa", "tiny-mistral-swa"] {
+        let model = load(name);
+        let seqs: Vec<Vec<u32>> = (0..2).map(|r| sequence(r, 20)).collect();
+        let prompts: Vec<Vec<u32>> = seqs.iter().map(|s| s[..6].to_vec()).collect();
+        let mut planned = model.decoder.new_cache(2).with_room_for(20);
+        let mut doubling = model.decoder.new_cache(2);
+        for cache in [&mut planned, &mut doubling] {
+            model
+                .decoder
+                .forward(&StepInput::right_padded(&prompts, 0), Some(&mut *cache))
+                .unwrap();
+            for step in 6..20 {
+                decode_step_matches(&model, cache, &seqs, &format!("{name} step {step}"));
+            }
+        }
+        // 20 tokens a row: the planned buffers hold exactly them (the window's 8 slots for the
+        // rolling buffer), where doubling leaves spare room (64 slots) without a window.
+        assert_eq!(planned.allocated_bytes(), planned.bytes(), "{name}: spare slots");
+        if name == "tiny-llama-gqa" {
+            assert_eq!(
+                doubling.allocated_bytes(),
+                doubling.bytes() * 64 / 20,
+                "{name}: doubling"
+            );
+        }
+    }
+}
+
+#[test]
 fn multi_token_steps_need_rows_of_one_length() {
     let model = load("tiny-llama-gqa");
     let mut cache = model.decoder.new_cache(2);

@@ -4,6 +4,12 @@
 //! its row put into the running cache (`KvCache::put_row`), while the other rows go on
 //! decoding. Rows keep their own lengths, so nothing waits for the longest row of a batch.
 //!
+//! Memory: where every row is free (the first batch), the pre-fill's cache becomes the running
+//! cache instead of being copied into it, so a batch's keys and values are never held twice; and
+//! every cache is made as long as the longest prompt plus its new tokens at once
+//! (`KvCache::with_room_for`), never doubled past it. At 7B on bbh (five ~3,000-token rows) the
+//! two had held 5.4 GB each.
+//!
 //! - Requests are admitted longest prompt first (as lm-eval's Collator orders them), in one
 //!   fixed order, so no request waits behind requests admitted after it.
 //! - Requests with the same prompt (the k samples of an item) share one pre-fill, and every
@@ -37,17 +43,19 @@ pub(super) struct Batcher<'l, 'r> {
     ready: HashMap<usize, Prefilled>,
     /// The prefix every prompt starts with: its length and cache, when long enough to share.
     shared: Option<(usize, KvCache)>,
+    /// The most tokens a row holds: the longest prompt with the most new tokens.
+    row_tokens: usize,
     cache: KvCache,
     /// Per cache row: the request decoding there, None for a free row.
     rows: Vec<Option<Active>>,
     out: Vec<Option<Generation>>,
 }
 
-/// The most keys and values one row holds: the longest prompt with the most new tokens.
-fn row_bytes(lm: &Lm, requests: &[TokenGenRequest], order: &[usize]) -> usize {
+/// The most tokens one row holds: the longest prompt with the most new tokens.
+fn row_tokens(lm: &Lm, requests: &[TokenGenRequest], order: &[usize]) -> usize {
     let longest = order.iter().map(|&i| requests[i].prompt.len()).max().unwrap_or(0);
     let new_tokens = order.iter().map(|&i| requests[i].max_new_tokens).max().unwrap_or(0);
-    lm.decoder.kv_bytes_per_row((longest + new_tokens).min(lm.max_len))
+    (longest + new_tokens).min(lm.max_len)
 }
 
 /// A pre-filled prompt: row `row` of `cache`, and the logits after its last token.
@@ -91,7 +99,9 @@ impl<'l, 'r> Batcher<'l, 'r> {
         }
         order.sort_by_key(|&i| (std::cmp::Reverse(requests[i].prompt.len()), group[i], i));
         let shared = shared_prefix(lm, order.iter().map(|&i| requests[i].prompt.as_slice()))?;
-        let rows = rows_within(lm.batch_size, row_bytes(lm, requests, &order), GENERATION_KV_BYTES).min(order.len());
+        let row_tokens = row_tokens(lm, requests, &order);
+        let row_bytes = lm.decoder.kv_bytes_per_row(row_tokens);
+        let rows = rows_within(lm.batch_size, row_bytes, GENERATION_KV_BYTES).min(order.len());
         Ok(Self {
             lm,
             requests,
@@ -101,7 +111,8 @@ impl<'l, 'r> Batcher<'l, 'r> {
             first,
             ready: HashMap::new(),
             shared,
-            cache: lm.decoder.new_cache(rows),
+            row_tokens,
+            cache: lm.decoder.new_cache(rows).with_room_for(row_tokens),
             rows: (0..rows).map(|_| None).collect(),
             out,
         })
@@ -136,21 +147,38 @@ impl<'l, 'r> Batcher<'l, 'r> {
                 return Ok(());
             }
             let admitted: Vec<usize> = self.queue.drain(..take).collect();
-            let mut missing: Vec<usize> = admitted.iter().map(|&i| self.group[i]).collect();
-            missing.sort_unstable();
-            missing.dedup();
-            missing.retain(|g| !self.ready.contains_key(g));
-            self.prefill(&missing)?;
+            let mut missing: Vec<usize> = Vec::new();
+            for g in admitted.iter().map(|&i| self.group[i]) {
+                if !missing.contains(&g) && !self.ready.contains_key(&g) {
+                    missing.push(g);
+                }
+            }
+            // Every row free and nothing pre-filled before: the pre-fill's cache becomes the
+            // running one (copied only to reorder rows or repeat a prompt that rows share).
+            let whole_batch = take == self.rows.len() && self.ready.is_empty();
+            if whole_batch {
+                self.cache = self.lm.decoder.new_cache(0); // the free rows' keys go before the pre-fill
+            }
+            let cache = self.prefill(&missing)?;
+            if whole_batch {
+                let cache = cache.context("a batch of free rows pre-fills its prompts")?;
+                let sources: Vec<usize> = admitted.iter().map(|i| self.ready[&self.group[*i]].row).collect();
+                self.cache = match sources.iter().copied().eq(0..take) {
+                    true => cache,
+                    false => cache.select_rows(&sources)?,
+                };
+            }
             for (&request, row) in admitted.iter().zip(free) {
-                self.start(request, row)?;
+                self.start(request, row, !whole_batch)?;
             }
         }
     }
 
-    /// Pre-fills one prompt per group (after the shared prefix), left-padded, in chunks.
-    fn prefill(&mut self, groups: &[usize]) -> anyhow::Result<()> {
+    /// Pre-fills one prompt per group (after the shared prefix), left-padded, in chunks; row i
+    /// of the cache it returns is `groups[i]`'s prompt.
+    fn prefill(&mut self, groups: &[usize]) -> anyhow::Result<Option<KvCache>> {
         if groups.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let skip = self.shared.as_ref().map_or(0, |(n, _)| *n);
         let suffixes: Vec<Vec<u32>> = groups
@@ -160,7 +188,8 @@ impl<'l, 'r> Batcher<'l, 'r> {
         let mut cache = match &self.shared {
             Some((_, prefix)) => prefix.select_rows(&vec![0; groups.len()])?,
             None => self.lm.decoder.new_cache(groups.len()),
-        };
+        }
+        .with_room_for(self.row_tokens);
         let mut input = StepInput::left_padded(&suffixes, self.lm.pad_token());
         input.positions.iter_mut().for_each(|p| *p += skip as i64);
         let mut logits = None;
@@ -178,12 +207,13 @@ impl<'l, 'r> Batcher<'l, 'r> {
             };
             self.ready.insert(g, prefilled);
         }
-        Ok(())
+        Ok(Some(cache))
     }
 
     /// Starts `request` in the free cache row `row`: its first token from its prompt's logits,
-    /// then (unless that ended it) its prompt's keys and values into the row.
-    fn start(&mut self, request: usize, row: usize) -> anyhow::Result<()> {
+    /// then (unless that ended it, or `put` is false because the row holds it already) its
+    /// prompt's keys and values into the row.
+    fn start(&mut self, request: usize, row: usize, put: bool) -> anyhow::Result<()> {
         let g = self.group[request];
         let prefilled = self.ready.get(&g).context("the prompt was pre-filled")?;
         let spec = &self.requests[request];
@@ -195,7 +225,7 @@ impl<'l, 'r> Batcher<'l, 'r> {
         };
         let token = pick(&prefilled.logits, &spec.sampling, &mut active.rng);
         let finished = self.lm.push_token(&mut active.ids, &mut active.stops, token, spec)?;
-        if finished.is_none() {
+        if finished.is_none() && put {
             self.cache.put_row(row, &prefilled.cache, prefilled.row)?;
         }
         self.queued[g] -= 1;

@@ -51,6 +51,16 @@ impl KvCache {
         Self { groups, layer_slot }
     }
 
+    /// Rows will hold up to `tokens` tokens (a generation batch: its longest prompt and its new
+    /// tokens): every buffer is made that size when first made or grown, instead of doubling,
+    /// which can leave nearly half of it spare (a 2,100-token prompt in 4,096 slots).
+    pub fn with_room_for(self, tokens: usize) -> Self {
+        Self {
+            groups: self.groups.into_iter().map(|g| g.with_room_for(tokens)).collect(),
+            layer_slot: self.layer_slot,
+        }
+    }
+
     fn first(&self) -> &WindowCache {
         &self.groups[0]
     }
@@ -81,6 +91,11 @@ impl KvCache {
     /// Bytes of the key and value slots in use, all layers.
     pub fn bytes(&self) -> usize {
         self.groups.iter().map(WindowCache::bytes).sum()
+    }
+
+    /// Bytes of the key and value buffers, spare room included: what the cache takes in memory.
+    pub fn allocated_bytes(&self) -> usize {
+        self.groups.iter().map(WindowCache::allocated_bytes).sum()
     }
 
     /// Records where `input`'s tokens go and returns, per layer, the blocked-key mask for its

@@ -36,6 +36,8 @@ pub(crate) struct WindowCache {
     slot_pos: Option<Tensor<2, Int>>,
     /// Slots every layer's buffers hold (spare room beyond the slots in use included).
     room: usize,
+    /// Slots to make room for at once when growing (`with_room_for`); 0: grow by doubling.
+    planned: usize,
     /// How the step in progress writes its keys (set by `begin_step`, cleared by `commit`).
     step: Option<StepWrite>,
 }
@@ -61,8 +63,17 @@ impl WindowCache {
             lens: vec![0; batch],
             slot_pos: None,
             room: 0,
+            planned: 0,
             step: None,
         }
+    }
+
+    /// Rows will hold up to `tokens` tokens: buffers are made that size (at most W slots) the
+    /// first time they are made or grown, rather than doubled, so no slot is spare and no buffer
+    /// is copied to grow. Doubling resumes past it.
+    pub fn with_room_for(mut self, tokens: usize) -> Self {
+        self.planned = self.slots_for(tokens);
+        self
     }
 
     pub fn batch(&self) -> usize {
@@ -97,6 +108,15 @@ impl WindowCache {
                 let [b, h, _, d] = k.dims();
                 2 * b * h * self.slots() * d * k.dtype().size().max(v.dtype().size())
             })
+            .sum()
+    }
+
+    /// Bytes of the key and value buffers, spare room included: what the cache takes in memory.
+    pub fn allocated_bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .flatten()
+            .map(|(k, v)| k.shape().num_elements() * k.dtype().size() + v.shape().num_elements() * v.dtype().size())
             .sum()
     }
 
@@ -184,7 +204,8 @@ impl WindowCache {
     /// storing the step's new keys and values `k`, `v` ([batch, kv_heads, seq, head_dim]).
     ///
     /// Until a rolling buffer wraps, keys are written in place into a buffer with spare room
-    /// (grown by doubling), so a decoding step writes one slot instead of copying the cache.
+    /// (made the planned size, or grown by doubling), so a decoding step writes one slot instead
+    /// of copying the cache.
     pub(crate) fn attend_and_store(&mut self, layer: usize, k: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let step = self.step.clone().expect("begin_step comes before attend_and_store");
         let [b, h, new, d] = k.dims();
@@ -264,13 +285,16 @@ impl WindowCache {
         self.step = None;
     }
 
-    /// Grows every buffer (and the slot positions) to hold at least `needed` slots, doubling,
-    /// at most W for a rolling buffer.
+    /// Grows every buffer (and the slot positions) to hold at least `needed` slots: the planned
+    /// room when that is enough, else doubling; at most W for a rolling buffer.
     fn ensure_room(&mut self, needed: usize, batch: usize, device: &Device) {
         if needed <= self.room && self.slot_pos.is_some() {
             return;
         }
-        let room = needed.max(self.room).next_power_of_two().max(64);
+        let room = match needed <= self.planned {
+            true => self.planned,
+            false => needed.max(self.room).next_power_of_two().max(64),
+        };
         let room = self.capacity.map_or(room, |cap| room.min(cap)).max(needed);
         let grown = Tensor::<2, Int>::full([batch, room], EMPTY, device);
         self.slot_pos = Some(match self.slot_pos.take() {
@@ -348,6 +372,7 @@ impl WindowCache {
             .collect();
         copy.slot_pos = copy.slot_pos.map(|p| p.narrow(1, 0, len));
         copy.room = len;
+        copy.planned = 0;
         copy.lens = vec![len];
         Ok(copy)
     }
