@@ -215,7 +215,10 @@ impl Lm<'_> {
         let input = StepInput::from_parts(batch.len(), seq, ids, positions, valid)?.with_segments(segments)?;
         let scores = match prefix {
             Some(prefix) => {
-                let mut cache = prefix.select_rows(&vec![0; batch.len()])?;
+                // Room for the rows at once: doubling would leave up to half the copies spare.
+                let mut cache = prefix
+                    .select_rows(&vec![0; batch.len()])?
+                    .with_room_for(prefix.len() + seq);
                 self.decoder.score_tokens_after(&mut cache, &input, &queries)?
             }
             None => self.decoder.score_tokens(&input, &queries)?,
