@@ -4,16 +4,18 @@ and as the GGUF file llama.cpp's converter would make of it, beside transformers
 
 Usage (transformers 5.x, torch, gguf-py 0.19.0, safetensors, numpy 2.x):
     python3 -m venv /tmp/r && /tmp/r/bin/pip install torch transformers gguf==0.19.0 safetensors
-    /tmp/r/bin/python scripts/gen_rope_scaling_fixture.py
+    /tmp/r/bin/python scripts/gen_rope_scaling_fixture.py [scaling ...]   (default: all)
 
-For each scaling (`llama3`, Llama 3.1's; `linear`, position interpolation):
+For each scaling (`llama3`, Llama 3.1's; `linear`, position interpolation; `yarn` with its
+defaults, as Yarn-Mistral's config has it; `yarn_options`, every YaRN option set):
     <scaling>/config.json, model.safetensors   the HF checkpoint (weights shared by both)
     <scaling>/golden.safetensors                input_ids [64]; logits [64, vocab] from
                                                 LlamaForCausalLM; inv_freq, the frequencies
                                                 transformers derives; default_rope.logits, the same
                                                 weights with RoPE unscaled (so a test can show the
-                                                scaling matters at these positions)
-    <scaling>.gguf                              F32 tensors, q/k rows permuted as
+                                                scaling matters at these positions);
+                                                attention_scaling, the factor on cos and sin
+    <scaling>.gguf (llama3, linear only)                             F32 tensors, q/k rows permuted as
                                                 convert_hf_to_gguf.py permutes them; `llama3` as a
                                                 `rope_freqs.weight` tensor (convert_hf_to_gguf.py's
                                                 LlamaModel formula), `linear` as
@@ -23,6 +25,7 @@ model/tests/rope_scaling.rs checks the harness's decoder against them.
 
 import json
 import math
+import sys
 from importlib.metadata import version
 from pathlib import Path
 
@@ -47,7 +50,22 @@ SCALINGS = {
         "original_max_position_embeddings": 64,
     },
     "linear": {"rope_type": "linear", "factor": 4.0},
+    # YaRN's ramp runs over pairs 0-3 of 8 with these betas (dims 0 and 3 at its ends), so pairs
+    # are kept, blended and interpolated; the attention factor is 0.1 ln(4) + 1.
+    "yarn": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64},
+    "yarn_options": {
+        "rope_type": "yarn",
+        "factor": 4.0,
+        "original_max_position_embeddings": 64,
+        "beta_fast": 16.0,
+        "beta_slow": 2.0,
+        "truncate": False,
+        "mscale": 0.707,
+        "mscale_all_dim": 1.0,
+    },
 }
+# llama.cpp's converter writes YaRN as GGUF keys that transformers' GGUF loader does not read.
+GGUF_SCALINGS = ("llama3", "linear")
 
 
 def config(scaling: dict | None) -> LlamaConfig:
@@ -161,7 +179,7 @@ def write_gguf(path: Path, state: dict, name: str, scaling: dict) -> None:
     writer.close()
 
 
-def main() -> None:
+def main(names: list[str]) -> None:
     torch.manual_seed(20261130)
     base = LlamaForCausalLM(config(None)).float().eval()
     state = {k: v.detach().clone().contiguous() for k, v in base.state_dict().items()}
@@ -171,7 +189,8 @@ def main() -> None:
         f"scripts/gen_rope_scaling_fixture.py; transformers {version('transformers')}, "
         f"torch {torch.__version__}, gguf-py {version('gguf')}"
     )
-    for name, scaling in SCALINGS.items():
+    for name in names:
+        scaling = SCALINGS[name]
         folder = OUT / name
         folder.mkdir(parents=True, exist_ok=True)
         model = LlamaForCausalLM(config(scaling)).float().eval()
@@ -182,14 +201,16 @@ def main() -> None:
             "logits": logits(model, ids),
             "inv_freq": model.model.rotary_emb.inv_freq.float(),
             "default_rope.logits": unscaled,
+            "attention_scaling": torch.tensor([model.model.rotary_emb.attention_scaling], dtype=torch.float32),
         }
         save_file({k: v.contiguous() for k, v in golden.items()}, folder / "golden.safetensors", {"made_by": made_by})
         (folder / "generation_config.json").unlink(missing_ok=True)
-        write_gguf(OUT / f"{name}.gguf", state, name, scaling)
+        if name in GGUF_SCALINGS:
+            write_gguf(OUT / f"{name}.gguf", state, name, scaling)
         cfg = json.loads((folder / "config.json").read_text())
         scale, effect = float(golden["logits"].abs().max()), float((golden["logits"] - unscaled).abs().max())
         print(f"{name}: {cfg['rope_parameters']}; logits abs max {scale:.3f}, max |scaled - default| {effect:.3f}")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:] or list(SCALINGS))

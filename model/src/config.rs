@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::error::{ModelError, Result};
 use crate::load::gguf::{GgufFile, ROPE_FREQS};
-use crate::rope::{Llama3Scaling, RopeScaling};
+use crate::rope::{Llama3Scaling, RopeScaling, YarnScaling};
 
 /// What transformers 5.x's config classes give a key a checkpoint leaves out (`LlamaConfig`,
 /// `MistralConfig`; its GGUF loader builds a `LlamaConfig` for every llama-architecture file).
@@ -425,7 +425,7 @@ impl<'a> HfFields<'a> {
     /// (`convert_rope_params_to_dict`, `standardize_rope_params`): a non-empty 4.x `rope_scaling`
     /// object replaces 5.x `rope_parameters`; the kind is its `rope_type` (or the older `type`);
     /// `rope_theta` and `partial_rotary_factor` come from it, else from the top level; llama3's
-    /// `original_max_position_embeddings` from the top level, else from it, else
+    /// and yarn's `original_max_position_embeddings` from the top level, else from it, else
     /// `max_position_embeddings`. Kinds not implemented are refused ([`RopeScaling`] says why).
     fn rope(&self, max_position_embeddings: usize) -> Result<(f64, RopeScaling)> {
         let params = match self.nested("rope_scaling")? {
@@ -446,6 +446,14 @@ impl<'a> HfFields<'a> {
             Some(kind) => Some(kind),
             None => params.opt_str("type")?,
         };
+        let original_context = || -> Result<usize> {
+            Ok(match self.opt_usize("original_max_position_embeddings")? {
+                Some(n) => n,
+                None => params
+                    .opt_usize("original_max_position_embeddings")?
+                    .unwrap_or(max_position_embeddings),
+            })
+        };
         let scaling = match kind.unwrap_or("default") {
             "default" => RopeScaling::None,
             "linear" => RopeScaling::Linear {
@@ -455,17 +463,39 @@ impl<'a> HfFields<'a> {
                 factor: params.f64("factor")?,
                 low_freq_factor: params.f64("low_freq_factor")?,
                 high_freq_factor: params.f64("high_freq_factor")?,
-                original_max_position_embeddings: match self.opt_usize("original_max_position_embeddings")? {
-                    Some(n) => n,
-                    None => params
-                        .opt_usize("original_max_position_embeddings")?
-                        .unwrap_or(max_position_embeddings),
-                },
+                original_max_position_embeddings: original_context()?,
             }),
+            "yarn" => {
+                // `_compute_yarn_parameters`: a null factor means the ratio of the contexts (the
+                // key itself is required); a beta of 0 or null means its default (`or 32`, `or 1`).
+                let original = original_context()?;
+                let factor = match (params.opt_f64("factor")?, params.json.get("factor")) {
+                    (Some(f), _) => f,
+                    (None, Some(_)) => max_position_embeddings as f64 / original as f64,
+                    (None, None) => params.f64("factor")?,
+                };
+                let attention_factor = match params.opt_f64("attention_factor")? {
+                    Some(a) => a,
+                    None => YarnScaling::derived_attention_factor(
+                        factor,
+                        params.opt_f64("mscale")?,
+                        params.opt_f64("mscale_all_dim")?,
+                    ),
+                };
+                let or = |value: Option<f64>, default: f64| value.filter(|&v| v != 0.0).unwrap_or(default);
+                RopeScaling::Yarn(YarnScaling {
+                    factor,
+                    original_max_position_embeddings: original,
+                    beta_fast: or(params.opt_f64("beta_fast")?, 32.0),
+                    beta_slow: or(params.opt_f64("beta_slow")?, 1.0),
+                    truncate: params.opt_bool("truncate")?.unwrap_or(true),
+                    attention_factor,
+                })
+            }
             other => {
                 return Err(ModelError::unsupported(
                     self.path,
-                    format!("rope scaling `{other}` (supported: default, linear, llama3)"),
+                    format!("rope scaling `{other}` (supported: default, linear, llama3, yarn)"),
                 ));
             }
         };

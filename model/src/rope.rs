@@ -6,8 +6,7 @@ use burn::tensor::{Device, FloatDType, Tensor, TensorData};
 
 /// How a checkpoint rescales RoPE's frequencies for a longer context than it was trained on.
 /// Only rules that leave the frequencies fixed are here: transformers' `dynamic` and `longrope`
-/// make them depend on the sequence's length, `yarn` also scales the tables; those are refused
-/// when the config is read.
+/// make them depend on the sequence's length, and are refused when the config is read.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RopeScaling {
     None,
@@ -20,6 +19,24 @@ pub enum RopeScaling {
     /// llama.cpp's `rope_freqs.weight`, how GGUF files carry `llama3` scaling: frequency i
     /// divided by `factors[i]` (ggml's `freq_factors`).
     FreqFactors(Vec<f32>),
+    /// transformers `yarn` (YaRN, arXiv 2309.00071; Yarn-Mistral-7b-128k's config).
+    Yarn(YarnScaling),
+}
+
+/// YaRN: the pairs that turn fewer than `beta_slow` times over the original context are
+/// interpolated (divided by `factor`), those that turn more than `beta_fast` times kept, the
+/// pairs between blended on a linear ramp; cos and sin are multiplied by `attention_factor`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct YarnScaling {
+    pub factor: f64,
+    pub original_max_position_embeddings: usize,
+    pub beta_fast: f64,
+    pub beta_slow: f64,
+    /// Whether the ramp's ends are rounded out to whole pairs (transformers' default).
+    pub truncate: bool,
+    /// The config's `attention_factor`, or the one transformers derives from `factor` and
+    /// `mscale`/`mscale_all_dim` (`_compute_yarn_parameters`).
+    pub attention_factor: f64,
 }
 
 /// Wavelengths beyond `original_max_position_embeddings / low_freq_factor` divided by `factor`,
@@ -63,6 +80,16 @@ impl RopeScaling {
                     ))
                 }
             }
+            Self::Yarn(y) => {
+                positive("factor", y.factor)?;
+                positive(
+                    "original_max_position_embeddings",
+                    y.original_max_position_embeddings as f64,
+                )?;
+                positive("attention_factor", y.attention_factor)?;
+                positive("beta_fast", y.beta_fast)?;
+                positive("beta_slow", y.beta_slow)
+            }
             Self::FreqFactors(factors) => {
                 if factors.len() != head_dim / 2 {
                     return Err(format!(
@@ -100,9 +127,52 @@ impl Llama3Scaling {
     }
 }
 
+impl YarnScaling {
+    /// The attention factor transformers derives when the config gives none: `get_mscale` in
+    /// `_compute_yarn_parameters`, with `mscale`/`mscale_all_dim` only when both are non-zero.
+    pub fn derived_attention_factor(factor: f64, mscale: Option<f64>, mscale_all_dim: Option<f64>) -> f64 {
+        let get_mscale = |scale: f64, m: f64| if scale <= 1.0 { 1.0 } else { 0.1 * m * scale.ln() + 1.0 };
+        match (mscale, mscale_all_dim) {
+            (Some(m), Some(all)) if m != 0.0 && all != 0.0 => get_mscale(factor, m) / get_mscale(factor, all),
+            _ => get_mscale(factor, 1.0),
+        }
+    }
+
+    /// The frequencies of `_compute_yarn_parameters`, operation for operation: the ramp's ends in
+    /// f64 (Python's math), everything on tensors in f32 with Python scalars cast to f32.
+    fn frequencies(&self, head_dim: usize, theta: f64) -> Vec<f32> {
+        let dim = head_dim as f64;
+        let original = self.original_max_position_embeddings as f64;
+        let correction_dim =
+            |rotations: f64| dim * (original / (rotations * std::f64::consts::TAU)).ln() / (2.0 * theta.ln());
+        let (mut low, mut high) = (correction_dim(self.beta_fast), correction_dim(self.beta_slow));
+        if self.truncate {
+            (low, high) = (low.floor(), high.ceil());
+        }
+        let (low, mut high) = (low.max(0.0), high.min(dim - 1.0));
+        if low == high {
+            high += 0.001; // transformers' guard against a zero-width ramp
+        }
+        let (low_f, span) = (low as f32, (high - low) as f32);
+        let factor = self.factor as f32;
+        (0..head_dim / 2)
+            .map(|i| {
+                let pos_freq = (theta as f32).powf((2 * i) as f32 / head_dim as f32);
+                let extrapolation = 1.0 / pos_freq;
+                let interpolation = 1.0 / (factor * pos_freq);
+                let ramp = ((i as f32 - low_f) / span).clamp(0.0, 1.0);
+                let kept = 1.0 - ramp;
+                interpolation * (1.0 - kept) + extrapolation * kept
+            })
+            .collect()
+    }
+}
+
 pub struct Rotary {
     /// inv_freq[i] = 1 / theta^(2i/d), then scaled, in f32 as transformers computes it.
     inv_freq: Vec<f32>,
+    /// transformers' `attention_scaling`: cos and sin are multiplied by it (1 but for YaRN).
+    attention_scaling: f32,
 }
 
 /// cos and sin tables for one forward call, shaped [batch, 1, seq, head_dim].
@@ -114,21 +184,34 @@ pub struct RotaryTables {
 impl Rotary {
     /// `scaling` must have been checked against `head_dim` (`ModelConfig::validate`).
     pub fn new(head_dim: usize, theta: f64, scaling: &RopeScaling) -> Self {
-        let theta = theta as f32;
-        let unscaled = (0..head_dim / 2).map(|i| 1.0 / theta.powf((2 * i) as f32 / head_dim as f32));
+        let base = theta as f32;
+        let unscaled = (0..head_dim / 2).map(|i| 1.0 / base.powf((2 * i) as f32 / head_dim as f32));
         let inv_freq = match scaling {
             RopeScaling::None => unscaled.collect(),
             // transformers `_compute_linear_scaling_rope_parameters`: inv_freq /= factor.
             RopeScaling::Linear { factor } => unscaled.map(|f| f / *factor as f32).collect(),
             RopeScaling::Llama3(llama3) => unscaled.map(|f| llama3.frequency(f)).collect(),
             RopeScaling::FreqFactors(factors) => unscaled.zip(factors).map(|(f, &by)| f / by).collect(),
+            RopeScaling::Yarn(yarn) => yarn.frequencies(head_dim, theta),
         };
-        Self { inv_freq }
+        let attention_scaling = match scaling {
+            RopeScaling::Yarn(yarn) => yarn.attention_factor as f32,
+            _ => 1.0,
+        };
+        Self {
+            inv_freq,
+            attention_scaling,
+        }
     }
 
     /// The frequencies the tables use, one per rotated pair.
     pub fn inv_freq(&self) -> &[f32] {
         &self.inv_freq
+    }
+
+    /// The factor on cos and sin.
+    pub fn attention_scaling(&self) -> f32 {
+        self.attention_scaling
     }
 
     /// `positions` is row-major [batch, seq]. Computed in f32, then cast to `dtype` (as
@@ -149,8 +232,9 @@ impl Rotary {
             let start = cos.len();
             for &f in &self.inv_freq {
                 let angle = pos as f32 * f;
-                cos.push(angle.cos());
-                sin.push(angle.sin());
+                // `emb.cos() * attention_scaling`; a factor of 1 changes nothing.
+                cos.push(angle.cos() * self.attention_scaling);
+                sin.push(angle.sin() * self.attention_scaling);
             }
             // cat(angle, angle): the second half repeats the first.
             cos.extend_from_within(start..start + half);

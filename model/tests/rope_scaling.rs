@@ -1,7 +1,8 @@
-//! Scaled RoPE (Llama 3.1's `llama3`, and `linear`) against transformers' float32 logits on a
-//! tiny random Llama (tests/data/rope_scaling, written by scripts/gen_rope_scaling_fixture.py):
-//! the HF folder in both config spellings, and the GGUF file llama.cpp's converter makes of it;
-//! scalings and other settings the decoder does not implement are refused by name.
+//! Scaled RoPE (Llama 3.1's `llama3`, `linear`, and `yarn` with its defaults and with every
+//! option) against transformers' float32 logits on a tiny random Llama (tests/data/rope_scaling,
+//! written by scripts/gen_rope_scaling_fixture.py): the HF folder in both config spellings, and
+//! the GGUF file llama.cpp's converter makes of it (llama3, linear); scalings and other settings
+//! the decoder does not implement are refused by name.
 
 mod common;
 
@@ -13,14 +14,16 @@ use model::config::ModelConfig;
 use model::load::gguf::{GgufFile, GgufValue};
 use model::load::gguf_write::{GgufWriter, TensorEntry};
 use model::load::quant::GgmlType;
-use model::rope::{Llama3Scaling, RopeScaling, Rotary};
+use model::rope::{Llama3Scaling, RopeScaling, Rotary, YarnScaling};
 use model::{AttentionSpec, LoadedModel, StepInput, load_model};
 use serde_json::{Value, json};
 
 /// As for ../shared/fixtures/tiny: transformers f32 against the exact computation differs by a
 /// few 1e-6 at logits of this scale.
 const ATOL: f64 = 1e-4;
-const SCALINGS: [&str; 2] = ["llama3", "linear"];
+/// Every scaling's HF folder; the GGUF files are those of `GGUF_SCALINGS`.
+const SCALINGS: [&str; 4] = ["llama3", "linear", "yarn", "yarn_options"];
+const GGUF_SCALINGS: [&str; 2] = ["llama3", "linear"];
 
 fn data() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/rope_scaling")
@@ -50,6 +53,8 @@ fn frequencies_are_transformers_own() {
             .map(|&v| v as f32)
             .collect();
         assert_eq!(ours.inv_freq(), theirs.as_slice(), "{scaling}");
+        let factor = golden(scaling).get("attention_scaling").values[0] as f32;
+        assert_eq!(ours.attention_scaling(), factor, "{scaling}: the factor on cos and sin");
     }
 }
 
@@ -164,6 +169,50 @@ fn rope_settings_resolve_as_transformers_resolves_them() {
     assert_eq!(read(&partial_default), (10_000.0, RopeScaling::None));
 }
 
+/// YaRN's optional keys as `_compute_yarn_parameters` reads them, on the yarn config.
+#[test]
+fn yarn_settings_resolve_as_transformers_resolves_them() {
+    let path = data().join("yarn").join("config.json");
+    let v5: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let read = |edit: &dyn Fn(&mut Value)| {
+        let mut config = v5.clone();
+        edit(&mut config);
+        match ModelConfig::from_hf_json(&config, &path).unwrap().rope_scaling {
+            RopeScaling::Yarn(yarn) => yarn,
+            other => panic!("read as {other:?}"),
+        }
+    };
+    let defaults = YarnScaling {
+        factor: 4.0,
+        original_max_position_embeddings: 64,
+        beta_fast: 32.0,
+        beta_slow: 1.0,
+        truncate: true,
+        attention_factor: 0.1 * 4f64.ln() + 1.0,
+    };
+    assert_eq!(read(&|_| {}), defaults);
+    // A null factor: the ratio of max_position_embeddings (256) to the original context (an
+    // absent one is refused, as transformers refuses it).
+    let params = |edit: fn(&mut serde_json::Map<String, Value>)| {
+        move |c: &mut Value| edit(c["rope_parameters"].as_object_mut().unwrap())
+    };
+    let null_factor = |p: &mut serde_json::Map<String, Value>| drop(p.insert("factor".into(), Value::Null));
+    let ratio = read(&params(null_factor));
+    assert_eq!((ratio.factor, ratio.attention_factor), (4.0, defaults.attention_factor));
+    let halved = read(&params(|p| {
+        p.insert("factor".into(), Value::Null);
+        p.insert("original_max_position_embeddings".into(), json!(128));
+    }));
+    assert_eq!((halved.factor, halved.original_max_position_embeddings), (2.0, 128));
+    // A beta of 0 takes its default (`or 32`); mscale counts only beside a non-zero mscale_all_dim.
+    let zero_beta = read(&params(|p| drop(p.insert("beta_fast".into(), json!(0)))));
+    assert_eq!(zero_beta.beta_fast, 32.0);
+    let mscale_alone = read(&params(|p| drop(p.insert("mscale".into(), json!(0.5)))));
+    assert_eq!(mscale_alone.attention_factor, defaults.attention_factor);
+    let explicit = read(&params(|p| drop(p.insert("attention_factor".into(), json!(1.5)))));
+    assert_eq!(explicit.attention_factor, 1.5);
+}
+
 /// llama.cpp's reading of a llama file's scaling keys (`llm_load_hparams`): the type defaults to
 /// linear, its factor comes from `rope.scaling.factor` or the older `rope.scale_linear`, 0 is no
 /// scaling, and type `none` ignores any factor.
@@ -214,7 +263,7 @@ fn absent_gguf_keys_take_transformers_defaults() {
 
 #[test]
 fn gguf_files_match_the_checkpoint_they_were_converted_from() {
-    for scaling in SCALINGS {
+    for scaling in GGUF_SCALINGS {
         let file = data().join(format!("{scaling}.gguf"));
         let config = ModelConfig::from_gguf(&GgufFile::open(&file).unwrap()).unwrap();
         match (scaling, &config.rope_scaling) {
@@ -243,9 +292,19 @@ fn rope_scalings_that_are_not_implemented_are_refused() {
             "rope scaling `dynamic`",
         ),
         (
-            "yarn in the 4.x spelling",
-            Box::new(|c| c["rope_scaling"] = json!({"type": "yarn", "factor": 4.0})),
-            "rope scaling `yarn`",
+            "longrope in the 4.x spelling",
+            Box::new(|c| c["rope_scaling"] = json!({"type": "longrope", "factor": 4.0})),
+            "rope scaling `longrope`",
+        ),
+        (
+            "yarn without a factor",
+            Box::new(|c| c["rope_parameters"] = json!({"rope_type": "yarn", "rope_theta": 1e4})),
+            "missing field `rope_parameters.factor`",
+        ),
+        (
+            "yarn with a negative attention factor",
+            Box::new(|c| c["rope_parameters"] = json!({"rope_type": "yarn", "factor": 4.0, "attention_factor": -1.0})),
+            "rope scaling attention_factor -1 must be positive",
         ),
         (
             "llama3 without low_freq_factor",
