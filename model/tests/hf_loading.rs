@@ -164,8 +164,8 @@ fn config_problems_are_named() {
         ),
         (
             "rope scaling",
-            Box::new(|c| c["rope_parameters"]["rope_type"] = json!("yarn")),
-            "yarn",
+            Box::new(|c| c["rope_parameters"]["rope_type"] = json!("longrope")),
+            "rope scaling `longrope`",
         ),
         (
             "no context length (GGUF context_length 0 reads the same)",
