@@ -68,6 +68,20 @@ fn rows_joining_a_running_batch_generate_as_alone() {
 }
 
 #[test]
+fn rows_freed_at_their_first_token_generate_as_alone() {
+    // Requests of one new token end at their first, freeing their row before it decodes: in
+    // the first batch (whose pre-fill becomes the running cache) and in rows refilled later.
+    let mut requests = fixture_requests(Sampling::GREEDY, 1);
+    for i in [0, 3] {
+        requests[i].max_new_tokens = 1;
+    }
+    let alone = one_at_a_time(&requests);
+    for batch in [2, 5] {
+        assert_eq!(lm(batch).generate_tokens(&requests).unwrap(), alone, "batch {batch}");
+    }
+}
+
+#[test]
 fn samples_of_one_prompt_keep_their_own_draws() {
     // Two samples per prompt share one pre-fill; each keeps the draws of its seed, whether
     // they decode side by side (batch 6) or the second joins later (batch 1).

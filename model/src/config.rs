@@ -488,7 +488,11 @@ impl<'a> HfFields<'a> {
                     original_max_position_embeddings: original,
                     beta_fast: or(params.opt_f64("beta_fast")?, 32.0),
                     beta_slow: or(params.opt_f64("beta_slow")?, 1.0),
-                    truncate: params.opt_bool("truncate")?.unwrap_or(true),
+                    // `.get("truncate", True)`: absent truncates, null does not.
+                    truncate: match params.json.get("truncate") {
+                        None => true,
+                        Some(_) => params.opt_bool("truncate")?.unwrap_or(false),
+                    },
                     attention_factor,
                 })
             }

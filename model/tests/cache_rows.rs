@@ -155,6 +155,61 @@ fn a_cache_planned_for_its_rows_holds_no_spare_slot_and_decodes_the_same() {
 }
 
 #[test]
+fn copies_of_a_grown_cache_hold_no_spare_slot() {
+    let model = load("tiny-llama-gqa");
+    let seq = sequence(3, 31);
+    let mut grown = model.decoder.new_cache(1);
+    model
+        .decoder
+        .forward(&StepInput::single(&seq[..20], 0), Some(&mut grown))
+        .unwrap();
+    assert_eq!(
+        grown.allocated_bytes(),
+        grown.bytes() * 64 / 20,
+        "doubling leaves spare slots"
+    );
+    // Two copies continued by 10 tokens each, planned for the 30: no slot spare at any point.
+    let mut copies = grown.select_rows(&[0, 0]).unwrap().with_room_for(30);
+    assert_eq!(copies.allocated_bytes(), copies.bytes());
+    let ids = [&seq[20..30], &seq[20..30]].concat();
+    let positions = (0..2).flat_map(|_| 20..30).collect();
+    let input = StepInput::from_parts(2, 10, ids, positions, vec![true; 20]).unwrap();
+    model.decoder.forward(&input, Some(&mut copies)).unwrap();
+    assert_eq!(copies.allocated_bytes(), copies.bytes());
+    decode_step_matches(&model, &mut copies, &[seq.clone(), seq.clone()], "after the copies");
+}
+
+#[test]
+fn an_emptied_row_decodes_as_a_new_one() {
+    for name in ["tiny-llama-gqa", "tiny-mistral-swa"] {
+        let model = load(name);
+        // Row 1's prompt is left-padded, so its slots 3-5 hold positions 0-2: a new sequence in
+        // the row would see them if emptying left them visible.
+        let mut seqs = vec![sequence(0, 30), sequence(1, 30)];
+        let prompts = vec![seqs[0][..6].to_vec(), seqs[1][..3].to_vec()];
+        let mut cache = model.decoder.new_cache(2);
+        model
+            .decoder
+            .forward(&StepInput::left_padded(&prompts, 0), Some(&mut cache))
+            .unwrap();
+        cache.clear_row(1).unwrap();
+        assert_eq!(cache.row_len(1), 0);
+        // Row 1 starts another sequence from its first token (past the window of 8 for the
+        // rolling buffer); row 0 goes on.
+        seqs[1] = sequence(9, 30);
+        for step in 0..12 {
+            decode_step_matches(
+                &model,
+                &mut cache,
+                &seqs,
+                &format!("{name} after emptying, step {step}"),
+            );
+        }
+        assert!(cache.clear_row(2).is_err(), "a row outside the batch is refused");
+    }
+}
+
+#[test]
 fn multi_token_steps_need_rows_of_one_length() {
     let model = load("tiny-llama-gqa");
     let mut cache = model.decoder.new_cache(2);

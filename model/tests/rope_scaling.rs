@@ -79,13 +79,15 @@ fn hf_checkpoints_match_transformers_and_the_scaling_matters() {
 
 #[test]
 fn cached_decoding_uses_the_scaled_frequencies() {
-    let gold = golden("llama3");
-    let ids = gold.ids("input_ids");
-    let model = load(&data().join("llama3"));
-    let mut chunks = vec![40];
-    chunks.extend(std::iter::repeat_n(1, ids.len() - 40));
-    let diff = max_diff(&cached_logits(&model, &ids, &chunks), &gold.get("logits").values);
-    assert!(diff < ATOL, "{diff}");
+    for scaling in ["llama3", "yarn_options"] {
+        let gold = golden(scaling);
+        let ids = gold.ids("input_ids");
+        let model = load(&data().join(scaling));
+        let mut chunks = vec![40];
+        chunks.extend(std::iter::repeat_n(1, ids.len() - 40));
+        let diff = max_diff(&cached_logits(&model, &ids, &chunks), &gold.get("logits").values);
+        assert!(diff < ATOL, "{scaling}: {diff}");
+    }
 }
 
 /// transformers 4.x wrote `rope_theta` beside `rope_scaling` (kind under `rope_type`, or the older
@@ -207,6 +209,8 @@ fn yarn_settings_resolve_as_transformers_resolves_them() {
     // A beta of 0 takes its default (`or 32`); mscale counts only beside a non-zero mscale_all_dim.
     let zero_beta = read(&params(|p| drop(p.insert("beta_fast".into(), json!(0)))));
     assert_eq!(zero_beta.beta_fast, 32.0);
+    // `.get("truncate", True)`: a null truncate is falsy.
+    assert!(!read(&params(|p| drop(p.insert("truncate".into(), Value::Null)))).truncate);
     let mscale_alone = read(&params(|p| drop(p.insert("mscale".into(), json!(0.5)))));
     assert_eq!(mscale_alone.attention_factor, defaults.attention_factor);
     let explicit = read(&params(|p| drop(p.insert("attention_factor".into(), json!(1.5)))));

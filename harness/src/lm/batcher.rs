@@ -5,10 +5,12 @@
 //! decoding. Rows keep their own lengths, so nothing waits for the longest row of a batch.
 //!
 //! Memory: where every row is free (the first batch), the pre-fill's cache becomes the running
-//! cache instead of being copied into it, so a batch's keys and values are never held twice; and
-//! every cache is made as long as the longest prompt plus its new tokens at once
-//! (`KvCache::with_room_for`), never doubled past it. At 7B on bbh (five ~3,000-token rows) the
-//! two had held 5.4 GB each.
+//! cache instead of being copied into it (its pre-fill stays alive only while samples of one of
+//! its prompts wait for a row); the running cache is made as long as the longest prompt plus its
+//! new tokens at once (`KvCache::with_room_for`) rather than doubled, a pre-fill as long as its
+//! prompts; and a finished row is emptied (`KvCache::clear_row`), so that while it waits it
+//! neither grows past that plan nor widens the other rows' attention. At 7B on bbh (five
+//! ~3,000-token rows) the running cache and the pre-fill had held 5.4 GB each.
 //!
 //! - Requests are admitted longest prompt first (as lm-eval's Collator orders them), in one
 //!   fixed order, so no request waits behind requests admitted after it.
@@ -159,7 +161,7 @@ impl<'l, 'r> Batcher<'l, 'r> {
             if whole_batch {
                 self.cache = self.lm.decoder.new_cache(0); // the free rows' keys go before the pre-fill
             }
-            let cache = self.prefill(&missing)?;
+            let cache = self.prefill(&missing, whole_batch)?;
             if whole_batch {
                 let cache = cache.context("a batch of free rows pre-fills its prompts")?;
                 let sources: Vec<usize> = admitted.iter().map(|i| self.ready[&self.group[*i]].row).collect();
@@ -175,8 +177,9 @@ impl<'l, 'r> Batcher<'l, 'r> {
     }
 
     /// Pre-fills one prompt per group (after the shared prefix), left-padded, in chunks; row i
-    /// of the cache it returns is `groups[i]`'s prompt.
-    fn prefill(&mut self, groups: &[usize]) -> anyhow::Result<Option<KvCache>> {
+    /// of the cache it returns is `groups[i]`'s prompt. A cache that will become the running one
+    /// has room for the new tokens too.
+    fn prefill(&mut self, groups: &[usize], becomes_running: bool) -> anyhow::Result<Option<KvCache>> {
         if groups.is_empty() {
             return Ok(None);
         }
@@ -185,12 +188,17 @@ impl<'l, 'r> Batcher<'l, 'r> {
             .iter()
             .map(|&g| self.requests[self.first[g]].prompt[skip..].to_vec())
             .collect();
+        let mut input = StepInput::left_padded(&suffixes, self.lm.pad_token());
+        let room = if becomes_running {
+            self.row_tokens
+        } else {
+            skip + input.seq
+        };
         let mut cache = match &self.shared {
             Some((_, prefix)) => prefix.select_rows(&vec![0; groups.len()])?,
             None => self.lm.decoder.new_cache(groups.len()),
         }
-        .with_room_for(self.row_tokens);
-        let mut input = StepInput::left_padded(&suffixes, self.lm.pad_token());
+        .with_room_for(room);
         input.positions.iter_mut().for_each(|p| *p += skip as i64);
         let mut logits = None;
         for start in (0..input.seq).step_by(PREFILL_CHUNK) {
@@ -275,6 +283,7 @@ impl<'l, 'r> Batcher<'l, 'r> {
     /// Records the generation of the request in `row` and frees the row.
     fn finish(&mut self, row: usize, reason: StopReason) -> anyhow::Result<()> {
         let active = self.rows[row].take().context("finishing a free row")?;
+        self.cache.clear_row(row)?;
         let request = &self.requests[active.request];
         self.out[active.request] = Some(generation(self.lm, request, active.ids, reason)?);
         Ok(())

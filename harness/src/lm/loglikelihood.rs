@@ -215,7 +215,8 @@ impl Lm<'_> {
         let input = StepInput::from_parts(batch.len(), seq, ids, positions, valid)?.with_segments(segments)?;
         let scores = match prefix {
             Some(prefix) => {
-                // Room for the rows at once: doubling would leave up to half the copies spare.
+                // Copies without the prefix's spare slots, with room for the rows at once:
+                // doubling would leave up to half of them spare.
                 let mut cache = prefix
                     .select_rows(&vec![0; batch.len()])?
                     .with_room_for(prefix.len() + seq);

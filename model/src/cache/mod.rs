@@ -148,6 +148,12 @@ impl KvCache {
         self.map_groups(|g| g.prefix(row, len))
     }
 
+    /// Empties row `row`, as in a new cache: a generation row whose request has ended stops
+    /// growing and widening every step's attention while it waits for the next request.
+    pub fn clear_row(&mut self, row: usize) -> Result<(), ModelError> {
+        self.groups.iter_mut().try_for_each(|g| g.clear_row(row))
+    }
+
     /// Replaces row `row` with row `src_row` of `src` (a cache of the same model and attention):
     /// the row's keys, values, positions and length become the source row's, and the other rows
     /// are untouched. How a pre-filled sequence joins a batch that is decoding.

@@ -423,17 +423,38 @@ impl WindowCache {
         Ok(())
     }
 
+    /// The rows `rows` copied, without room spare beyond the slots in use or planned (a prefix
+    /// grown by doubling would otherwise hand its spare slots to every copy).
     fn select(&mut self, rows: &[usize]) {
         if let Some(device) = self.slot_pos.as_ref().map(|p| p.device()) {
+            let room = self.room.min(self.slots().max(self.planned));
             let indices: Vec<i64> = rows.iter().map(|&row| row as i64).collect();
             let indices = Tensor::<1, Int>::from_data(TensorData::new(indices, [rows.len()]), &device);
             for (k, v) in self.layers.iter_mut().flatten() {
-                *k = k.clone().select(0, indices.clone());
-                *v = v.clone().select(0, indices.clone());
+                *k = k.clone().narrow(2, 0, room).select(0, indices.clone());
+                *v = v.clone().narrow(2, 0, room).select(0, indices.clone());
             }
-            self.slot_pos = self.slot_pos.take().map(|p| p.select(0, indices));
+            self.slot_pos = self.slot_pos.take().map(|p| p.narrow(1, 0, room).select(0, indices));
+            self.room = room;
         }
         self.lens = rows.iter().map(|&row| self.lens[row]).collect();
+    }
+
+    /// Empties row `row`: no slot of it is visible any more and its length is 0, as in a new
+    /// cache (its old keys stay in the buffers until overwritten).
+    pub fn clear_row(&mut self, row: usize) -> Result<(), ModelError> {
+        if row >= self.batch() {
+            return Err(ModelError::Invalid(format!(
+                "row {row} is outside the cache's batch of {}",
+                self.batch()
+            )));
+        }
+        if let Some(slot_pos) = self.slot_pos.take() {
+            let empty = Tensor::<2, Int>::full([1, self.room], EMPTY, &slot_pos.device());
+            self.slot_pos = Some(slot_pos.slice_assign([row..row + 1, 0..self.room], empty));
+        }
+        self.lens[row] = 0;
+        Ok(())
     }
 }
 
