@@ -37,6 +37,14 @@ fn load(path: &Path) -> LoadedModel {
     load_model(path, &AttentionSpec::default(), &device()).unwrap()
 }
 
+/// The config of `scaling`'s HF folder, edited, as the decoder reads it.
+fn edited_config(scaling: &str, edit: &dyn Fn(&mut Value)) -> ModelConfig {
+    let path = data().join(scaling).join("config.json");
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut config);
+    ModelConfig::from_hf_json(&config, &path).unwrap()
+}
+
 fn full_logits(model: &LoadedModel, ids: &[u32]) -> Vec<f64> {
     to_vec(model.decoder.forward(&StepInput::single(ids, 0), None).unwrap())
 }
@@ -120,12 +128,8 @@ fn the_transformers_4_spellings_read_the_same() {
 /// case on the llama3 config.
 #[test]
 fn rope_settings_resolve_as_transformers_resolves_them() {
-    let path = data().join("llama3").join("config.json");
-    let v5: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let read = |edit: &dyn Fn(&mut Value)| {
-        let mut config = v5.clone();
-        edit(&mut config);
-        let config = ModelConfig::from_hf_json(&config, &path).unwrap();
+        let config = edited_config("llama3", edit);
         (config.rope_theta, config.rope_scaling)
     };
     let llama3 = |original| {
@@ -174,15 +178,9 @@ fn rope_settings_resolve_as_transformers_resolves_them() {
 /// YaRN's optional keys as `_compute_yarn_parameters` reads them, on the yarn config.
 #[test]
 fn yarn_settings_resolve_as_transformers_resolves_them() {
-    let path = data().join("yarn").join("config.json");
-    let v5: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let read = |edit: &dyn Fn(&mut Value)| {
-        let mut config = v5.clone();
-        edit(&mut config);
-        match ModelConfig::from_hf_json(&config, &path).unwrap().rope_scaling {
-            RopeScaling::Yarn(yarn) => yarn,
-            other => panic!("read as {other:?}"),
-        }
+    let read = |edit: &dyn Fn(&mut Value)| match edited_config("yarn", edit).rope_scaling {
+        RopeScaling::Yarn(yarn) => yarn,
+        other => panic!("read as {other:?}"),
     };
     let defaults = YarnScaling {
         factor: 4.0,
