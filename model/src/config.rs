@@ -353,6 +353,11 @@ impl<'a> HfFields<'a> {
             .map(str::to_string)
             .ok_or_else(|| ModelError::config(self.path, format!("missing string field `{}{key}`", self.prefix)))
     }
+    /// Whether `key` is present with the value `null` (for the settings where null and absent
+    /// differ).
+    fn is_null(&self, key: &str) -> bool {
+        self.json.get(key).is_some_and(Value::is_null)
+    }
     /// `key` as a config class reads it: absent, the class's default; `null`, none.
     fn usize_or_class_default(&self, key: &str, default: Option<usize>) -> Result<Option<usize>> {
         match self.json.get(key) {
@@ -469,10 +474,9 @@ impl<'a> HfFields<'a> {
                 // `_compute_yarn_parameters`: a null factor means the ratio of the contexts (the
                 // key itself is required); a beta of 0 or null means its default (`or 32`, `or 1`).
                 let original = original_context()?;
-                let factor = match (params.opt_f64("factor")?, params.json.get("factor")) {
-                    (Some(f), _) => f,
-                    (None, Some(_)) => max_position_embeddings as f64 / original as f64,
-                    (None, None) => params.f64("factor")?,
+                let factor = match params.is_null("factor") {
+                    true => max_position_embeddings as f64 / original as f64,
+                    false => params.f64("factor")?,
                 };
                 let attention_factor = match params.opt_f64("attention_factor")? {
                     Some(a) => a,
@@ -489,10 +493,7 @@ impl<'a> HfFields<'a> {
                     beta_fast: or(params.opt_f64("beta_fast")?, 32.0),
                     beta_slow: or(params.opt_f64("beta_slow")?, 1.0),
                     // `.get("truncate", True)`: absent truncates, null does not.
-                    truncate: match params.json.get("truncate") {
-                        None => true,
-                        Some(_) => params.opt_bool("truncate")?.unwrap_or(false),
-                    },
+                    truncate: params.opt_bool("truncate")?.unwrap_or(!params.is_null("truncate")),
                     attention_factor,
                 })
             }

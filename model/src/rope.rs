@@ -138,9 +138,10 @@ impl YarnScaling {
         }
     }
 
-    /// The frequencies of `_compute_yarn_parameters`, operation for operation: the ramp's ends in
-    /// f64 (Python's math), everything on tensors in f32 with Python scalars cast to f32.
-    fn frequencies(&self, head_dim: usize, theta: f64) -> Vec<f32> {
+    /// The frequencies of `_compute_yarn_parameters` from `pos_freqs` (theta^(2i/d)), operation
+    /// for operation: the ramp's ends in f64 (Python's math), everything on tensors in f32 with
+    /// Python scalars cast to f32.
+    fn frequencies(&self, pos_freqs: &[f32], head_dim: usize, theta: f64) -> Vec<f32> {
         let dim = head_dim as f64;
         let original = self.original_max_position_embeddings as f64;
         let correction_dim =
@@ -155,9 +156,10 @@ impl YarnScaling {
         }
         let (low_f, span) = (low as f32, (high - low) as f32);
         let factor = self.factor as f32;
-        (0..head_dim / 2)
-            .map(|i| {
-                let pos_freq = (theta as f32).powf((2 * i) as f32 / head_dim as f32);
+        pos_freqs
+            .iter()
+            .enumerate()
+            .map(|(i, &pos_freq)| {
                 let extrapolation = 1.0 / pos_freq;
                 let interpolation = 1.0 / (factor * pos_freq);
                 let ramp = ((i as f32 - low_f) / span).clamp(0.0, 1.0);
@@ -184,15 +186,17 @@ pub struct RotaryTables {
 impl Rotary {
     /// `scaling` must have been checked against `head_dim` (`ModelConfig::validate`).
     pub fn new(head_dim: usize, theta: f64, scaling: &RopeScaling) -> Self {
-        let base = theta as f32;
-        let unscaled = (0..head_dim / 2).map(|i| 1.0 / base.powf((2 * i) as f32 / head_dim as f32));
+        let pos_freqs: Vec<f32> = (0..head_dim / 2)
+            .map(|i| (theta as f32).powf((2 * i) as f32 / head_dim as f32))
+            .collect();
+        let unscaled = pos_freqs.iter().map(|p| 1.0 / p);
         let inv_freq = match scaling {
             RopeScaling::None => unscaled.collect(),
             // transformers `_compute_linear_scaling_rope_parameters`: inv_freq /= factor.
             RopeScaling::Linear { factor } => unscaled.map(|f| f / *factor as f32).collect(),
             RopeScaling::Llama3(llama3) => unscaled.map(|f| llama3.frequency(f)).collect(),
             RopeScaling::FreqFactors(factors) => unscaled.zip(factors).map(|(f, &by)| f / by).collect(),
-            RopeScaling::Yarn(yarn) => yarn.frequencies(head_dim, theta),
+            RopeScaling::Yarn(yarn) => yarn.frequencies(&pos_freqs, head_dim, theta),
         };
         let attention_scaling = match scaling {
             RopeScaling::Yarn(yarn) => yarn.attention_factor as f32,

@@ -156,24 +156,34 @@ impl<'l, 'r> Batcher<'l, 'r> {
                 }
             }
             // Every row free and nothing pre-filled before: the pre-fill's cache becomes the
-            // running one (copied only to reorder rows or repeat a prompt that rows share).
+            // running one.
             let whole_batch = take == self.rows.len() && self.ready.is_empty();
             if whole_batch {
                 self.cache = self.lm.decoder.new_cache(0); // the free rows' keys go before the pre-fill
             }
             let cache = self.prefill(&missing, whole_batch)?;
             if whole_batch {
-                let cache = cache.context("a batch of free rows pre-fills its prompts")?;
-                let sources: Vec<usize> = admitted.iter().map(|i| self.ready[&self.group[*i]].row).collect();
-                self.cache = match sources.iter().copied().eq(0..take) {
-                    true => cache,
-                    false => cache.select_rows(&sources)?,
-                };
+                self.run_in(cache.context("a batch of free rows pre-fills its prompts")?, &admitted)?;
             }
             for (&request, row) in admitted.iter().zip(free) {
                 self.start(request, row, !whole_batch)?;
             }
         }
+    }
+
+    /// Makes the pre-fill's cache the running one, row r holding `admitted[r]`'s prompt (copied
+    /// only to reorder rows or repeat a prompt that rows share).
+    fn run_in(&mut self, prefilled: KvCache, admitted: &[usize]) -> anyhow::Result<()> {
+        let sources = admitted
+            .iter()
+            .map(|i| self.ready.get(&self.group[*i]).map(|p| p.row))
+            .collect::<Option<Vec<usize>>>()
+            .context("an admitted prompt was not pre-filled (batcher bug)")?;
+        self.cache = match sources.iter().copied().eq(0..admitted.len()) {
+            true => prefilled,
+            false => prefilled.select_rows(&sources)?,
+        };
+        Ok(())
     }
 
     /// Pre-fills one prompt per group (after the shared prefix), left-padded, in chunks; row i

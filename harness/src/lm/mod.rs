@@ -31,8 +31,8 @@ const PREFIX_COPIES_BYTES: usize = 2 << 30;
 
 /// The bytes of keys and values a generation batch's rows may hold: whole contexts, which the
 /// rows need, so the bound only stops extremes (the first pre-fill becomes the running cache;
-/// a later one holds the rows it refills again while it runs). A 7B model's bbh prompts (~2,600 tokens, 690 MB a row in f32 with 8 K/V heads) keep
-/// 8 rows; Llama 2 7B's 32 K/V heads on gsm8k's ~1,150-token prompts keep 6.
+/// a later one holds the rows it refills again while it runs). A 7B model's bbh prompts
+/// (~2,600 tokens, 690 MB a row in f32 with 8 K/V heads) keep 8 rows; Llama 2 7B's 32 K/V heads on gsm8k's ~1,150-token prompts keep 6.
 const GENERATION_KV_BYTES: usize = 8 << 30;
 
 /// Rows per batch when each row holds `row_bytes` of keys and values of its own: `batch_size`,
